@@ -1,0 +1,60 @@
+//! `detcd`: the server binary. Parses etcd's flags, sets up logging, starts a member and serves
+//! until interrupted.
+
+use clap::Parser;
+use detcd::config::Flags;
+use std::process::ExitCode;
+
+fn init_logging(flags: &Flags) {
+    let level = match flags.log_level.as_str() {
+        "panic" | "fatal" => "error",
+        other => other,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if flags.logger == "zap" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let flags = Flags::parse();
+    if flags.version {
+        println!("{}", detcd::version_text());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&flags);
+    let config = match flags.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("detcd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let member = match detcd::server::start(config).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "failed to start");
+            eprintln!("detcd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (done, _, _) = futures::future::select_all(member.tasks).await;
+    match done {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("detcd: serving failed: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("detcd: server task failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

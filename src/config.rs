@@ -1,0 +1,321 @@
+//! Server configuration: etcd's flags (and their `ETCD_*` environment variables), parsed and
+//! checked into a [`ServerConfig`].
+//!
+//! Defaults follow etcd: with no flags a single member named `default` serves clients on
+//! `http://localhost:2379`, peers on `http://localhost:2380`, and keeps data in `default.etcd`.
+
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of the `detcd` server (a subset of etcd's, same names and meanings).
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "detcd",
+    about = "An etcd v3 compatible, Raft-replicated key-value store",
+    disable_version_flag = true
+)]
+pub struct Flags {
+    /// Human-readable name for this member.
+    #[arg(long, env = "ETCD_NAME", default_value = "default")]
+    pub name: String,
+    /// Path to the data directory (default: `<name>.etcd`).
+    #[arg(long, env = "ETCD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// URLs to listen on for client traffic.
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
+    pub listen_client_urls: String,
+    /// Client URLs to advertise to the rest of the cluster.
+    #[arg(
+        long,
+        env = "ETCD_ADVERTISE_CLIENT_URLS",
+        default_value = "http://localhost:2379"
+    )]
+    pub advertise_client_urls: String,
+    /// URLs to listen on for peer traffic.
+    #[arg(
+        long,
+        env = "ETCD_LISTEN_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
+    pub listen_peer_urls: String,
+    /// This member's peer URLs to advertise to the rest of the cluster.
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
+    pub initial_advertise_peer_urls: String,
+    /// Initial cluster configuration for bootstrapping: `name=peerURL,...`.
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// `new` for a new cluster, `existing` to join one.
+    #[arg(long, env = "ETCD_INITIAL_CLUSTER_STATE", default_value = "new")]
+    pub initial_cluster_state: String,
+    /// Initial cluster token, making ids unique across clusters.
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
+    pub initial_cluster_token: String,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Number of committed transactions to trigger a snapshot to disk.
+    #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
+    pub snapshot_count: u64,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
+    pub max_request_bytes: usize,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
+    pub max_txn_ops: usize,
+    /// Logger: `zap` (JSON lines, etcd's default) or `capnslog` (plain text).
+    #[arg(long, env = "ETCD_LOGGER", default_value = "zap")]
+    pub logger: String,
+    /// Log level: debug, info, warn, error, panic or fatal.
+    #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Print the version and exit.
+    #[arg(long)]
+    pub version: bool,
+}
+
+/// Whether this member bootstraps a new cluster or joins an existing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterState {
+    /// `--initial-cluster-state new`.
+    New,
+    /// `--initial-cluster-state existing`.
+    Existing,
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Member name.
+    pub name: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Client listen addresses.
+    pub listen_client: Vec<SocketAddr>,
+    /// Advertised client URLs.
+    pub advertise_client_urls: Vec<String>,
+    /// Peer listen addresses.
+    pub listen_peer: Vec<SocketAddr>,
+    /// This member's advertised peer URLs.
+    pub advertise_peer_urls: Vec<String>,
+    /// `name → peer URLs` from `--initial-cluster`.
+    pub initial_cluster: BTreeMap<String, Vec<String>>,
+    /// New or existing cluster.
+    pub cluster_state: ClusterState,
+    /// Cluster token.
+    pub token: String,
+    /// Heartbeat interval (one raft tick).
+    pub heartbeat: Duration,
+    /// Election timeout.
+    pub election_timeout: Duration,
+    /// Entries between snapshots.
+    pub snapshot_count: u64,
+    /// Max request size.
+    pub max_request_bytes: usize,
+    /// Max ops per txn branch.
+    pub max_txn_ops: usize,
+}
+
+/// A flag value that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A URL that is not `scheme://host:port`.
+    #[error("invalid URL {0:?}: expected http://host:port")]
+    BadUrl(String),
+    /// `--initial-cluster` entry without `name=url`.
+    #[error("invalid --initial-cluster entry {0:?}: expected name=url")]
+    BadInitialCluster(String),
+    /// This member's name is missing from `--initial-cluster`.
+    #[error("couldn't find local name {0:?} in the initial cluster configuration")]
+    NameNotInCluster(String),
+    /// The advertised peer URLs differ from those in `--initial-cluster`.
+    #[error("--initial-cluster has {name}={listed:?} but --initial-advertise-peer-urls are {advertised:?}")]
+    PeerUrlMismatch {
+        /// Member name.
+        name: String,
+        /// URLs in `--initial-cluster`.
+        listed: Vec<String>,
+        /// URLs advertised.
+        advertised: Vec<String>,
+    },
+    /// Unknown `--initial-cluster-state`.
+    #[error("invalid --initial-cluster-state {0:?}: expected new or existing")]
+    BadClusterState(String),
+    /// Timing flags that cannot work.
+    #[error("--election-timeout ({election}ms) must be at least 5 times --heartbeat-interval ({heartbeat}ms)")]
+    BadTiming {
+        /// Heartbeat interval.
+        heartbeat: u64,
+        /// Election timeout.
+        election: u64,
+    },
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses `http://host:port` into a socket address (`localhost` means 127.0.0.1).
+pub fn url_to_addr(url: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = || ConfigError::BadUrl(url.to_string());
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .or_else(|| url.strip_prefix("unix://"))
+        .ok_or_else(bad)?;
+    let hostport = rest.split('/').next().unwrap_or_default();
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = if host == "localhost" || host.is_empty() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        host.parse().map_err(|_| bad())?
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+impl Flags {
+    /// Checks the flags and builds the configuration.
+    pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
+        if self.election_timeout < 5 * self.heartbeat_interval || self.heartbeat_interval == 0 {
+            return Err(ConfigError::BadTiming {
+                heartbeat: self.heartbeat_interval,
+                election: self.election_timeout,
+            });
+        }
+        let cluster_state = match self.initial_cluster_state.as_str() {
+            "new" => ClusterState::New,
+            "existing" => ClusterState::Existing,
+            other => return Err(ConfigError::BadClusterState(other.to_string())),
+        };
+        let advertise_peer_urls = split_list(&self.initial_advertise_peer_urls);
+        let initial = self
+            .initial_cluster
+            .clone()
+            .unwrap_or_else(|| format!("{}={}", self.name, advertise_peer_urls.join(",")));
+        let mut initial_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for entry in split_list(&initial) {
+            let (name, url) = entry
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadInitialCluster(entry.clone()))?;
+            url_to_addr(url)?;
+            initial_cluster
+                .entry(name.to_string())
+                .or_default()
+                .push(url.to_string());
+        }
+        let listed = initial_cluster
+            .get(&self.name)
+            .ok_or_else(|| ConfigError::NameNotInCluster(self.name.clone()))?;
+        let mut a = listed.clone();
+        let mut b = advertise_peer_urls.clone();
+        a.sort();
+        b.sort();
+        if a != b {
+            return Err(ConfigError::PeerUrlMismatch {
+                name: self.name.clone(),
+                listed: listed.clone(),
+                advertised: advertise_peer_urls,
+            });
+        }
+        let addrs = |s: &str| -> Result<Vec<SocketAddr>, ConfigError> {
+            split_list(s).iter().map(|u| url_to_addr(u)).collect()
+        };
+        Ok(ServerConfig {
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name))),
+            listen_client: addrs(&self.listen_client_urls)?,
+            advertise_client_urls: split_list(&self.advertise_client_urls),
+            listen_peer: addrs(&self.listen_peer_urls)?,
+            advertise_peer_urls,
+            initial_cluster,
+            cluster_state,
+            token: self.initial_cluster_token,
+            heartbeat: Duration::from_millis(self.heartbeat_interval),
+            election_timeout: Duration::from_millis(self.election_timeout),
+            snapshot_count: self.snapshot_count.max(1),
+            max_request_bytes: self.max_request_bytes,
+            max_txn_ops: self.max_txn_ops,
+            name: self.name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServerConfig, ConfigError> {
+        let mut all = vec!["detcd"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all)
+            .expect("flags parse")
+            .into_config()
+    }
+
+    #[test]
+    fn defaults_match_etcd() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.name, "default");
+        assert_eq!(c.data_dir, PathBuf::from("default.etcd"));
+        assert_eq!(
+            c.listen_client,
+            vec![url_to_addr("http://127.0.0.1:2379").unwrap()]
+        );
+        assert_eq!(
+            c.initial_cluster["default"],
+            vec!["http://localhost:2380".to_string()]
+        );
+    }
+
+    #[test]
+    fn three_member_cluster_and_errors() {
+        let ic = "a=http://127.0.0.1:2380,b=http://127.0.0.1:22380,c=http://127.0.0.1:32380";
+        let c = parse(&[
+            "--name",
+            "b",
+            "--initial-cluster",
+            ic,
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:22380",
+        ])
+        .unwrap();
+        assert_eq!(c.initial_cluster.len(), 3);
+        assert_eq!(
+            parse(&["--name", "x", "--initial-cluster", ic]).unwrap_err(),
+            ConfigError::NameNotInCluster("x".into())
+        );
+        assert!(matches!(
+            parse(&["--initial-cluster-state", "old"]),
+            Err(ConfigError::BadClusterState(_))
+        ));
+        assert!(matches!(
+            url_to_addr("localhost:2379"),
+            Err(ConfigError::BadUrl(_))
+        ));
+    }
+}

@@ -1,0 +1,87 @@
+//! File-system boundary of detcd: the only module allowed to touch a disk.
+//!
+//! Owns the [`Disk`] handle (a cheap, clonable handle rooted at a data
+//! directory) and the [`AppendFile`] handle it hands out. Two backends share
+//! one API:
+//!
+//! * `disk` (`cfg(not(madsim))`): `std::fs` with real `fsync` of files and
+//!   directories.
+//! * `sim_disk` (`cfg(madsim)`): an in-memory disk per root path with an
+//!   explicit crash model (`sim_disk::crash`), because madsim's own fs has no
+//!   notion of durability.
+//!
+//! Invariants shared by both backends:
+//! * Every path argument is relative to the root, `/`-separated, and may not
+//!   be absolute or contain `..` (rejected with `InvalidInput`).
+//! * When a mutating `Disk` method returns `Ok`, its effect is durable
+//!   (file data, size and directory entries are fsynced). The one exception
+//!   is [`AppendFile::append`], whose bytes are durable only after a
+//!   successful [`AppendFile::sync`].
+//! * `write_atomic` is all-or-nothing across crashes.
+//! * `list` returns names sorted bytewise and never shows `write_atomic`
+//!   temporaries.
+
+use std::path::PathBuf;
+
+#[cfg(not(madsim))]
+pub mod disk;
+#[cfg(not(madsim))]
+pub use disk::{AppendFile, Disk};
+
+#[cfg(madsim)]
+pub mod sim_disk;
+#[cfg(madsim)]
+pub use sim_disk::{crash, AppendFile, Disk};
+
+#[cfg(test)]
+mod tests;
+
+/// A failed disk operation: which operation, on which absolute path, and the
+/// underlying OS (or simulated) error.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}: {source}", path.display())]
+pub struct DiskError {
+    /// Name of the `Disk`/`AppendFile` operation that failed.
+    pub op: &'static str,
+    /// Absolute path (root joined with the relative path).
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl DiskError {
+    pub(crate) fn new(op: &'static str, path: PathBuf, source: std::io::Error) -> Self {
+        DiskError { op, path, source }
+    }
+
+    /// Kind of the underlying I/O error (e.g. `NotFound`).
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.source.kind()
+    }
+}
+
+/// Normalises a root-relative path to `a/b/c` form (`""` is the root
+/// itself). Empty and `.` components are dropped; absolute paths and `..`
+/// are rejected.
+pub(crate) fn normalize_rel(rel: &str) -> Result<String, std::io::Error> {
+    if rel.starts_with('/') || rel.starts_with('\\') {
+        return Err(invalid(format!("absolute path not allowed: {rel:?}")));
+    }
+    let mut parts = Vec::new();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(invalid(format!("`..` not allowed: {rel:?}"))),
+            p if p.contains('\\') || p.contains('\0') => {
+                return Err(invalid(format!("bad path component in {rel:?}")))
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
+}

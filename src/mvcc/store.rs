@@ -1,0 +1,537 @@
+//! [`Store`]: the MVCC state: a key index plus a revision-ordered record map.
+//!
+//! Owns:
+//! * `index`: key -> [`KeyIndex`] (generations of revisions), ordered by key,
+//!   so range reads walk keys in order without sorting.
+//! * `records`: [`Revision`] -> [`Record`] (value, create revision, version,
+//!   lease, tombstone flag), ordered by revision, so watch catch-up, hashing
+//!   and snapshots walk history in commit order. A value is stored here once;
+//!   the key bytes are an `Arc<[u8]>` shared with the index entry.
+//! * `current` / `compacted`: the newest committed main revision (starts at
+//!   1, like etcd) and the last compaction point (0 = never).
+//!
+//! Invariants (verified by `check_invariants` in tests):
+//! * The revisions referenced by all key indexes are exactly the keys of
+//!   `records`, and a record is a tombstone exactly when its index says so.
+//! * `0 <= compacted <= current`; every record's main revision is
+//!   `<= current`; every record `<= compacted` is the one value some key
+//!   had at `compacted` (tombstones `<= compacted` are gone).
+//! * `live_keys` = number of keys live at `current`; `bytes` = sum of
+//!   [`Record::size`] over `records`.
+//!
+//! Reads at revision `r` ask each key index for the newest revision with
+//! `main <= r` and fetch that record; see `key_index` for the generation
+//! rules and a worked example. Only [`crate::mvcc::WriteTxn`] mutates
+//! data, through `apply_changes`, and compaction removes history.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mvcc::key_index::KeyIndex;
+use crate::mvcc::key_range::KeyRange;
+use crate::mvcc::revision::Revision;
+use crate::mvcc::txn::WriteTxn;
+use crate::mvcc::{Event, EventKind, KeyValue, MvccError, RangeResult};
+
+/// Fixed per-record overhead counted by [`Store::approx_bytes`]: revision,
+/// metadata and a share of map bookkeeping. Only a rough estimate.
+const RECORD_OVERHEAD: usize = 64;
+
+/// One change in history: what a key looked like after the change at its
+/// revision (the revision itself is the map key in `Store::records`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) key: Arc<[u8]>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) create_revision: i64,
+    pub(crate) version: i64,
+    pub(crate) lease: i64,
+    pub(crate) tombstone: bool,
+}
+
+impl Record {
+    /// Rough size for [`Store::approx_bytes`].
+    pub(crate) fn size(&self) -> usize {
+        self.key.len() + self.value.len() + RECORD_OVERHEAD
+    }
+
+    /// The record as a [`KeyValue`] at `rev`; a tombstone yields only key
+    /// and mod revision, like etcd's delete events.
+    pub(crate) fn to_kv(&self, rev: Revision) -> KeyValue {
+        if self.tombstone {
+            return KeyValue {
+                key: self.key.to_vec(),
+                mod_revision: rev.main,
+                ..KeyValue::default()
+            };
+        }
+        KeyValue {
+            key: self.key.to_vec(),
+            create_revision: self.create_revision,
+            mod_revision: rev.main,
+            version: self.version,
+            value: self.value.clone(),
+            lease: self.lease,
+        }
+    }
+
+    /// Feed a fixed, length-prefixed encoding of `(rev, record)` to `h`.
+    fn hash_into(&self, rev: Revision, h: &mut crc32fast::Hasher) {
+        h.update(&rev.to_bytes());
+        h.update(&[u8::from(self.tombstone)]);
+        h.update(&(self.key.len() as u64).to_be_bytes());
+        h.update(&self.key);
+        h.update(&(self.value.len() as u64).to_be_bytes());
+        h.update(&self.value);
+        h.update(&self.create_revision.to_be_bytes());
+        h.update(&self.version.to_be_bytes());
+        h.update(&self.lease.to_be_bytes());
+    }
+}
+
+/// One record of a [`StoreSnapshot`], in plain owned form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// Revision of the change.
+    pub revision: Revision,
+    /// Whether the change was a delete (then only `key` is meaningful).
+    pub tombstone: bool,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value after the change.
+    pub value: Vec<u8>,
+    /// Create revision of the key's generation.
+    pub create_revision: i64,
+    /// Version of the key after the change.
+    pub version: i64,
+    /// Lease attached after the change.
+    pub lease: i64,
+}
+
+/// Everything needed to rebuild a [`Store`]: its revisions and all retained
+/// records in revision order. The key index is rebuilt from the records.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StoreSnapshot {
+    /// [`Store::current_revision`] when taken.
+    pub current_revision: i64,
+    /// [`Store::compacted_revision`] when taken.
+    pub compacted_revision: i64,
+    /// Retained history, ascending by revision.
+    pub records: Vec<SnapshotRecord>,
+}
+
+/// The MVCC key-value store. See the module docs for layout and invariants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    index: BTreeMap<Arc<[u8]>, KeyIndex>,
+    records: BTreeMap<Revision, Record>,
+    current: i64,
+    compacted: i64,
+    live_keys: usize,
+    bytes: usize,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// An empty store at revision 1 (like a fresh etcd), never compacted.
+    pub fn new() -> Store {
+        Store {
+            index: BTreeMap::new(),
+            records: BTreeMap::new(),
+            current: 1,
+            compacted: 0,
+            live_keys: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The newest committed main revision.
+    pub fn current_revision(&self) -> i64 {
+        self.current
+    }
+
+    /// The last compaction revision, 0 if never compacted.
+    pub fn compacted_revision(&self) -> i64 {
+        self.compacted
+    }
+
+    /// Resolve a read revision: `<= 0` means current; errors when it is
+    /// newer than current or older than the compaction point.
+    fn resolve_read_rev(&self, rev: i64) -> Result<i64, MvccError> {
+        let rev = if rev <= 0 { self.current } else { rev };
+        if rev > self.current {
+            Err(MvccError::FutureRevision)
+        } else if rev < self.compacted {
+            Err(MvccError::Compacted)
+        } else {
+            Ok(rev)
+        }
+    }
+
+    /// Read the keys in `(key, range_end)` (etcd convention, see
+    /// `key_range`) as of main revision `rev` (0 = current). `limit` 0 means
+    /// unlimited; `count` always counts every match.
+    pub fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        rev: i64,
+        limit: usize,
+    ) -> Result<RangeResult, MvccError> {
+        let at = self.resolve_read_rev(rev)?;
+        let (kvs, count) = self.range_at(KeyRange::new(key, range_end), at, limit);
+        Ok(RangeResult {
+            kvs,
+            count,
+            revision: self.current,
+        })
+    }
+
+    fn range_at(&self, kr: KeyRange<'_>, at: i64, limit: usize) -> (Vec<KeyValue>, i64) {
+        let mut kvs = Vec::new();
+        let mut count = 0i64;
+        let Some(bounds) = kr.bounds() else {
+            return (kvs, count);
+        };
+        for ki in self.index.range::<[u8], _>(bounds).map(|(_, ki)| ki) {
+            let Some(rev) = ki.get(at) else { continue };
+            let Some(rec) = self.records.get(&rev) else {
+                continue;
+            };
+            count += 1;
+            if limit == 0 || kvs.len() < limit {
+                kvs.push(rec.to_kv(rev));
+            }
+        }
+        (kvs, count)
+    }
+
+    /// Start a write transaction at revision `current + 1`.
+    pub fn write(&mut self) -> WriteTxn<'_> {
+        WriteTxn::new(self)
+    }
+
+    /// Compact history at main revision `rev`: afterwards reads need a
+    /// revision `>= rev`. Keeps, per key, only the value it had at `rev`
+    /// (if live) and everything newer; tombstones `<= rev` are dropped along
+    /// with their generations.
+    pub fn compact(&mut self, rev: i64) -> Result<(), MvccError> {
+        if rev <= self.compacted {
+            return Err(MvccError::Compacted);
+        }
+        if rev > self.current {
+            return Err(MvccError::FutureRevision);
+        }
+        let mut removed = Vec::new();
+        let mut emptied = Vec::new();
+        for (key, ki) in self.index.iter_mut() {
+            ki.compact(rev, &mut removed);
+            if ki.is_empty() {
+                emptied.push(Arc::clone(key));
+            }
+        }
+        for key in emptied {
+            self.index.remove(&key);
+        }
+        for r in removed {
+            if let Some(rec) = self.records.remove(&r) {
+                self.bytes = self.bytes.saturating_sub(rec.size());
+            }
+        }
+        self.compacted = rev;
+        Ok(())
+    }
+
+    /// crc32 over every record with revision in `(compacted, rev]`
+    /// (tombstones included), in revision order; `rev` 0 = current. Returns
+    /// the hash and the compaction revision it was computed against.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64), MvccError> {
+        let rev = self.resolve_read_rev(rev)?;
+        let mut h = crc32fast::Hasher::new();
+        if rev > self.compacted {
+            let lo = Revision::first_of(self.compacted.saturating_add(1));
+            let hi = Revision::first_of(rev.saturating_add(1));
+            for (r, rec) in self.records.range(lo..hi) {
+                rec.hash_into(*r, &mut h);
+            }
+        }
+        Ok((h.finalize(), self.compacted))
+    }
+
+    /// Every change to keys in `(key, range_end)` with main revision in
+    /// `[start_rev, current]`, in revision order, each with the key's value
+    /// just before it as `prev_kv`. Needs `start_rev > compacted` (so a
+    /// watcher's start revision 0 must be resolved to `current + 1` by the
+    /// caller); a `start_rev` beyond current yields no events.
+    pub fn events_since(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        start_rev: i64,
+    ) -> Result<Vec<Event>, MvccError> {
+        if start_rev <= self.compacted {
+            return Err(MvccError::Compacted);
+        }
+        let from = Revision::first_of(start_rev);
+        let kr = KeyRange::new(key, range_end);
+        let revs: Vec<Revision> = match kr {
+            KeyRange::Empty => Vec::new(),
+            // One key: its own index is far shorter than global history.
+            KeyRange::Single(k) => self
+                .index
+                .get(k)
+                .map(|ki| ki.revisions_since(from).collect())
+                .unwrap_or_default(),
+            _ => self
+                .records
+                .range(from..)
+                .filter(|(_, rec)| kr.contains(&rec.key))
+                .map(|(r, _)| *r)
+                .collect(),
+        };
+        Ok(revs
+            .into_iter()
+            .filter_map(|r| self.records.get(&r).map(|rec| self.event_for(r, rec)))
+            .collect())
+    }
+
+    /// The watch event for the record `rec` at `rev`.
+    fn event_for(&self, rev: Revision, rec: &Record) -> Event {
+        let prev_kv = self
+            .index
+            .get(&*rec.key)
+            .and_then(|ki| ki.prev_of(rev))
+            .and_then(|p| {
+                self.records
+                    .get(&p)
+                    .filter(|prev| !prev.tombstone)
+                    .map(|prev| prev.to_kv(p))
+            });
+        Event {
+            kind: if rec.tombstone {
+                EventKind::Delete
+            } else {
+                EventKind::Put
+            },
+            kv: rec.to_kv(rev),
+            prev_kv,
+        }
+    }
+
+    /// Number of keys live at the current revision.
+    pub fn key_count(&self) -> usize {
+        self.live_keys
+    }
+
+    /// Rough size of retained history in bytes (keys + values + a fixed
+    /// per-revision overhead), for "DB size" style status reporting.
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Copy out everything needed to rebuild this store.
+    pub fn to_snapshot(&self) -> StoreSnapshot {
+        StoreSnapshot {
+            current_revision: self.current,
+            compacted_revision: self.compacted,
+            records: self
+                .records
+                .iter()
+                .map(|(rev, rec)| SnapshotRecord {
+                    revision: *rev,
+                    tombstone: rec.tombstone,
+                    key: rec.key.to_vec(),
+                    value: rec.value.clone(),
+                    create_revision: rec.create_revision,
+                    version: rec.version,
+                    lease: rec.lease,
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuild a store from a snapshot by replaying its records in revision
+    /// order into a fresh index. Lenient towards snapshots this module did
+    /// not write: records are sorted, duplicate revisions and tombstones of
+    /// keys that are not live are dropped, and the revisions are clamped so
+    /// that `0 <= compacted <= current` and `current >=` every record.
+    pub fn from_snapshot(s: StoreSnapshot) -> Store {
+        let mut store = Store::new();
+        let mut records = s.records;
+        records.sort_by_key(|r| r.revision);
+        records.dedup_by_key(|r| r.revision);
+        let mut max_main = 1;
+        for r in records {
+            let key = store.shared_key(&r.key);
+            let rec = Record {
+                key,
+                value: r.value,
+                create_revision: r.create_revision,
+                version: r.version,
+                lease: r.lease,
+                tombstone: r.tombstone,
+            };
+            if store.insert_record(r.revision, rec) {
+                max_main = max_main.max(r.revision.main);
+            }
+        }
+        store.current = s.current_revision.max(max_main);
+        store.compacted = s.compacted_revision.clamp(0, store.current);
+        store
+    }
+
+    /// The index's `Arc` for `key` if the key is known, else a new one.
+    fn shared_key(&self, key: &[u8]) -> Arc<[u8]> {
+        match self.index.get_key_value(key) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(key),
+        }
+    }
+
+    /// Add `rec` at `rev` to history and the key's index. Returns false
+    /// (and changes nothing) for a tombstone of a key that is not live or a
+    /// revision not newer than the key's last one.
+    fn insert_record(&mut self, rev: Revision, rec: Record) -> bool {
+        if let Some(ki) = self.index.get(&*rec.key) {
+            if ki.last_revision().is_some_and(|last| last >= rev) {
+                return false;
+            }
+        }
+        if rec.tombstone {
+            let Some(ki) = self.index.get_mut(&*rec.key) else {
+                return false;
+            };
+            if !ki.tombstone(rev) {
+                return false;
+            }
+            self.live_keys = self.live_keys.saturating_sub(1);
+        } else {
+            let ki = self.index.entry(Arc::clone(&rec.key)).or_default();
+            if !ki.is_live() {
+                self.live_keys += 1;
+            }
+            ki.put(rev);
+        }
+        self.bytes += rec.size();
+        self.records.insert(rev, rec);
+        true
+    }
+
+    /// The record visible for `key` at the current revision, if live.
+    pub(crate) fn current_record(&self, key: &[u8]) -> Option<(Revision, &Record)> {
+        let rev = self.index.get(key)?.get(self.current)?;
+        self.records.get(&rev).map(|rec| (rev, rec))
+    }
+
+    /// Keys in the index within `kr` (live or not), ascending.
+    pub(crate) fn index_keys<'s>(
+        &'s self,
+        kr: KeyRange<'s>,
+    ) -> Box<dyn Iterator<Item = &'s [u8]> + 's> {
+        match kr.bounds() {
+            Some(bounds) => Box::new(self.index.range::<[u8], _>(bounds).map(|(k, _)| &**k)),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+
+    /// Commit a transaction's changes, in order, at main revision
+    /// `current + 1` (sub revision = position), then advance `current`.
+    /// No-op for an empty change list.
+    pub(crate) fn apply_changes(&mut self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let main = self.current + 1;
+        for (sub, ev) in events.iter().enumerate() {
+            let rev = Revision::new(main, sub as i64);
+            let key = self.shared_key(&ev.kv.key);
+            let rec = match ev.kind {
+                EventKind::Put => Record {
+                    key,
+                    value: ev.kv.value.clone(),
+                    create_revision: ev.kv.create_revision,
+                    version: ev.kv.version,
+                    lease: ev.kv.lease,
+                    tombstone: false,
+                },
+                EventKind::Delete => Record {
+                    key,
+                    value: Vec::new(),
+                    create_revision: 0,
+                    version: 0,
+                    lease: 0,
+                    tombstone: true,
+                },
+            };
+            let applied = self.insert_record(rev, rec);
+            debug_assert!(applied, "txn produced an inapplicable change");
+        }
+        self.current = main;
+    }
+
+    /// Verify the invariants in the module docs.
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) -> Result<(), String> {
+        let mut referenced = BTreeMap::new();
+        let mut live = 0;
+        for (key, ki) in &self.index {
+            ki.check()?;
+            if ki.is_empty() {
+                return Err(format!("empty key index for {key:?}"));
+            }
+            if ki.is_live() {
+                live += 1;
+            }
+            let old: Vec<Revision> = ki
+                .all_revisions()
+                .into_iter()
+                .map(|(r, _)| r)
+                .filter(|r| r.main <= self.compacted)
+                .collect();
+            if old.len() > 1
+                || old
+                    .first()
+                    .is_some_and(|r| ki.get(self.compacted) != Some(*r))
+            {
+                return Err(format!("{key:?} keeps {old:?} at or below compaction"));
+            }
+            for (rev, tomb) in ki.all_revisions() {
+                if referenced.insert(rev, (key.clone(), tomb)).is_some() {
+                    return Err(format!("revision {rev} referenced twice"));
+                }
+            }
+        }
+        if referenced.len() != self.records.len() {
+            return Err("index and records disagree in size".into());
+        }
+        for ((rev, (key, tomb)), (rrev, rec)) in referenced.iter().zip(&self.records) {
+            if rev != rrev || **key != *rec.key || *tomb != rec.tombstone {
+                return Err(format!("index/record mismatch at {rev} vs {rrev}"));
+            }
+            if rev.main > self.current {
+                return Err(format!("record {rev} newer than current"));
+            }
+            if rev.main <= self.compacted && rec.tombstone {
+                return Err(format!("tombstone {rev} survived compaction"));
+            }
+        }
+        if !(0 <= self.compacted && self.compacted <= self.current) {
+            return Err("compacted out of bounds".into());
+        }
+        if live != self.live_keys {
+            return Err(format!("live_keys {} != {live}", self.live_keys));
+        }
+        let bytes: usize = self.records.values().map(Record::size).sum();
+        if bytes != self.bytes {
+            return Err(format!("bytes {} != {bytes}", self.bytes));
+        }
+        Ok(())
+    }
+}

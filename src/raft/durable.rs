@@ -1,0 +1,215 @@
+//! Raft's durable state on disk: what goes into the WAL (entries, hard states, snapshot markers)
+//! and the snapshot files, and how a restarted member rebuilds its raft log from them.
+//!
+//! WAL record kinds: `ENTRY` (an `eraftpb::Entry`), `HARD_STATE` (an `eraftpb::HardState`),
+//! `SNAPSHOT` (index + term of a snapshot the log continues from). Recovery replays them in order:
+//! an entry at index `i` replaces any entries at `i` and after (a new leader overwrote an
+//! uncommitted tail), the last hard state wins, and entries at or below the newest snapshot are
+//! dropped. After a snapshot the WAL is rotated into one self-contained segment (snapshot marker,
+//! hard state, the entries past the snapshot), so old segments can be deleted.
+
+use super::RaftError;
+use crate::io::Disk;
+use crate::storage::{Record, SnapshotStore, Wal};
+use protobuf::Message as _;
+use raft::eraftpb::{Entry, HardState, Snapshot};
+
+const ENTRY: u8 = 1;
+const HARD_STATE: u8 = 2;
+const SNAPSHOT: u8 = 3;
+/// Snapshot files kept on disk.
+const SNAPSHOTS_KEPT: usize = 2;
+
+/// What a restarting member finds on disk.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The newest valid snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// The last persisted hard state.
+    pub hard_state: HardState,
+    /// Log entries after the snapshot, contiguous.
+    pub entries: Vec<Entry>,
+}
+
+impl Recovered {
+    /// Whether this member has never persisted anything.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_none()
+            && self.entries.is_empty()
+            && self.hard_state == HardState::default()
+    }
+}
+
+/// The WAL and the snapshot files of one member.
+pub struct DurableLog {
+    wal: Wal,
+    snapshots: SnapshotStore,
+}
+
+impl DurableLog {
+    /// Opens (creating if needed) `wal/` and `snap/` on `disk` and recovers their contents.
+    pub fn open(disk: Disk) -> Result<(DurableLog, Recovered), RaftError> {
+        let snapshots = SnapshotStore::new(disk.clone(), "snap")?;
+        let snapshot = match snapshots.load_newest()? {
+            Some((_, _, bytes)) => Some(Snapshot::parse_from_bytes(&bytes)?),
+            None => None,
+        };
+        let (wal, records) = Wal::open(disk, "wal")?;
+        let recovered = replay(snapshot, &records)?;
+        Ok((DurableLog { wal, snapshots }, recovered))
+    }
+
+    /// Appends entries (not yet durable: call [`DurableLog::sync`]).
+    pub fn append_entries(&mut self, entries: &[Entry]) -> Result<(), RaftError> {
+        for e in entries {
+            self.wal.append(ENTRY, &e.write_to_bytes()?)?;
+        }
+        Ok(())
+    }
+
+    /// Appends a hard state (not yet durable: call [`DurableLog::sync`]).
+    pub fn set_hard_state(&mut self, hs: &HardState) -> Result<(), RaftError> {
+        self.wal.append(HARD_STATE, &hs.write_to_bytes()?)?;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn sync(&mut self) -> Result<(), RaftError> {
+        self.wal.sync()?;
+        Ok(())
+    }
+
+    /// Saves a snapshot file, then rotates the WAL to continue from it with `hs` and `tail`
+    /// (the entries after the snapshot), and drops old snapshot files.
+    pub fn save_snapshot(
+        &mut self,
+        snap: &Snapshot,
+        hs: &HardState,
+        tail: &[Entry],
+    ) -> Result<(), RaftError> {
+        let meta = snap.get_metadata();
+        self.snapshots
+            .save(meta.index, meta.term, &snap.write_to_bytes()?)?;
+        let mut marker = Vec::with_capacity(16);
+        marker.extend_from_slice(&meta.index.to_le_bytes());
+        marker.extend_from_slice(&meta.term.to_le_bytes());
+        let mut records = vec![
+            Record::new(SNAPSHOT, marker),
+            Record::new(HARD_STATE, hs.write_to_bytes()?),
+        ];
+        for e in tail {
+            records.push(Record::new(ENTRY, e.write_to_bytes()?));
+        }
+        self.wal.rotate(&records)?;
+        self.snapshots.purge(SNAPSHOTS_KEPT)?;
+        Ok(())
+    }
+}
+
+fn replay(snapshot: Option<Snapshot>, records: &[Record]) -> Result<Recovered, RaftError> {
+    let mut hard_state = HardState::default();
+    let mut entries: Vec<Entry> = Vec::new();
+    for r in records {
+        match r.kind {
+            ENTRY => {
+                let e = Entry::parse_from_bytes(&r.payload)?;
+                if let Some(pos) = entries.iter().position(|x| x.index >= e.index) {
+                    entries.truncate(pos);
+                }
+                if let Some(last) = entries.last() {
+                    if last.index + 1 != e.index {
+                        return Err(RaftError::Corrupt(format!(
+                            "WAL skips from entry {} to {}",
+                            last.index, e.index
+                        )));
+                    }
+                }
+                entries.push(e);
+            }
+            HARD_STATE => hard_state = HardState::parse_from_bytes(&r.payload)?,
+            SNAPSHOT => {}
+            other => {
+                return Err(RaftError::Corrupt(format!(
+                    "unknown WAL record kind {other}"
+                )))
+            }
+        }
+    }
+    let snap_index = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
+    entries.retain(|e| e.index > snap_index);
+    if let Some(first) = entries.first() {
+        if first.index != snap_index + 1 {
+            return Err(RaftError::Corrupt(format!(
+                "WAL entries start at {} but the newest snapshot is at {snap_index}",
+                first.index
+            )));
+        }
+    }
+    if hard_state.commit < snap_index {
+        hard_state.commit = snap_index;
+    }
+    Ok(Recovered {
+        snapshot,
+        hard_state,
+        entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e.data = vec![index as u8].into();
+        e
+    }
+
+    #[test]
+    fn later_entries_overwrite_a_conflicting_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path());
+        let (mut log, rec) = DurableLog::open(disk.clone()).unwrap();
+        assert!(rec.is_empty());
+        log.append_entries(&[entry(1, 1), entry(2, 1), entry(3, 1)])
+            .unwrap();
+        log.append_entries(&[entry(2, 2)]).unwrap();
+        let mut hs = HardState::default();
+        hs.term = 2;
+        hs.commit = 2;
+        log.set_hard_state(&hs).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let (_, rec) = DurableLog::open(disk).unwrap();
+        let got: Vec<(u64, u64)> = rec.entries.iter().map(|e| (e.index, e.term)).collect();
+        assert_eq!(got, vec![(1, 1), (2, 2)]);
+        assert_eq!(rec.hard_state, hs);
+    }
+
+    #[test]
+    fn snapshot_rotation_keeps_only_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path());
+        let (mut log, _) = DurableLog::open(disk.clone()).unwrap();
+        let all: Vec<Entry> = (1..=10).map(|i| entry(i, 1)).collect();
+        log.append_entries(&all).unwrap();
+        log.sync().unwrap();
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = 8;
+        snap.mut_metadata().term = 1;
+        snap.data = b"state".to_vec().into();
+        let mut hs = HardState::default();
+        hs.commit = 9;
+        log.save_snapshot(&snap, &hs, &all[8..]).unwrap();
+        log.append_entries(&[entry(11, 1)]).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let (_, rec) = DurableLog::open(disk).unwrap();
+        assert_eq!(rec.snapshot.unwrap().data.as_ref(), b"state");
+        let idx: Vec<u64> = rec.entries.iter().map(|e| e.index).collect();
+        assert_eq!(idx, vec![9, 10, 11]);
+        assert_eq!(rec.hard_state.commit, 9);
+    }
+}

@@ -1,0 +1,85 @@
+//! Consensus: one raft-rs `RawNode` per member, driven by a single task ([`node`]), persisted by
+//! [`durable`] (WAL + snapshot files), talking to peers through [`transport`].
+//!
+//! The layer is generic over a [`StateMachine`]: it knows nothing of keys or gRPC requests, only
+//! of opaque entry payloads that the machine applies in log order.
+
+pub mod durable;
+pub mod node;
+pub mod read_index;
+pub mod status;
+pub mod storage;
+pub mod transport;
+
+pub use node::{NodeConfig, NodeParts, RaftHandle, RaftNode};
+pub use status::RaftStatus;
+
+use raft::eraftpb::{ConfChangeV2, ConfState};
+
+/// What the raft node applies committed entries to.
+pub trait StateMachine: Send + 'static {
+    /// Result handed to the member that proposed an entry.
+    type Output: Send + 'static;
+    /// Applies one committed normal entry.
+    fn apply(&mut self, index: u64, data: &[u8]) -> Self::Output;
+    /// Applies one committed membership change; `conf` is the resulting configuration.
+    fn apply_conf_change(
+        &mut self,
+        index: u64,
+        change: &ConfChangeV2,
+        conf: &ConfState,
+    ) -> Self::Output;
+    /// Serialises the whole state (for a raft snapshot).
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the whole state with a snapshot's.
+    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError>;
+}
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The snapshot has no bytes.
+    #[error("empty snapshot")]
+    Empty,
+    /// Written by an unknown format version.
+    #[error("unknown snapshot format {0}")]
+    Format(u8),
+    /// The bytes do not decode.
+    #[error("snapshot does not decode: {0}")]
+    Decode(String),
+}
+
+/// Errors of the consensus layer.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    /// Raft refused a proposal outright (no leader known); it never entered the log.
+    #[error("proposal dropped: no leader")]
+    ProposalDropped,
+    /// The node task has exited.
+    #[error("raft node stopped")]
+    Stopped,
+    /// raft-rs reported an error.
+    #[error("raft: {0}")]
+    Raft(raft::Error),
+    /// The WAL or snapshot files failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// A message or entry failed to decode.
+    #[error("decode: {0}")]
+    Decode(#[from] protobuf::ProtobufError),
+    /// A snapshot could not be restored into the state machine.
+    #[error("restore snapshot: {0}")]
+    Restore(#[from] RestoreError),
+    /// Recovered files are inconsistent.
+    #[error("corrupt raft state: {0}")]
+    Corrupt(String),
+}
+
+impl From<raft::Error> for RaftError {
+    fn from(e: raft::Error) -> Self {
+        match e {
+            raft::Error::ProposalDropped => RaftError::ProposalDropped,
+            other => RaftError::Raft(other),
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! The one task that owns raft-rs' `RawNode`: it ticks, steps peer messages, takes proposals and
+//! read requests, and runs the Ready loop in raft-rs' documented order.
+//!
+//! Ready order (the durability invariant): messages a leader may send before persisting go out
+//! first; a received snapshot is saved and installed; committed entries are applied; new entries
+//! and the hard state are appended to the WAL and fsynced **once per Ready**; only then are the
+//! messages that depend on them (votes, append acks) sent.
+//!
+//! Proposals carry a context `(member id, sequence)`; the member that proposed an entry resolves
+//! its waiter when it applies that entry, whichever leader committed it. Sequences start at a
+//! random point so a restart never reuses one.
+
+use super::durable::DurableLog;
+use super::read_index::{ReadIndexQueue, ReadWaiter};
+use super::status::{RaftStatus, SharedStatus};
+use super::storage::RaftStorage;
+use super::transport::{PeerReport, Transport};
+use super::{RaftError, StateMachine};
+use raft::eraftpb::{ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::{RawNode, StateRole, Storage};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Timing and log-size settings of a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This member's raft id.
+    pub id: u64,
+    /// One tick (etcd's heartbeat interval).
+    pub tick: Duration,
+    /// Election timeout in ticks.
+    pub election_ticks: usize,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: usize,
+    /// Applied entries between two snapshots (etcd's `--snapshot-count`).
+    pub snapshot_count: u64,
+    /// Entries kept in the log behind a snapshot for slow followers.
+    pub catch_up_entries: u64,
+    /// Seed for election-timeout randomisation (seeded in simulation).
+    pub seed: u64,
+}
+
+/// What a node's handle can ask of it.
+pub(crate) enum Command<O> {
+    Propose {
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<O, RaftError>>,
+    },
+    ReadIndex(ReadWaiter),
+    Step(Box<Message>),
+    TransferLeader(u64),
+    ProposeConfChange {
+        change: ConfChangeV2,
+        reply: oneshot::Sender<Result<O, RaftError>>,
+    },
+}
+
+/// Cheap, cloneable access to a running node.
+pub struct RaftHandle<O> {
+    pub(crate) commands: mpsc::Sender<Command<O>>,
+    status: Arc<SharedStatus>,
+    id: u64,
+}
+
+impl<O> Clone for RaftHandle<O> {
+    fn clone(&self) -> Self {
+        Self {
+            commands: self.commands.clone(),
+            status: self.status.clone(),
+            id: self.id,
+        }
+    }
+}
+
+impl<O: Send + 'static> RaftHandle<O> {
+    /// This member's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Latest raft status.
+    pub fn status(&self) -> RaftStatus {
+        self.status.load()
+    }
+
+    /// Proposes `data` and waits until this member has applied it. A proposal raft refuses
+    /// outright (no known leader) is retried until a leader appears; the caller bounds the wait.
+    pub async fn propose(&self, data: Vec<u8>) -> Result<O, RaftError> {
+        loop {
+            let (reply, rx) = oneshot::channel();
+            let cmd = Command::Propose {
+                data: data.clone(),
+                reply,
+            };
+            self.commands
+                .send(cmd)
+                .await
+                .map_err(|_| RaftError::Stopped)?;
+            match rx.await.map_err(|_| RaftError::Stopped)? {
+                Err(RaftError::ProposalDropped) => self.wait_for_leader().await,
+                other => return other,
+            }
+        }
+    }
+
+    /// Proposes a membership change and waits until it is applied here.
+    pub async fn propose_conf_change(&self, change: ConfChangeV2) -> Result<O, RaftError> {
+        loop {
+            let (reply, rx) = oneshot::channel();
+            let cmd = Command::ProposeConfChange {
+                change: change.clone(),
+                reply,
+            };
+            self.commands
+                .send(cmd)
+                .await
+                .map_err(|_| RaftError::Stopped)?;
+            match rx.await.map_err(|_| RaftError::Stopped)? {
+                Err(RaftError::ProposalDropped) => self.wait_for_leader().await,
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits until a read started now may be served from local state (ReadIndex).
+    pub async fn read_index(&self) -> Result<(), RaftError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::ReadIndex(tx))
+            .await
+            .map_err(|_| RaftError::Stopped)?;
+        rx.await.map_err(|_| RaftError::Stopped)
+    }
+
+    /// Hands a message from a peer to raft.
+    pub async fn step(&self, msg: Message) -> Result<(), RaftError> {
+        self.commands
+            .send(Command::Step(Box::new(msg)))
+            .await
+            .map_err(|_| RaftError::Stopped)
+    }
+
+    /// Asks the leader (this member) to hand leadership to `to`.
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), RaftError> {
+        self.commands
+            .send(Command::TransferLeader(to))
+            .await
+            .map_err(|_| RaftError::Stopped)
+    }
+
+    async fn wait_for_leader(&self) {
+        let tick = Duration::from_millis(20);
+        tokio::time::sleep(tick).await;
+        while self.status.load().leader == 0 {
+            tokio::time::sleep(tick).await;
+        }
+    }
+}
+
+/// The node task's state.
+pub struct RaftNode<S: StateMachine> {
+    raw: RawNode<RaftStorage>,
+    storage: RaftStorage,
+    durable: DurableLog,
+    machine: S,
+    transport: Transport,
+    commands: mpsc::Receiver<Command<S::Output>>,
+    reports: mpsc::UnboundedReceiver<PeerReport>,
+    waiters: BTreeMap<u64, oneshot::Sender<Result<S::Output, RaftError>>>,
+    reads: ReadIndexQueue,
+    status: Arc<SharedStatus>,
+    next_seq: Arc<AtomicU64>,
+    config: NodeConfig,
+    ticks: u64,
+    last_snapshot_index: u64,
+    election_key: (u64, StateRole, u64),
+    election_resets: u64,
+    is_learner: bool,
+}
+
+/// Everything `start` needs besides the config.
+pub struct NodeParts<S> {
+    /// Raft storage, already holding the recovered snapshot, entries and hard state.
+    pub storage: RaftStorage,
+    /// The WAL and snapshot files.
+    pub durable: DurableLog,
+    /// The state machine, restored to `applied`.
+    pub machine: S,
+    /// Index the state machine reflects.
+    pub applied: u64,
+    /// Outbound peer transport.
+    pub transport: Transport,
+    /// Delivery reports from the transport.
+    pub reports: mpsc::UnboundedReceiver<PeerReport>,
+}
+
+impl<S: StateMachine> RaftNode<S> {
+    /// Builds the node and spawns its task; returns the handle.
+    pub fn start(
+        config: NodeConfig,
+        parts: NodeParts<S>,
+    ) -> Result<RaftHandle<S::Output>, RaftError> {
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            applied: parts.applied,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&raft_config, parts.storage.clone(), &logger)?;
+        let (tx, rx) = mpsc::channel(8192);
+        let status = Arc::new(SharedStatus::default());
+        let handle = RaftHandle {
+            commands: tx,
+            status: status.clone(),
+            id: config.id,
+        };
+        let last_snapshot_index = parts.storage.latest_snapshot().get_metadata().index;
+        let seq_start = madsim::rand::random::<u64>() >> 1;
+        let mut node = RaftNode {
+            raw,
+            storage: parts.storage,
+            durable: parts.durable,
+            machine: parts.machine,
+            transport: parts.transport,
+            commands: rx,
+            reports: parts.reports,
+            waiters: BTreeMap::new(),
+            reads: ReadIndexQueue::default(),
+            status,
+            next_seq: Arc::new(AtomicU64::new(seq_start)),
+            config,
+            ticks: 0,
+            last_snapshot_index,
+            election_key: (u64::MAX, StateRole::Follower, 0),
+            election_resets: 0,
+            is_learner: false,
+        };
+        node.derandomize_election_timeout();
+        node.publish_status();
+        tokio::spawn(async move { node.run().await });
+        Ok(handle)
+    }
+
+    async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.config.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.on_tick(),
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        for _ in 0..512 {
+                            match self.commands.try_recv() {
+                                Ok(cmd) => self.on_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => return,
+                },
+                Some(report) = self.reports.recv() => self.on_report(report),
+            }
+            self.derandomize_election_timeout();
+            if let Some(ctx) = self
+                .reads
+                .issue(self.ticks, self.config.election_ticks as u64)
+            {
+                self.raw.read_index(ctx);
+            }
+            if let Err(e) = self.on_ready() {
+                tracing::error!(error = %e, "raft node stopped: storage failure");
+                return;
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.ticks += 1;
+        self.raw.tick();
+        if self.ticks % 128 == 0 {
+            self.waiters.retain(|_, w| !w.is_closed());
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command<S::Output>) {
+        match cmd {
+            Command::Propose { data, reply } => {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                let ctx = proposal_context(self.config.id, seq);
+                match self.raw.propose(ctx, data) {
+                    Ok(()) => {
+                        self.waiters.insert(seq, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Command::ProposeConfChange { change, reply } => {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                let ctx = proposal_context(self.config.id, seq);
+                match self.raw.propose_conf_change(ctx, change) {
+                    Ok(()) => {
+                        self.waiters.insert(seq, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Command::ReadIndex(waiter) => self.reads.enqueue(waiter),
+            Command::Step(msg) => {
+                if let Err(e) = self.raw.step(*msg) {
+                    tracing::debug!(error = %e, "dropped raft message");
+                }
+            }
+            Command::TransferLeader(to) => self.raw.transfer_leader(to),
+        }
+    }
+
+    fn on_report(&mut self, report: PeerReport) {
+        match report {
+            PeerReport::Unreachable(id) => self.raw.report_unreachable(id),
+            PeerReport::Snapshot { to, ok } => {
+                let status = if ok {
+                    raft::SnapshotStatus::Finish
+                } else {
+                    raft::SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(to, status);
+            }
+        }
+    }
+
+    /// raft-rs draws election timeouts from an OS-seeded RNG, which a simulation cannot replay.
+    /// Whenever raft resets its timer (term, role or leader changed) the timeout is replaced by
+    /// one derived from the node's seed, so the same seed yields the same elections.
+    fn derandomize_election_timeout(&mut self) {
+        let r = &self.raw.raft;
+        let key = (r.term, r.state, r.leader_id);
+        if key == self.election_key {
+            return;
+        }
+        self.election_key = key;
+        self.election_resets += 1;
+        let min = self.config.election_ticks as u64;
+        let mix = splitmix64(
+            self.config.seed
+                ^ self.config.id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ self.election_resets.rotate_left(32)
+                ^ r.term,
+        );
+        let timeout = min + mix % min;
+        self.raw
+            .raft
+            .set_randomized_election_timeout(timeout as usize);
+    }
+
+    fn on_ready(&mut self) -> Result<(), RaftError> {
+        if !self.raw.has_ready() {
+            self.reads.release(self.raw.raft.raft_log.applied);
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        if !ready.messages().is_empty() {
+            self.transport.send(ready.take_messages());
+        }
+        if !ready.snapshot().is_empty() {
+            self.install_snapshot(ready.snapshot().clone())?;
+        }
+        for rs in ready.take_read_states() {
+            self.reads.confirmed(&rs.request_ctx, rs.index);
+        }
+        let committed = ready.take_committed_entries();
+        self.apply(committed)?;
+        if !ready.entries().is_empty() {
+            self.durable.append_entries(ready.entries())?;
+            self.storage.append(ready.entries())?;
+        }
+        if let Some(hs) = ready.hs() {
+            self.durable.set_hard_state(hs)?;
+            self.storage.set_hard_state(hs.clone());
+        }
+        if ready.must_sync() || !ready.entries().is_empty() || ready.hs().is_some() {
+            self.durable.sync()?;
+        }
+        if !ready.persisted_messages().is_empty() {
+            self.transport.send(ready.take_persisted_messages());
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.storage.set_commit(commit);
+        }
+        self.transport.send(light.take_messages());
+        self.apply(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.reads.release(self.raw.raft.raft_log.applied);
+        self.maybe_snapshot()?;
+        self.publish_status();
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), RaftError> {
+        for entry in entries {
+            let output = match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => None,
+                EntryType::EntryNormal => Some(self.machine.apply(entry.index, &entry.data)),
+                EntryType::EntryConfChangeV2 => Some(self.apply_conf_change(&entry)?),
+                EntryType::EntryConfChange => {
+                    tracing::warn!(index = entry.index, "ignoring a v1 conf change entry");
+                    None
+                }
+            };
+            self.raw.raft.raft_log.applied = self.raw.raft.raft_log.applied.max(entry.index);
+            if let (Some(output), Some(seq)) =
+                (output, own_proposal(&entry.context, self.config.id))
+            {
+                if let Some(waiter) = self.waiters.remove(&seq) {
+                    let _ = waiter.send(Ok(output));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry) -> Result<S::Output, RaftError> {
+        use protobuf::Message as _;
+        let change = ConfChangeV2::parse_from_bytes(&entry.data)?;
+        let cs = self.raw.apply_conf_change(&change)?;
+        self.is_learner = cs.learners.contains(&self.config.id);
+        self.storage.set_conf_state(cs.clone());
+        Ok(self.machine.apply_conf_change(entry.index, &change, &cs))
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), RaftError> {
+        let meta = snapshot.get_metadata().clone();
+        self.machine.restore(&snapshot.data)?;
+        self.durable
+            .save_snapshot(&snapshot, &self.raw.raft.hard_state(), &[])?;
+        self.is_learner = meta.get_conf_state().learners.contains(&self.config.id);
+        self.storage.install_snapshot(snapshot)?;
+        self.last_snapshot_index = meta.index;
+        self.raw.raft.raft_log.applied = self.raw.raft.raft_log.applied.max(meta.index);
+        tracing::info!(
+            index = meta.index,
+            term = meta.term,
+            "installed snapshot from leader"
+        );
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
+        let applied = self.raw.raft.raft_log.applied;
+        if applied < self.last_snapshot_index + self.config.snapshot_count {
+            return Ok(());
+        }
+        let mut snapshot = Snapshot::default();
+        snapshot.data = self.machine.snapshot().into();
+        let meta = snapshot.mut_metadata();
+        meta.index = applied;
+        meta.term = self.storage.term(applied)?;
+        meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
+        let tail = self.storage.entries_from(applied + 1)?;
+        self.durable
+            .save_snapshot(&snapshot, &self.raw.raft.hard_state(), &tail)?;
+        let compact_to = applied.saturating_sub(self.config.catch_up_entries).max(1);
+        self.storage.record_snapshot(snapshot, compact_to)?;
+        self.last_snapshot_index = applied;
+        tracing::info!(index = applied, "saved snapshot and compacted raft log");
+        Ok(())
+    }
+
+    fn publish_status(&self) {
+        let r = &self.raw.raft;
+        self.status.store(RaftStatus {
+            term: r.term,
+            leader: r.leader_id,
+            commit: r.raft_log.committed,
+            applied: r.raft_log.applied,
+            is_learner: self.is_learner,
+        });
+    }
+}
+
+fn proposal_context(member: u64, seq: u64) -> Vec<u8> {
+    let mut ctx = Vec::with_capacity(16);
+    ctx.extend_from_slice(&member.to_be_bytes());
+    ctx.extend_from_slice(&seq.to_be_bytes());
+    ctx
+}
+
+fn own_proposal(ctx: &[u8], me: u64) -> Option<u64> {
+    let member = u64::from_be_bytes(ctx.get(..8)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(ctx.get(8..16)?.try_into().ok()?);
+    (member == me).then_some(seq)
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposal_context_round_trip_identifies_own_proposals() {
+        let ctx = proposal_context(7, 42);
+        assert_eq!(own_proposal(&ctx, 7), Some(42));
+        assert_eq!(own_proposal(&ctx, 8), None);
+        assert_eq!(own_proposal(&[], 7), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! Batched linearizable reads (raft ReadIndex).
+//!
+//! Callers queue a waiter; the node issues one `read_index` per batch with a fresh context and,
+//! once raft answers with the leader's commit index for that context, releases every waiter of
+//! the batch as soon as the local applied index reaches it. A batch that gets no answer within
+//! `retry_ticks` (lost message, no leader) is re-issued under a new context.
+//!
+//! Invariant: a waiter is released only when `applied >= index` for an index the leader
+//! confirmed after the waiter was queued — that is what makes the read linearizable.
+
+use std::collections::BTreeMap;
+use tokio::sync::oneshot;
+
+/// Reply channel of one linearizable read.
+pub type ReadWaiter = oneshot::Sender<()>;
+
+struct InFlight {
+    waiters: Vec<ReadWaiter>,
+    issued_at_tick: u64,
+}
+
+/// Read-index bookkeeping owned by the node task.
+#[derive(Default)]
+pub struct ReadIndexQueue {
+    queued: Vec<ReadWaiter>,
+    next_ctx: u64,
+    in_flight: BTreeMap<u64, InFlight>,
+    ready: BTreeMap<u64, Vec<ReadWaiter>>,
+}
+
+impl ReadIndexQueue {
+    /// Adds a waiter to the next batch.
+    pub fn enqueue(&mut self, waiter: ReadWaiter) {
+        self.queued.push(waiter);
+    }
+
+    /// Takes the queued waiters into a new batch and returns its context, if any are queued.
+    /// Batches older than `retry_ticks` are folded into it so they are asked again.
+    pub fn issue(&mut self, now_tick: u64, retry_ticks: u64) -> Option<Vec<u8>> {
+        let stale: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, b)| now_tick.saturating_sub(b.issued_at_tick) >= retry_ticks)
+            .map(|(ctx, _)| *ctx)
+            .collect();
+        for ctx in stale {
+            if let Some(b) = self.in_flight.remove(&ctx) {
+                self.queued.extend(b.waiters);
+            }
+        }
+        self.queued.retain(|w| !w.is_closed());
+        if self.queued.is_empty() {
+            return None;
+        }
+        self.next_ctx += 1;
+        let ctx = self.next_ctx;
+        let waiters = std::mem::take(&mut self.queued);
+        self.in_flight.insert(
+            ctx,
+            InFlight {
+                waiters,
+                issued_at_tick: now_tick,
+            },
+        );
+        Some(ctx.to_be_bytes().to_vec())
+    }
+
+    /// Raft answered `ctx` with read index `index`.
+    pub fn confirmed(&mut self, ctx: &[u8], index: u64) {
+        let Ok(bytes) = <[u8; 8]>::try_from(ctx) else {
+            return;
+        };
+        if let Some(b) = self.in_flight.remove(&u64::from_be_bytes(bytes)) {
+            self.ready.entry(index).or_default().extend(b.waiters);
+        }
+    }
+
+    /// Releases every confirmed waiter whose index is applied.
+    pub fn release(&mut self, applied: u64) {
+        let later = self.ready.split_off(&(applied + 1));
+        for waiter in std::mem::replace(&mut self.ready, later)
+            .into_values()
+            .flatten()
+        {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// Whether any read waits for raft.
+    pub fn has_pending(&self) -> bool {
+        !self.queued.is_empty() || !self.in_flight.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiter_released_only_after_apply_reaches_index() {
+        let mut q = ReadIndexQueue::default();
+        let (tx, mut rx) = oneshot::channel();
+        q.enqueue(tx);
+        let ctx = q.issue(0, 10).expect("batch");
+        q.confirmed(&ctx, 7);
+        q.release(6);
+        assert!(rx.try_recv().is_err());
+        q.release(7);
+        assert!(rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn unanswered_batch_is_reissued_under_new_context() {
+        let mut q = ReadIndexQueue::default();
+        let (tx, mut rx) = oneshot::channel();
+        q.enqueue(tx);
+        let first = q.issue(0, 10).expect("batch");
+        assert!(q.issue(5, 10).is_none());
+        let second = q.issue(10, 10).expect("retried");
+        assert_ne!(first, second);
+        q.confirmed(&first, 1);
+        q.release(100);
+        assert!(rx.try_recv().is_err(), "stale context must not release");
+        q.confirmed(&second, 3);
+        q.release(3);
+        assert!(rx.try_recv().is_ok());
+    }
+}

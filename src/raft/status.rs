@@ -1,0 +1,53 @@
+//! A lock-free view of the node's raft state, written by the node task after every Ready and
+//! read by RPC handlers (response headers, `Status`, leader checks).
+//!
+//! Invariant: only the node task stores; values may be a moment stale for readers, never torn.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Shared raft status counters.
+#[derive(Debug, Default)]
+pub struct SharedStatus {
+    term: AtomicU64,
+    leader: AtomicU64,
+    commit: AtomicU64,
+    applied: AtomicU64,
+    is_learner: AtomicBool,
+}
+
+/// A consistent-enough copy of [`SharedStatus`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// Current raft term.
+    pub term: u64,
+    /// Known leader id (0 when none).
+    pub leader: u64,
+    /// Commit index.
+    pub commit: u64,
+    /// Applied index.
+    pub applied: u64,
+    /// Whether this member is a learner.
+    pub is_learner: bool,
+}
+
+impl SharedStatus {
+    /// Publishes a new status.
+    pub fn store(&self, s: RaftStatus) {
+        self.term.store(s.term, Ordering::Release);
+        self.leader.store(s.leader, Ordering::Release);
+        self.commit.store(s.commit, Ordering::Release);
+        self.applied.store(s.applied, Ordering::Release);
+        self.is_learner.store(s.is_learner, Ordering::Release);
+    }
+
+    /// Reads the latest published status.
+    pub fn load(&self) -> RaftStatus {
+        RaftStatus {
+            term: self.term.load(Ordering::Acquire),
+            leader: self.leader.load(Ordering::Acquire),
+            commit: self.commit.load(Ordering::Acquire),
+            applied: self.applied.load(Ordering::Acquire),
+            is_learner: self.is_learner.load(Ordering::Acquire),
+        }
+    }
+}

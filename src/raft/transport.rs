@@ -1,0 +1,198 @@
+//! Peer transport: raft messages between members over detcd's `detcdpb.Peer` gRPC service.
+//!
+//! Outbound, each peer has a queue drained by its own task, which batches whatever is waiting
+//! into one `Send` call. A failed call reports the peer unreachable (and a failed snapshot as
+//! failed) back to the node, and the batch is dropped: raft retransmits. A full queue drops
+//! messages the same way, so a dead peer never blocks the node task.
+//!
+//! Inbound, [`PeerService`] decodes each message and steps it into the local node.
+
+use super::node::RaftHandle;
+use crate::pb::detcdpb::peer_client::PeerClient;
+use crate::pb::detcdpb::peer_server::{Peer, PeerServer};
+use crate::pb::detcdpb::{MessageBatch, SendAck};
+use bytes::Bytes;
+use protobuf::Message as _;
+use raft::eraftpb::{Message, MessageType};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+const QUEUE_DEPTH: usize = 4096;
+const MAX_BATCH: usize = 256;
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Raft snapshots can be large; peers accept up to this many bytes per call.
+pub const MAX_PEER_MESSAGE: usize = 1 << 30;
+
+/// Delivery feedback for the node.
+#[derive(Debug)]
+pub enum PeerReport {
+    /// Sending to this peer failed.
+    Unreachable(u64),
+    /// A snapshot sent to `to` succeeded or failed.
+    Snapshot {
+        /// Receiver of the snapshot.
+        to: u64,
+        /// Whether it was delivered.
+        ok: bool,
+    },
+}
+
+/// Routes outbound raft messages to per-peer queues.
+#[derive(Clone)]
+pub struct Transport {
+    from: u64,
+    cluster_id: u64,
+    queues: Arc<RwLock<BTreeMap<u64, mpsc::Sender<Message>>>>,
+    reports: mpsc::UnboundedSender<PeerReport>,
+}
+
+impl Transport {
+    /// A transport for member `from`; reports go to the returned receiver.
+    pub fn new(from: u64, cluster_id: u64) -> (Self, mpsc::UnboundedReceiver<PeerReport>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let t = Transport {
+            from,
+            cluster_id,
+            queues: Arc::default(),
+            reports: tx,
+        };
+        (t, rx)
+    }
+
+    /// Starts (or replaces) the sender task for peer `id` at `url` (e.g. `http://10.0.0.2:2380`).
+    pub fn add_peer(&self, id: u64, url: &str) -> Result<(), tonic::transport::Error> {
+        let endpoint = Endpoint::from_shared(url.to_string())?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(SEND_TIMEOUT);
+        let channel = endpoint.connect_lazy();
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        self.write_queues().insert(id, tx);
+        let sender = PeerSender {
+            to: id,
+            from: self.from,
+            cluster_id: self.cluster_id,
+            client: PeerClient::new(channel).max_decoding_message_size(MAX_PEER_MESSAGE),
+            queue: rx,
+            reports: self.reports.clone(),
+        };
+        tokio::spawn(sender.run());
+        Ok(())
+    }
+
+    /// Stops sending to peer `id`.
+    pub fn remove_peer(&self, id: u64) {
+        self.write_queues().remove(&id);
+    }
+
+    /// Queues messages for their receivers; never blocks.
+    pub fn send(&self, msgs: Vec<Message>) {
+        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        for msg in msgs {
+            let to = msg.to;
+            let is_snapshot = msg.get_msg_type() == MessageType::MsgSnapshot;
+            let delivered = queues.get(&to).is_some_and(|q| q.try_send(msg).is_ok());
+            if !delivered {
+                let _ = self.reports.send(PeerReport::Unreachable(to));
+                if is_snapshot {
+                    let _ = self.reports.send(PeerReport::Snapshot { to, ok: false });
+                }
+            }
+        }
+    }
+
+    fn write_queues(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, mpsc::Sender<Message>>> {
+        self.queues.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct PeerSender {
+    to: u64,
+    from: u64,
+    cluster_id: u64,
+    client: PeerClient<Channel>,
+    queue: mpsc::Receiver<Message>,
+    reports: mpsc::UnboundedSender<PeerReport>,
+}
+
+impl PeerSender {
+    async fn run(mut self) {
+        while let Some(first) = self.queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.queue.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let snapshots = batch
+                .iter()
+                .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+                .count();
+            let messages = batch
+                .iter()
+                .filter_map(|m| m.write_to_bytes().ok().map(Bytes::from))
+                .collect();
+            let request = MessageBatch {
+                from: self.from,
+                cluster_id: self.cluster_id,
+                messages,
+            };
+            let ok = match tokio::time::timeout(SEND_TIMEOUT, self.client.send(request)).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(status)) => {
+                    tracing::debug!(to = self.to, %status, "peer send failed");
+                    false
+                }
+                Err(_) => false,
+            };
+            if !ok {
+                let _ = self.reports.send(PeerReport::Unreachable(self.to));
+            }
+            for _ in 0..snapshots {
+                let _ = self.reports.send(PeerReport::Snapshot { to: self.to, ok });
+            }
+        }
+    }
+}
+
+/// The inbound side: the `detcdpb.Peer` gRPC service.
+pub struct PeerService<O> {
+    cluster_id: u64,
+    node: RaftHandle<O>,
+}
+
+impl<O: Send + 'static> PeerService<O> {
+    /// Serves peers of cluster `cluster_id`, stepping their messages into `node`.
+    pub fn new(cluster_id: u64, node: RaftHandle<O>) -> PeerServer<Self> {
+        PeerServer::new(PeerService { cluster_id, node })
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+    }
+}
+
+#[tonic::async_trait]
+impl<O: Send + 'static> Peer for PeerService<O> {
+    async fn send(&self, request: Request<MessageBatch>) -> Result<Response<SendAck>, Status> {
+        let batch = request.into_inner();
+        if batch.cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "cluster id mismatch: local {:x}, remote {:x}",
+                self.cluster_id, batch.cluster_id
+            )));
+        }
+        for bytes in batch.messages {
+            let msg = Message::parse_from_bytes(&bytes)
+                .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
+            self.node
+                .step(msg)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+        }
+        Ok(Response::new(SendAck {}))
+    }
+}

@@ -1,0 +1,88 @@
+//! What every RPC handler shares: the raft handle, the replicated state, ids, limits, and the
+//! two ways to reach the state — propose a write and wait for its apply, or wait for a
+//! linearizable read point — both bounded by the request timeout.
+
+use super::apply::{Applied, ReplicatedState};
+use super::error::RequestError;
+use super::validate::{self, Limits};
+use crate::io::Disk;
+use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
+use crate::pb::etcdserverpb::ResponseHeader;
+use crate::raft::{RaftHandle, RaftStatus};
+use prost::Message as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The etcd API version detcd speaks (reported by `Status`).
+pub const ETCD_API_VERSION: &str = "3.5.0";
+
+/// Shared server context.
+pub struct ServerCore {
+    /// The raft node.
+    pub raft: RaftHandle<super::apply::ApplyResult>,
+    /// Replicated state.
+    pub state: Arc<ReplicatedState>,
+    /// This member's id.
+    pub member_id: u64,
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// Request limits.
+    pub limits: Limits,
+    /// How long a request may wait for raft.
+    pub request_timeout: Duration,
+    /// The member's data directory (for its on-disk size).
+    pub disk: Disk,
+}
+
+impl ServerCore {
+    /// A response header at `revision` with this member's ids and the current term.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.raft.status().term,
+        }
+    }
+
+    /// Fills in the ids and term of a header that carries only a revision.
+    pub fn complete(&self, header: Option<ResponseHeader>) -> Option<ResponseHeader> {
+        Some(self.header(header.map_or(0, |h| h.revision)))
+    }
+
+    /// Raft status.
+    pub fn status(&self) -> RaftStatus {
+        self.raft.status()
+    }
+
+    /// Replicates `request` and returns what applying it produced on this member.
+    pub async fn propose(&self, request: Request) -> Result<Applied, RequestError> {
+        let data = InternalRequest {
+            request: Some(request),
+        }
+        .encode_to_vec();
+        validate::size(data.len(), &self.limits)?;
+        match tokio::time::timeout(self.request_timeout, self.raft.propose(data)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(self.timeout_error()),
+        }
+    }
+
+    /// Waits until local state reflects every write acknowledged before this call (ReadIndex).
+    pub async fn linearizable_read(&self) -> Result<(), RequestError> {
+        match tokio::time::timeout(self.request_timeout, self.raft.read_index()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(self.timeout_error()),
+        }
+    }
+
+    fn timeout_error(&self) -> RequestError {
+        if self.raft.status().leader == 0 {
+            RequestError::NoLeader
+        } else {
+            RequestError::Timeout
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The `etcdserverpb.KV` service: Range, Put, DeleteRange, Txn, Compact.
+//!
+//! Writes go through raft; linearizable reads wait for a ReadIndex and then read local state;
+//! serializable reads read local state at once. Read-only txns take the read path.
+
+use super::apply::Applied;
+use super::core::ServerCore;
+use super::error::RequestError;
+use super::{range, txn, validate};
+use crate::pb::detcdpb::internal_request::Request as Internal;
+use crate::pb::etcdserverpb::kv_server::Kv;
+use crate::pb::etcdserverpb::request_op::Request as Op;
+use crate::pb::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The KV service.
+pub struct KvService {
+    core: Arc<ServerCore>,
+}
+
+impl KvService {
+    /// Serves KV on `core`.
+    pub fn new(core: Arc<ServerCore>) -> Self {
+        KvService { core }
+    }
+
+    fn unexpected(applied: Applied) -> Status {
+        RequestError::Internal(format!("unexpected apply result {applied:?}")).into()
+    }
+}
+
+fn is_read_only(t: &TxnRequest) -> bool {
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .all(|op| match &op.request {
+            Some(Op::RequestRange(_)) | None => true,
+            Some(Op::RequestTxn(nested)) => is_read_only(nested),
+            Some(Op::RequestPut(_)) | Some(Op::RequestDeleteRange(_)) => false,
+        })
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(
+        &self,
+        request: Request<RangeRequest>,
+    ) -> Result<Response<RangeResponse>, Status> {
+        let r = request.into_inner();
+        validate::range(&r)?;
+        if !r.serializable {
+            self.core.linearizable_read().await?;
+        }
+        let mut resp = range::execute(&*self.core.state.store(), &r).map_err(RequestError::from)?;
+        resp.header = self.core.complete(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let r = request.into_inner();
+        validate::put(&r)?;
+        match self.core.propose(Internal::Put(r)).await? {
+            Applied::Put(mut resp) => {
+                resp.header = self.core.complete(resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let r = request.into_inner();
+        validate::delete_range(&r)?;
+        match self.core.propose(Internal::DeleteRange(r)).await? {
+            Applied::DeleteRange(mut resp) => {
+                resp.header = self.core.complete(resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let r = request.into_inner();
+        validate::txn(&r, &self.core.limits)?;
+        let mut resp = if is_read_only(&r) {
+            self.core.linearizable_read().await?;
+            txn::txn(&mut self.core.state.store_mut(), &r)?
+        } else {
+            match self.core.propose(Internal::Txn(r)).await? {
+                Applied::Txn(resp) => resp,
+                other => return Err(Self::unexpected(other)),
+            }
+        };
+        resp.header = self.core.complete(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn compact(
+        &self,
+        request: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        let r = request.into_inner();
+        match self.core.propose(Internal::Compaction(r)).await? {
+            Applied::Compaction(mut resp) => {
+                resp.header = self.core.complete(resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(Self::unexpected(other)),
+        }
+    }
+}

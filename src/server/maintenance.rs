@@ -1,0 +1,141 @@
+//! The `etcdserverpb.Maintenance` service: Status, Hash, HashKV, Alarm (detcd raises no alarms
+//! yet, so the list is always empty and the truth) and MoveLeader. Defragment, Snapshot and
+//! Downgrade answer `Unimplemented` until they exist.
+
+use super::core::{ServerCore, ETCD_API_VERSION};
+use super::error::RequestError;
+use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::pb::etcdserverpb::{
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
+    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+};
+use futures::stream::BoxStream;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+/// The Maintenance service.
+pub struct MaintenanceService {
+    core: Arc<ServerCore>,
+}
+
+impl MaintenanceService {
+    /// Serves Maintenance on `core`.
+    pub fn new(core: Arc<ServerCore>) -> Self {
+        MaintenanceService { core }
+    }
+}
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        Ok(Response::new(AlarmResponse {
+            header: Some(self.core.header(self.core.state.store().current_revision())),
+            alarms: Vec::new(),
+        }))
+    }
+
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let raft = self.core.status();
+        let (revision, in_use) = {
+            let store = self.core.state.store();
+            (store.current_revision(), store.approx_bytes())
+        };
+        Ok(Response::new(StatusResponse {
+            header: Some(self.core.header(revision)),
+            version: ETCD_API_VERSION.to_string(),
+            db_size: i64::try_from(self.core.disk.total_size().unwrap_or(0)).unwrap_or(i64::MAX),
+            leader: raft.leader,
+            raft_index: raft.commit,
+            raft_term: raft.term,
+            raft_applied_index: raft.applied,
+            errors: Vec::new(),
+            db_size_in_use: i64::try_from(in_use).unwrap_or(i64::MAX),
+            is_learner: raft.is_learner,
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        Err(RequestError::Unimplemented("Defragment").into())
+    }
+
+    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let store = self.core.state.store();
+        let (hash, _) = store.hash_kv(0).map_err(RequestError::from)?;
+        Ok(Response::new(HashResponse {
+            header: Some(self.core.header(store.current_revision())),
+            hash,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let store = self.core.state.store();
+        let (hash, compact_revision) = store
+            .hash_kv(request.into_inner().revision)
+            .map_err(RequestError::from)?;
+        Ok(Response::new(HashKvResponse {
+            header: Some(self.core.header(store.current_revision())),
+            hash,
+            compact_revision,
+        }))
+    }
+
+    type SnapshotStream = BoxStream<'static, Result<SnapshotResponse, Status>>;
+
+    async fn snapshot(
+        &self,
+        _: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(RequestError::Unimplemented("Snapshot").into())
+    }
+
+    async fn move_leader(
+        &self,
+        request: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        let target = request.into_inner().target_id;
+        let status = self.core.status();
+        if status.leader != self.core.member_id {
+            return Err(RequestError::NotLeader.into());
+        }
+        let voter = self
+            .core
+            .state
+            .membership()
+            .members
+            .get(&target)
+            .is_some_and(|m| !m.is_learner);
+        if !voter {
+            return Err(RequestError::BadLeaderTransferee.into());
+        }
+        self.core
+            .raft
+            .transfer_leader(target)
+            .await
+            .map_err(RequestError::from)?;
+        let deadline = tokio::time::Instant::now() + self.core.request_timeout;
+        while self.core.status().leader != target {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RequestError::LeaderTransferTimeout.into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.core.header(0)),
+        }))
+    }
+
+    async fn downgrade(
+        &self,
+        _: Request<DowngradeRequest>,
+    ) -> Result<Response<DowngradeResponse>, Status> {
+        Err(RequestError::Unimplemented("Downgrade").into())
+    }
+}

@@ -1,0 +1,228 @@
+//! The etcd-compatible server: recovery, the raft node, the gRPC services, and startup.
+//!
+//! Start-up order: recover the WAL and snapshot, rebuild the replicated state, start the raft
+//! node and the peer transport, serve peers and clients, then publish this member's name and
+//! client URLs through raft (as etcd does) so `member list` shows them everywhere.
+
+pub mod apply;
+pub mod cluster;
+pub mod core;
+pub mod error;
+pub mod kv;
+pub mod maintenance;
+pub mod membership;
+pub mod range;
+pub mod txn;
+pub mod unserved;
+pub mod validate;
+
+use self::apply::{EtcdStateMachine, ReplicatedState};
+use self::core::ServerCore;
+use self::membership::{cluster_id, member_id, Membership};
+use crate::config::{ClusterState, ServerConfig};
+use crate::io::Disk;
+use crate::pb::detcdpb::{internal_request::Request as Internal, MemberAttributes};
+use crate::pb::etcdserverpb::{
+    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
+};
+use crate::pb::{v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer};
+use crate::raft::durable::DurableLog;
+use crate::raft::storage::RaftStorage;
+use crate::raft::transport::{PeerService, Transport};
+use crate::raft::{NodeConfig, NodeParts, RaftError, RaftNode, StateMachine};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::Server;
+
+/// Extra bytes a gRPC request may carry beyond `--max-request-bytes` (etcd's allowance).
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+/// Log entries kept behind a snapshot so slow followers catch up without one (etcd's value).
+const CATCH_UP_ENTRIES: u64 = 5000;
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// This member's name is not in `--initial-cluster`.
+    #[error("member {0:?} is not in the initial cluster")]
+    NotInCluster(String),
+    /// Joining an existing cluster is not supported yet.
+    #[error("--initial-cluster-state existing is not supported yet for a member without data")]
+    JoinUnsupported,
+    /// Recovery or raft failed.
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// A peer URL is malformed.
+    #[error("bad peer URL: {0}")]
+    PeerUrl(#[from] tonic::transport::Error),
+    /// The data directory could not be created.
+    #[error("data dir: {0}")]
+    DataDir(#[from] crate::io::DiskError),
+}
+
+/// A started member.
+pub struct RunningMember {
+    /// Shared server state (for in-process callers such as the simulator).
+    pub core: Arc<ServerCore>,
+    /// The serving tasks; they end only on error.
+    pub tasks: Vec<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+/// Recovers and starts a member, serving peers and clients until the process ends.
+pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
+    let bootstrap = Membership::bootstrap(&config.initial_cluster, &config.token);
+    let me = member_id(&config.advertise_peer_urls, &config.token);
+    if !bootstrap.members.contains_key(&me) {
+        return Err(StartError::NotInCluster(config.name.clone()));
+    }
+    let cid = cluster_id(&bootstrap.ids());
+    let disk = Disk::new(config.data_dir.join("member"));
+    disk.create_dir_all("")?;
+    let (durable, recovered) = DurableLog::open(disk.clone())?;
+    if recovered.is_empty() && config.cluster_state == ClusterState::Existing {
+        return Err(StartError::JoinUnsupported);
+    }
+
+    let state = Arc::new(ReplicatedState::new(bootstrap.clone()));
+    let mut machine = EtcdStateMachine::new(state.clone());
+    let storage = RaftStorage::new_cluster(bootstrap.ids());
+    let mut applied = 0;
+    if let Some(snapshot) = recovered.snapshot {
+        machine.restore(&snapshot.data).map_err(RaftError::from)?;
+        applied = snapshot.get_metadata().index;
+        storage
+            .install_snapshot(snapshot)
+            .map_err(RaftError::from)?;
+    }
+    storage
+        .append(&recovered.entries)
+        .map_err(RaftError::from)?;
+    storage.set_hard_state(recovered.hard_state);
+    tracing::info!(
+        name = %config.name,
+        member_id = %format!("{me:x}"),
+        cluster_id = %format!("{cid:x}"),
+        applied,
+        entries = storage.entries_from(applied + 1).map(|e| e.len()).unwrap_or(0),
+        "recovered member state"
+    );
+
+    let (transport, reports) = Transport::new(me, cid);
+    for member in state.membership().members.values() {
+        if member.id != me {
+            if let Some(url) = member.peer_urls.first() {
+                transport.add_peer(member.id, url)?;
+            }
+        }
+    }
+    let election_ticks =
+        (config.election_timeout.as_millis() / config.heartbeat.as_millis().max(1)) as usize;
+    let node_config = NodeConfig {
+        id: me,
+        tick: config.heartbeat,
+        election_ticks,
+        heartbeat_ticks: 1,
+        snapshot_count: config.snapshot_count,
+        catch_up_entries: CATCH_UP_ENTRIES,
+        seed: madsim::rand::random(),
+    };
+    let raft = RaftNode::start(
+        node_config,
+        NodeParts {
+            storage,
+            durable,
+            machine,
+            applied,
+            transport,
+            reports,
+        },
+    )?;
+
+    let core = Arc::new(ServerCore {
+        raft: raft.clone(),
+        state,
+        member_id: me,
+        cluster_id: cid,
+        limits: validate::Limits {
+            max_txn_ops: config.max_txn_ops,
+            max_request_bytes: config.max_request_bytes,
+        },
+        request_timeout: Duration::from_secs(5) + 2 * config.election_timeout,
+        disk,
+    });
+
+    let mut tasks = Vec::new();
+    for addr in &config.listen_peer {
+        let service = PeerService::new(cid, raft.clone());
+        let addr: SocketAddr = *addr;
+        tasks.push(tokio::spawn(async move {
+            Server::builder().add_service(service).serve(addr).await
+        }));
+    }
+    for addr in &config.listen_client {
+        tasks.push(tokio::spawn(serve_clients(
+            core.clone(),
+            *addr,
+            config.max_request_bytes,
+        )));
+    }
+    tokio::spawn(publish_attributes(
+        core.clone(),
+        config.name.clone(),
+        config.advertise_client_urls.clone(),
+    ));
+    tracing::info!(clients = ?config.listen_client, peers = ?config.listen_peer, "serving");
+    Ok(RunningMember { core, tasks })
+}
+
+async fn serve_clients(
+    core: Arc<ServerCore>,
+    addr: SocketAddr,
+    max_request_bytes: usize,
+) -> Result<(), tonic::transport::Error> {
+    let limit = max_request_bytes + GRPC_OVERHEAD_BYTES;
+    Server::builder()
+        .add_service(
+            KvServer::new(kv::KvService::new(core.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            ClusterServer::new(cluster::ClusterService::new(core.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            MaintenanceServer::new(maintenance::MaintenanceService::new(core.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(WatchServer::new(unserved::Unserved))
+        .add_service(LeaseServer::new(unserved::Unserved))
+        .add_service(AuthServer::new(unserved::Unserved))
+        .add_service(LockServer::new(unserved::Unserved))
+        .add_service(ElectionServer::new(unserved::Unserved))
+        .serve(addr)
+        .await
+}
+
+/// Proposes this member's name and client URLs until the cluster has applied them.
+async fn publish_attributes(core: Arc<ServerCore>, name: String, client_urls: Vec<String>) {
+    let attrs = MemberAttributes {
+        member_id: core.member_id,
+        name,
+        client_urls,
+    };
+    loop {
+        match core
+            .propose(Internal::MemberAttributes(attrs.clone()))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("published member attributes to the cluster");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing member attributes failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}

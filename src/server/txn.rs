@@ -1,0 +1,243 @@
+//! Applying writes to the MVCC store with etcd's semantics: Put, DeleteRange, Compact, and Txn.
+//!
+//! A Txn is atomic: first every compare (nested ones included) is evaluated against the state
+//! before the txn, fixing which branch runs at each level; then the chosen ops are checked
+//! (range revisions, leases, `ignore_*` on missing keys) so that a failing txn changes nothing;
+//! only then are the ops executed in one write transaction, sharing one revision.
+
+use super::error::RequestError;
+use super::range::{self, RangeSource};
+use crate::mvcc::{KeyValue, MvccError, RangeResult, Store, WriteTxn};
+use crate::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use crate::pb::etcdserverpb::request_op::Request;
+use crate::pb::etcdserverpb::response_op::Response;
+use crate::pb::etcdserverpb::{
+    Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
+    RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+};
+use std::cmp::Ordering;
+
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
+}
+
+/// Applies a Put.
+pub fn put(store: &mut Store, r: &PutRequest) -> Result<PutResponse, RequestError> {
+    check_put(store, r)?;
+    let mut w = store.write();
+    let resp = exec_put(&mut w, r);
+    w.commit();
+    Ok(resp)
+}
+
+/// Applies a DeleteRange.
+pub fn delete_range(store: &mut Store, r: &DeleteRangeRequest) -> DeleteRangeResponse {
+    let mut w = store.write();
+    let resp = exec_delete(&mut w, r);
+    w.commit();
+    DeleteRangeResponse {
+        header: header(store.current_revision()),
+        ..resp
+    }
+}
+
+/// Applies a Txn.
+pub fn txn(store: &mut Store, r: &TxnRequest) -> Result<TxnResponse, RequestError> {
+    let mut path = Vec::new();
+    choose_branches(store, r, &mut path);
+    let mut cursor = path.iter().copied();
+    check_txn(store, r, &mut cursor)?;
+    let mut w = store.write();
+    let mut cursor = path.iter().copied();
+    let resp = exec_txn(&mut w, r, &mut cursor)?;
+    w.commit();
+    Ok(TxnResponse {
+        header: header(store.current_revision()),
+        ..resp
+    })
+}
+
+/// Records, depth first, whether each (nested) txn's compares hold against the current state.
+fn choose_branches(store: &Store, r: &TxnRequest, path: &mut Vec<bool>) {
+    let succeeded = r.compare.iter().all(|c| compare_holds(store, c));
+    path.push(succeeded);
+    let ops = if succeeded { &r.success } else { &r.failure };
+    for op in ops {
+        if let Some(Request::RequestTxn(t)) = &op.request {
+            choose_branches(store, t, path);
+        }
+    }
+}
+
+fn compare_holds(store: &Store, c: &Compare) -> bool {
+    let Ok(found) = store.range(&c.key, &c.range_end, 0, 0) else {
+        return false;
+    };
+    let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
+    if found.kvs.is_empty() {
+        return target != CompareTarget::Value && compare_kv(c, target, &KeyValue::default());
+    }
+    found.kvs.iter().all(|kv| compare_kv(c, target, kv))
+}
+
+fn compare_kv(c: &Compare, target: CompareTarget, kv: &KeyValue) -> bool {
+    let ord = match (target, &c.target_union) {
+        (CompareTarget::Value, Some(TargetUnion::Value(v))) => kv.value.as_slice().cmp(v),
+        (CompareTarget::Value, _) => kv.value.as_slice().cmp(&[][..]),
+        (CompareTarget::Version, u) => kv.version.cmp(&union_int(u)),
+        (CompareTarget::Create, u) => kv.create_revision.cmp(&union_int(u)),
+        (CompareTarget::Mod, u) => kv.mod_revision.cmp(&union_int(u)),
+        (CompareTarget::Lease, u) => kv.lease.cmp(&union_int(u)),
+    };
+    match CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal) {
+        CompareResult::Equal => ord == Ordering::Equal,
+        CompareResult::Greater => ord == Ordering::Greater,
+        CompareResult::Less => ord == Ordering::Less,
+        CompareResult::NotEqual => ord != Ordering::Equal,
+    }
+}
+
+fn union_int(u: &Option<TargetUnion>) -> i64 {
+    match u {
+        Some(TargetUnion::Version(v))
+        | Some(TargetUnion::CreateRevision(v))
+        | Some(TargetUnion::ModRevision(v))
+        | Some(TargetUnion::Lease(v)) => *v,
+        Some(TargetUnion::Value(_)) | None => 0,
+    }
+}
+
+fn chosen<'a>(r: &'a TxnRequest, path: &mut impl Iterator<Item = bool>) -> &'a [RequestOp] {
+    if path.next().unwrap_or(false) {
+        &r.success
+    } else {
+        &r.failure
+    }
+}
+
+fn check_txn(
+    store: &Store,
+    r: &TxnRequest,
+    path: &mut impl Iterator<Item = bool>,
+) -> Result<(), RequestError> {
+    for op in chosen(r, path) {
+        match &op.request {
+            Some(Request::RequestRange(rr)) => check_range_revision(store, rr)?,
+            Some(Request::RequestPut(p)) => check_put(store, p)?,
+            Some(Request::RequestTxn(t)) => check_txn(store, t, path)?,
+            Some(Request::RequestDeleteRange(_)) | None => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_range_revision(store: &Store, r: &RangeRequest) -> Result<(), RequestError> {
+    if r.revision > store.current_revision() {
+        return Err(MvccError::FutureRevision.into());
+    }
+    if r.revision > 0 && r.revision < store.compacted_revision() {
+        return Err(MvccError::Compacted.into());
+    }
+    Ok(())
+}
+
+fn check_put(store: &Store, p: &PutRequest) -> Result<(), RequestError> {
+    if p.lease != 0 {
+        return Err(RequestError::LeaseNotFound);
+    }
+    if p.ignore_value || p.ignore_lease {
+        let found = store.range(&p.key, &[], 0, 1)?;
+        if found.kvs.is_empty() {
+            return Err(RequestError::KeyNotFound);
+        }
+    }
+    Ok(())
+}
+
+/// Ranges inside a txn see the txn's own earlier writes.
+struct TxnView<'a, 'b>(&'a WriteTxn<'b>);
+
+impl RangeSource for TxnView<'_, '_> {
+    fn read(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        rev: i64,
+        limit: usize,
+    ) -> Result<RangeResult, MvccError> {
+        self.0.range_at(key, range_end, rev, limit)
+    }
+}
+
+fn exec_txn(
+    w: &mut WriteTxn<'_>,
+    r: &TxnRequest,
+    path: &mut impl Iterator<Item = bool>,
+) -> Result<TxnResponse, RequestError> {
+    let succeeded = path.next().unwrap_or(false);
+    let ops = if succeeded { &r.success } else { &r.failure };
+    let mut responses = Vec::with_capacity(ops.len());
+    for op in ops {
+        let response = match &op.request {
+            Some(Request::RequestRange(rr)) => {
+                Some(Response::ResponseRange(range::execute(&TxnView(w), rr)?))
+            }
+            Some(Request::RequestPut(p)) => Some(Response::ResponsePut(exec_put(w, p))),
+            Some(Request::RequestDeleteRange(d)) => {
+                Some(Response::ResponseDeleteRange(exec_delete(w, d)))
+            }
+            Some(Request::RequestTxn(t)) => {
+                let mut nested = exec_txn(w, t, path)?;
+                nested.header = header(w.view_revision());
+                Some(Response::ResponseTxn(nested))
+            }
+            None => None,
+        };
+        responses.push(ResponseOp { response });
+    }
+    Ok(TxnResponse {
+        header: None,
+        succeeded,
+        responses,
+    })
+}
+
+fn exec_put(w: &mut WriteTxn<'_>, p: &PutRequest) -> PutResponse {
+    let prev = w.range(&p.key, &[], 1).kvs.into_iter().next();
+    let value = match (&prev, p.ignore_value) {
+        (Some(prev), true) => prev.value.clone(),
+        _ => p.value.to_vec(),
+    };
+    let lease = match (&prev, p.ignore_lease) {
+        (Some(prev), true) => prev.lease,
+        _ => p.lease,
+    };
+    w.put(&p.key, &value, lease);
+    PutResponse {
+        header: header(w.revision()),
+        prev_kv: if p.prev_kv {
+            prev.map(|kv| range::to_proto(kv, false))
+        } else {
+            None
+        },
+    }
+}
+
+fn exec_delete(w: &mut WriteTxn<'_>, d: &DeleteRangeRequest) -> DeleteRangeResponse {
+    let deleted = w.delete_range(&d.key, &d.range_end);
+    DeleteRangeResponse {
+        header: header(w.view_revision()),
+        deleted: deleted.len() as i64,
+        prev_kvs: if d.prev_kv {
+            deleted
+                .into_iter()
+                .map(|kv| range::to_proto(kv, false))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
