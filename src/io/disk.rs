@@ -175,6 +175,30 @@ impl Disk {
         result.map_err(|e| DiskError::new(OP, path, e))
     }
 
+    /// Deletes `write_atomic` temporaries a crash left in `rel_dir` (they
+    /// are invisible to `list`); returns how many were deleted.
+    pub fn remove_temporaries(&self, rel_dir: &str) -> Result<usize, DiskError> {
+        const OP: &str = "remove_temporaries";
+        let path = self.resolve(OP, rel_dir)?;
+        let err = |e| DiskError::new(OP, path.clone(), e);
+        let mut removed = 0;
+        for entry in fs::read_dir(&path).map_err(err)? {
+            let entry = entry.map_err(err)?;
+            let is_tmp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(ATOMIC_TMP_SUFFIX));
+            if is_tmp {
+                fs::remove_file(entry.path()).map_err(err)?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&path).map_err(err)?;
+        }
+        Ok(removed)
+    }
+
     /// Opens file `rel` for appending, creating it (durably, but empty) if
     /// it does not exist.
     pub fn open_append(&self, rel: &str) -> Result<AppendFile, DiskError> {

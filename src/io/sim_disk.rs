@@ -297,6 +297,12 @@ impl Disk {
         Ok(())
     }
 
+    /// The simulated `write_atomic` never leaves temporaries: checks that
+    /// `rel_dir` exists and returns 0.
+    pub fn remove_temporaries(&self, rel_dir: &str) -> Result<usize, DiskError> {
+        self.list(rel_dir).map(|_| 0)
+    }
+
     /// Opens file `rel` for appending, creating it (durably, empty) if needed.
     pub fn open_append(&self, rel: &str) -> Result<AppendFile, DiskError> {
         const OP: &str = "open_append";
@@ -362,7 +368,7 @@ impl AppendFile {
         st: &'a mut SimState,
     ) -> Result<&'a mut SimState, DiskError> {
         if st.epoch != self.epoch {
-            let e = Error::new(ErrorKind::Other, "simulated disk: handle predates a crash");
+            let e = Error::other("simulated disk: handle predates a crash");
             return Err(DiskError::new(op, self.path.clone(), e));
         }
         Ok(st)

@@ -65,3 +65,26 @@ fn append_sync_truncate() {
     drop(f);
     assert_eq!(disk.read("log").unwrap(), b"abc\x07z");
 }
+
+#[cfg(not(madsim))]
+#[test]
+fn temporaries_are_hidden_and_removable() {
+    let (_t, disk) = disk();
+    disk.create_dir_all("d").unwrap();
+    disk.write_atomic("d/real", b"1").unwrap();
+    std::fs::write(disk.path("d/x.snap.atomic-tmp"), b"torn").unwrap();
+    assert_eq!(disk.list("d").unwrap(), vec!["real"]);
+    assert_eq!(disk.remove_temporaries("d").unwrap(), 1);
+    assert_eq!(disk.remove_temporaries("d").unwrap(), 0);
+    assert_eq!(disk.total_size().unwrap(), 1);
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync + Clone>() {}
+    fn check_send<T: Send + Sync>() {}
+    check::<Disk>();
+    check_send::<super::AppendFile>();
+    check_send::<crate::storage::Wal>();
+    check::<crate::storage::SnapshotStore>();
+}

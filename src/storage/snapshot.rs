@@ -83,10 +83,15 @@ fn decode(mut bytes: Vec<u8>, index: u64, term: u64) -> Result<Vec<u8>, (u64, St
 }
 
 impl SnapshotStore {
-    /// A store in directory `dir` of `disk` (created if missing).
+    /// A store in directory `dir` of `disk` (created if missing; temporaries
+    /// of saves interrupted by a crash are deleted).
     pub fn new(disk: Disk, dir: &str) -> Result<SnapshotStore, StorageError> {
         let dir = dir.trim_end_matches('/').to_string();
         disk.create_dir_all(&dir)?;
+        let stale = disk.remove_temporaries(&dir)?;
+        if stale > 0 {
+            warn!(dir = %disk.path(&dir).display(), stale, "removed torn snapshot temporaries");
+        }
         Ok(SnapshotStore { disk, dir })
     }
 

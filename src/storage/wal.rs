@@ -187,6 +187,10 @@ impl Wal {
         }
         let dir = dir.trim_end_matches('/').to_string();
         disk.create_dir_all(&dir)?;
+        let stale = disk.remove_temporaries(&dir)?;
+        if stale > 0 {
+            warn!(dir = %disk.path(&dir).display(), stale, "removed stale temporary files");
+        }
         let mut seqs = Vec::new();
         for name in disk.list(&dir)? {
             match parse_segment_name(&name) {

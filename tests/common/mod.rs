@@ -1,0 +1,294 @@
+//! Test harness shared by the integration tests: real `detcd` processes on real sockets, driven
+//! by the real `etcdctl` 3.4 (Debian's `etcd-client`; `ETCDCTL` overrides the binary).
+//!
+//! Every cluster gets fresh ports and a temp data dir, and kills its processes on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// A free localhost port (the OS picks it; a tiny race with other tests is tolerated).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// One member's fixed identity.
+pub struct MemberSpec {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+}
+
+/// A local cluster of real detcd processes.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub members: Vec<MemberSpec>,
+    procs: Vec<Option<Child>>,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` members and waits until the cluster answers writes.
+    pub fn start(n: usize) -> Cluster {
+        Self::start_with(n, &[])
+    }
+
+    /// Like [`Cluster::start`] with extra server flags for every member.
+    pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        let members = (0..n)
+            .map(|i| MemberSpec {
+                name: format!("m{}", i + 1),
+                client_port: free_port(),
+                peer_port: free_port(),
+            })
+            .collect();
+        let mut c = Cluster {
+            dir: tempfile::tempdir().expect("tempdir"),
+            members,
+            procs: (0..n).map(|_| None).collect(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for i in 0..n {
+            c.start_member(i);
+        }
+        c.wait_writable();
+        c.wait_all_published();
+        c
+    }
+
+    /// Waits until every member has published its client URLs (`member list` shows them).
+    pub fn wait_all_published(&self) {
+        let eps = self.live_endpoints();
+        wait_until(Duration::from_secs(30), || {
+            let out = etcdctl(&eps, &["member", "list"]);
+            let text = stdout(&out);
+            out.status.success()
+                && (0..self.members.len())
+                    .all(|i| text.contains(&format!("http://{}", self.endpoint(i))))
+        });
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.etcd", self.members[i].name))
+    }
+
+    /// Starts (or restarts) member `i` from its data dir.
+    pub fn start_member(&mut self, i: usize) {
+        assert!(self.procs[i].is_none(), "member {i} already running");
+        let m = &self.members[i];
+        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let peer = format!("http://127.0.0.1:{}", m.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", m.name)))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_detcd"))
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(self.data_dir(i))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &self.initial_cluster()])
+            .args([
+                "--initial-cluster-token",
+                "detcd-test",
+                "--initial-cluster-state",
+                "new",
+            ])
+            .args(["--logger", "capnslog"])
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn detcd");
+        self.procs[i] = Some(child);
+    }
+
+    /// Kills member `i` with SIGKILL (no chance to flush anything).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.procs[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Client endpoint of member `i`.
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.members[i].client_port)
+    }
+
+    /// All client endpoints, comma separated.
+    pub fn endpoints(&self) -> String {
+        (0..self.members.len())
+            .map(|i| self.endpoint(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Endpoints of running members only.
+    pub fn live_endpoints(&self) -> String {
+        (0..self.members.len())
+            .filter(|i| self.procs[*i].is_some())
+            .map(|i| self.endpoint(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Waits (up to 30 s) until a write through the live members succeeds.
+    pub fn wait_writable(&self) {
+        let eps = self.live_endpoints();
+        wait_until(Duration::from_secs(30), || {
+            etcdctl(&eps, &["put", "__probe", "1"]).status.success()
+        });
+    }
+
+    /// The id (hex) of the member `endpoint status` reports as leader.
+    pub fn leader_index(&self) -> usize {
+        let mut found = None;
+        wait_until(Duration::from_secs(20), || {
+            for i in 0..self.members.len() {
+                if self.procs[i].is_none() {
+                    continue;
+                }
+                let out = etcdctl(&self.endpoint(i), &["endpoint", "status", "-w", "fields"]);
+                let text = stdout(&out);
+                let field = |name: &str| {
+                    text.lines()
+                        .find(|l| l.starts_with(&format!("\"{name}\"")))
+                        .and_then(|l| l.split(':').nth(1))
+                        .map(|v| v.trim().to_string())
+                };
+                if let (Some(id), Some(leader)) = (field("MemberID"), field("Leader")) {
+                    if id == leader && id != "0" {
+                        found = Some(i);
+                        return true;
+                    }
+                }
+            }
+            false
+        });
+        found.expect("a leader")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            for m in &self.members {
+                let log = self.dir.path().join(format!("{}.log", m.name));
+                if let Ok(text) = std::fs::read_to_string(&log) {
+                    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                    eprintln!("--- last lines of {} ---", m.name);
+                    for l in tail.into_iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `check` until it returns true or `limit` passes (then panics).
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+fn etcdctl_bin() -> String {
+    std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".to_string())
+}
+
+/// Runs the real etcdctl against `endpoints`.
+pub fn etcdctl(endpoints: &str, args: &[&str]) -> Output {
+    etcdctl_stdin(endpoints, args, None)
+}
+
+/// Runs the real etcdctl with `input` on stdin.
+pub fn etcdctl_stdin(endpoints: &str, args: &[&str], input: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(etcdctl_bin())
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run etcdctl ({e}); install it with scripts/setup.sh"));
+    if let Some(mut stdin) = child.stdin.take() {
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).expect("write stdin");
+        }
+    }
+    child.wait_with_output().expect("etcdctl output")
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs etcdctl and asserts success, returning stdout.
+pub fn ok(endpoints: &str, args: &[&str]) -> String {
+    let out = etcdctl(endpoints, args);
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?} failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Runs etcdctl, asserts failure, and returns stderr.
+pub fn fails(endpoints: &str, args: &[&str]) -> String {
+    let out = etcdctl(endpoints, args);
+    assert!(
+        !out.status.success(),
+        "etcdctl {args:?} unexpectedly succeeded: {}",
+        stdout(&out)
+    );
+    stderr(&out)
+}
