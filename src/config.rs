@@ -74,6 +74,9 @@ pub struct Flags {
     /// Number of committed transactions to trigger a snapshot to disk.
     #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
     pub snapshot_count: u64,
+    /// Entries a leader keeps behind a snapshot for slow followers (etcd 3.5's flag).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES", default_value_t = 5000)]
+    pub experimental_snapshot_catchup_entries: u64,
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, env = "ETCD_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
     pub max_request_bytes: usize,
@@ -127,6 +130,8 @@ pub struct ServerConfig {
     pub election_timeout: Duration,
     /// Entries between snapshots.
     pub snapshot_count: u64,
+    /// Entries kept behind a snapshot.
+    pub catch_up_entries: u64,
     /// Max request size.
     pub max_request_bytes: usize,
     /// Max ops per txn branch.
@@ -258,6 +263,7 @@ impl Flags {
             heartbeat: Duration::from_millis(self.heartbeat_interval),
             election_timeout: Duration::from_millis(self.election_timeout),
             snapshot_count: self.snapshot_count.max(1),
+            catch_up_entries: self.experimental_snapshot_catchup_entries,
             max_request_bytes: self.max_request_bytes,
             max_txn_ops: self.max_txn_ops,
             name: self.name,

@@ -38,8 +38,6 @@ use tonic::transport::Server;
 
 /// Extra bytes a gRPC request may carry beyond `--max-request-bytes` (etcd's allowance).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
-/// Log entries kept behind a snapshot so slow followers catch up without one (etcd's value).
-const CATCH_UP_ENTRIES: u64 = 5000;
 
 /// Why a member could not start.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +122,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         election_ticks,
         heartbeat_ticks: 1,
         snapshot_count: config.snapshot_count,
-        catch_up_entries: CATCH_UP_ENTRIES,
+        catch_up_entries: config.catch_up_entries,
         seed: madsim::rand::random(),
     };
     let raft = RaftNode::start(

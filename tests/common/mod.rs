@@ -139,6 +139,12 @@ impl Cluster {
         }
     }
 
+    /// Everything member `i` has logged so far.
+    pub fn log(&self, i: usize) -> String {
+        let path = self.dir.path().join(format!("{}.log", self.members[i].name));
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
     /// Client endpoint of member `i`.
     pub fn endpoint(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.members[i].client_port)
