@@ -1,6 +1,8 @@
 //! The real etcdctl 3.4 against a 3-member detcd cluster: the KV commands, compaction and the
 //! cluster/maintenance commands print what etcd users expect, and bad requests get etcd's errors.
 
+#![cfg(not(madsim))]
+
 mod common;
 use common::{etcdctl_stdin, fails, ok, stdout, Cluster};
 

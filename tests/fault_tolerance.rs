@@ -3,6 +3,8 @@
 //! from a snapshot), two down stops writes without losing what was acknowledged, and a full
 //! stop/restart keeps every acknowledged write.
 
+#![cfg(not(madsim))]
+
 mod common;
 use common::{etcdctl, ok, stdout, wait_until, Cluster};
 use std::time::Duration;

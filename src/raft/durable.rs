@@ -160,11 +160,12 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = vec![index as u8].into();
-        e
+        Entry {
+            index,
+            term,
+            data: vec![index as u8].into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -176,9 +177,11 @@ mod tests {
         log.append_entries(&[entry(1, 1), entry(2, 1), entry(3, 1)])
             .unwrap();
         log.append_entries(&[entry(2, 2)]).unwrap();
-        let mut hs = HardState::default();
-        hs.term = 2;
-        hs.commit = 2;
+        let hs = HardState {
+            term: 2,
+            commit: 2,
+            ..Default::default()
+        };
         log.set_hard_state(&hs).unwrap();
         log.sync().unwrap();
         drop(log);
@@ -200,8 +203,10 @@ mod tests {
         snap.mut_metadata().index = 8;
         snap.mut_metadata().term = 1;
         snap.data = b"state".to_vec().into();
-        let mut hs = HardState::default();
-        hs.commit = 9;
+        let hs = HardState {
+            commit: 9,
+            ..Default::default()
+        };
         log.save_snapshot(&snap, &hs, &all[8..]).unwrap();
         log.append_entries(&[entry(11, 1)]).unwrap();
         log.sync().unwrap();

@@ -287,7 +287,7 @@ impl<S: StateMachine> RaftNode<S> {
     fn on_tick(&mut self) {
         self.ticks += 1;
         self.raw.tick();
-        if self.ticks % 128 == 0 {
+        if self.ticks.is_multiple_of(128) {
             self.waiters.retain(|_, w| !w.is_closed());
         }
     }

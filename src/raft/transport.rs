@@ -9,7 +9,7 @@
 
 use super::node::RaftHandle;
 use crate::pb::detcdpb::peer_client::PeerClient;
-use crate::pb::detcdpb::peer_server::{Peer, PeerServer};
+use crate::pb::detcdpb::peer_server::Peer;
 use crate::pb::detcdpb::{MessageBatch, SendAck};
 use bytes::Bytes;
 use protobuf::Message as _;
@@ -168,10 +168,10 @@ pub struct PeerService<O> {
 }
 
 impl<O: Send + 'static> PeerService<O> {
-    /// Serves peers of cluster `cluster_id`, stepping their messages into `node`.
-    pub fn new(cluster_id: u64, node: RaftHandle<O>) -> PeerServer<Self> {
-        PeerServer::new(PeerService { cluster_id, node })
-            .max_decoding_message_size(MAX_PEER_MESSAGE)
+    /// Serves peers of cluster `cluster_id`, stepping their messages into `node`. Wrap it in
+    /// `PeerServer` with `max_decoding_message_size(MAX_PEER_MESSAGE)`.
+    pub fn new(cluster_id: u64, node: RaftHandle<O>) -> Self {
+        PeerService { cluster_id, node }
     }
 }
 

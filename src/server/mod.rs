@@ -29,7 +29,8 @@ use crate::pb::etcdserverpb::{
 use crate::pb::{v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer};
 use crate::raft::durable::DurableLog;
 use crate::raft::storage::RaftStorage;
-use crate::raft::transport::{PeerService, Transport};
+use crate::pb::detcdpb::peer_server::PeerServer;
+use crate::raft::transport::{PeerService, Transport, MAX_PEER_MESSAGE};
 use crate::raft::{NodeConfig, NodeParts, RaftError, RaftNode, StateMachine};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,7 +153,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
 
     let mut tasks = Vec::new();
     for addr in &config.listen_peer {
-        let service = PeerService::new(cid, raft.clone());
+        let service = PeerServer::new(PeerService::new(cid, raft.clone()))
+            .max_decoding_message_size(MAX_PEER_MESSAGE);
         let addr: SocketAddr = *addr;
         tasks.push(tokio::spawn(async move {
             Server::builder().add_service(service).serve(addr).await
