@@ -10,12 +10,17 @@ use common::{etcdctl, ok, stdout, wait_until, Cluster};
 use std::time::Duration;
 
 fn serializable_get(c: &Cluster, member: usize, key: &str) -> String {
-    stdout(&etcdctl(&c.endpoint(member), &["get", key, "--consistency=s", "--print-value-only"]))
+    stdout(&etcdctl(
+        &c.endpoint(member),
+        &["get", key, "--consistency=s", "--print-value-only"],
+    ))
 }
 
 /// Waits until member `i` serves `key = value` from its own state.
 fn wait_caught_up(c: &Cluster, i: usize, key: &str, value: &str) {
-    wait_until(Duration::from_secs(30), || serializable_get(c, i, key) == format!("{value}\n"));
+    wait_until(Duration::from_secs(30), || {
+        serializable_get(c, i, key) == format!("{value}\n")
+    });
 }
 
 #[test]
@@ -24,7 +29,11 @@ fn any_single_member_can_fail_and_rejoin() {
     let mut n = 0;
     for round in 0..3 {
         // Kill the leader in the first round, then each follower in turn.
-        let victim = if round == 0 { c.leader_index() } else { (c.leader_index() + 1) % 3 };
+        let victim = if round == 0 {
+            c.leader_index()
+        } else {
+            (c.leader_index() + 1) % 3
+        };
         c.kill(victim);
         // Writes are served again as soon as the survivors have (or elect) a leader; requests
         // caught in the election window may time out, as with etcd.
@@ -33,12 +42,19 @@ fn any_single_member_can_fail_and_rejoin() {
         for _ in 0..5 {
             n += 1;
             let out = etcdctl(&live, &["put", &format!("k{n}"), &format!("v{n}")]);
-            assert!(out.status.success(), "write with member {victim} down failed: {}", common::stderr(&out));
+            assert!(
+                out.status.success(),
+                "write with member {victim} down failed: {}",
+                common::stderr(&out)
+            );
         }
         c.start_member(victim);
         wait_caught_up(&c, victim, &format!("k{n}"), &format!("v{n}"));
         for k in 1..=n {
-            assert_eq!(serializable_get(&c, victim, &format!("k{k}")), format!("v{k}\n"));
+            assert_eq!(
+                serializable_get(&c, victim, &format!("k{k}")),
+                format!("v{k}\n")
+            );
         }
     }
 }
@@ -52,15 +68,27 @@ fn two_members_down_blocks_writes_and_loses_nothing() {
     }
     c.kill(1);
     c.kill(2);
-    let out = etcdctl(&c.endpoint(0), &["put", "lonely", "x", "--command-timeout=3s"]);
-    assert!(!out.status.success(), "a write without quorum must not be acknowledged");
+    let out = etcdctl(
+        &c.endpoint(0),
+        &["put", "lonely", "x", "--command-timeout=3s"],
+    );
+    assert!(
+        !out.status.success(),
+        "a write without quorum must not be acknowledged"
+    );
     let out = etcdctl(&c.endpoint(0), &["get", "acked0", "--command-timeout=3s"]);
-    assert!(!out.status.success(), "a linearizable read without quorum must fail");
+    assert!(
+        !out.status.success(),
+        "a linearizable read without quorum must fail"
+    );
     c.start_member(1);
     c.start_member(2);
     c.wait_writable();
     for i in 0..10 {
-        assert_eq!(ok(&eps, &["get", &format!("acked{i}"), "--print-value-only"]), "yes\n");
+        assert_eq!(
+            ok(&eps, &["get", &format!("acked{i}"), "--print-value-only"]),
+            "yes\n"
+        );
     }
     ok(&eps, &["put", "after", "quorum"]);
 }
@@ -91,7 +119,12 @@ fn full_stop_and_restart_keeps_every_acknowledged_write() {
 fn lagging_member_catches_up_from_a_snapshot() {
     let mut c = Cluster::start_with(
         3,
-        &["--snapshot-count", "20", "--experimental-snapshot-catchup-entries", "5"],
+        &[
+            "--snapshot-count",
+            "20",
+            "--experimental-snapshot-catchup-entries",
+            "5",
+        ],
     );
     let victim = (c.leader_index() + 1) % 3;
     c.kill(victim);
@@ -102,10 +135,13 @@ fn lagging_member_catches_up_from_a_snapshot() {
     }
     c.start_member(victim);
     wait_caught_up(&c, victim, "s79", "79");
-    let count = stdout(&etcdctl(&c.endpoint(victim), &["get", "s", "--prefix", "--keys-only", "--consistency=s"]))
-        .lines()
-        .filter(|l| !l.is_empty())
-        .count();
+    let count = stdout(&etcdctl(
+        &c.endpoint(victim),
+        &["get", "s", "--prefix", "--keys-only", "--consistency=s"],
+    ))
+    .lines()
+    .filter(|l| !l.is_empty())
+    .count();
     assert_eq!(count, 80);
     assert!(
         c.log(victim).contains("installed snapshot from leader"),

@@ -21,6 +21,7 @@ use self::core::ServerCore;
 use self::membership::{cluster_id, member_id, Membership};
 use crate::config::{ClusterState, ServerConfig};
 use crate::io::Disk;
+use crate::pb::detcdpb::peer_server::PeerServer;
 use crate::pb::detcdpb::{internal_request::Request as Internal, MemberAttributes};
 use crate::pb::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
@@ -29,7 +30,6 @@ use crate::pb::etcdserverpb::{
 use crate::pb::{v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer};
 use crate::raft::durable::DurableLog;
 use crate::raft::storage::RaftStorage;
-use crate::pb::detcdpb::peer_server::PeerServer;
 use crate::raft::transport::{PeerService, Transport, MAX_PEER_MESSAGE};
 use crate::raft::{NodeConfig, NodeParts, RaftError, RaftNode, StateMachine};
 use std::net::SocketAddr;

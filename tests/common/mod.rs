@@ -141,7 +141,10 @@ impl Cluster {
 
     /// Everything member `i` has logged so far.
     pub fn log(&self, i: usize) -> String {
-        let path = self.dir.path().join(format!("{}.log", self.members[i].name));
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}.log", self.members[i].name));
         std::fs::read_to_string(path).unwrap_or_default()
     }
 

@@ -1,0 +1,172 @@
+//! `detcd-bench`: a load generator for etcd-compatible servers (detcd or etcd itself), so the two
+//! can be measured side by side with the same client. It opens `--conns` gRPC connections, runs
+//! `--clients` concurrent request loops over them for `--total` requests, and prints throughput
+//! and latency percentiles.
+
+use clap::{Parser, ValueEnum};
+use detcd::pb::etcdserverpb::kv_client::KvClient;
+use detcd::pb::etcdserverpb::{PutRequest, RangeRequest};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Workload {
+    /// Put random keys.
+    Put,
+    /// Linearizable single-key gets.
+    Range,
+    /// Serializable single-key gets.
+    RangeSerializable,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "detcd-bench", about = "Benchmark an etcd-compatible server")]
+struct Args {
+    /// Workload to run.
+    #[arg(value_enum)]
+    workload: Workload,
+    /// Comma-separated client endpoints.
+    #[arg(long, default_value = "127.0.0.1:2379")]
+    endpoints: String,
+    /// gRPC connections.
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+    /// Concurrent request loops.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Total requests.
+    #[arg(long, default_value_t = 10_000)]
+    total: u64,
+    /// Key size in bytes.
+    #[arg(long, default_value_t = 8)]
+    key_size: usize,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    val_size: usize,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 100_000)]
+    key_space: u64,
+}
+
+fn key(i: u64, size: usize) -> Vec<u8> {
+    let mut k = format!("{i:0size$}").into_bytes();
+    k.truncate(size.max(1));
+    k
+}
+
+async fn connect(
+    endpoints: &[String],
+    n: usize,
+) -> Result<Vec<KvClient<Channel>>, tonic::transport::Error> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let ep = &endpoints[i % endpoints.len()];
+        let url = if ep.contains("://") {
+            ep.clone()
+        } else {
+            format!("http://{ep}")
+        };
+        let channel = Endpoint::from_shared(url)?.connect().await?;
+        out.push(KvClient::new(channel));
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let endpoints: Vec<String> = args.endpoints.split(',').map(str::to_string).collect();
+    let clients = connect(&endpoints, args.conns.max(1)).await?;
+    let value = vec![b'v'; args.val_size];
+    if !matches!(args.workload, Workload::Put) {
+        let mut c = clients[0].clone();
+        for i in 0..args.key_space.min(1000) {
+            c.put(PutRequest {
+                key: key(i, args.key_size).into(),
+                value: value.clone().into(),
+                ..Default::default()
+            })
+            .await?;
+        }
+    }
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients.max(1) {
+        let mut client = clients[c % clients.len()].clone();
+        let next = next.clone();
+        let errors = errors.clone();
+        let value = value.clone();
+        let (total, key_size, key_space, workload) =
+            (args.total, args.key_size, args.key_space, args.workload);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let k = key(n.wrapping_mul(2_654_435_761) % key_space.max(1), key_size);
+                let t = Instant::now();
+                let ok = match workload {
+                    Workload::Put => client
+                        .put(PutRequest {
+                            key: k.into(),
+                            value: value.clone().into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .is_ok(),
+                    Workload::Range | Workload::RangeSerializable => client
+                        .range(RangeRequest {
+                            key: key(n % key_space.clamp(1, 1000), key_size).into(),
+                            serializable: matches!(workload, Workload::RangeSerializable),
+                            ..Default::default()
+                        })
+                        .await
+                        .is_ok(),
+                };
+                lat.push(t.elapsed());
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await?);
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    println!(
+        "workload={:?} total={} clients={} conns={} elapsed={:.2}s throughput={:.0} req/s errors={}",
+        args.workload,
+        all.len(),
+        args.clients,
+        args.conns,
+        elapsed.as_secs_f64(),
+        all.len() as f64 / elapsed.as_secs_f64(),
+        errors.load(Ordering::Relaxed)
+    );
+    println!(
+        "latency p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms",
+        percentile(&all, 0.50).as_secs_f64() * 1e3,
+        percentile(&all, 0.90).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3,
+        all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
