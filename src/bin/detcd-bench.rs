@@ -83,7 +83,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     let endpoints: Vec<String> = args.endpoints.split(',').map(str::to_string).collect();
     let clients = connect(&endpoints, args.conns.max(1)).await?;
