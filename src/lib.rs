@@ -18,6 +18,8 @@
 //! `pb` holds the generated protobuf code; `config` parses etcd's flags.
 
 pub mod config;
+#[cfg(madsim)]
+pub mod fault;
 pub mod io;
 pub mod mvcc;
 pub mod pb;

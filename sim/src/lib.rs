@@ -1,2 +1,19 @@
-//! detcd's deterministic simulation suite (see issue 3): it drives real detcd members as madsim
-//! nodes. It only means anything in a `--cfg madsim` build.
+//! detcd's deterministic simulation suite. The real server code runs as madsim nodes; one seed
+//! decides every message delay, partition, crash and timeout; checkers decide whether the
+//! cluster was ever wrong. See `scripts/sim.sh` for running and replaying seeds.
+//!
+//! Modules: [`cluster`] (members as nodes, kill/crash/restart), [`faults`] (seeded schedules),
+//! [`workload`] (clients recording a [`history`]), [`checkers`] (one property each, with
+//! [`linearizability`] the main one), [`runner`] (one seed end to end), [`trace`].
+
+#[cfg(not(madsim))]
+compile_error!("detcd-sim only means something in a simulator build: use scripts/sim.sh or RUSTFLAGS=\"--cfg madsim\"");
+
+pub mod checkers;
+pub mod cluster;
+pub mod faults;
+pub mod history;
+pub mod linearizability;
+pub mod runner;
+pub mod trace;
+pub mod workload;

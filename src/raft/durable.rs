@@ -75,6 +75,10 @@ impl DurableLog {
 
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> Result<(), RaftError> {
+        #[cfg(madsim)]
+        if crate::fault::active(crate::fault::Bug::AckBeforeFsync) {
+            return Ok(());
+        }
         self.wal.sync()?;
         Ok(())
     }

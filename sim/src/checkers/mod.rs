@@ -1,0 +1,6 @@
+//! Checkers, one property each. Linearizability of the client history lives in
+//! [`crate::linearizability`]; here are the checks that read members' own state (convergence,
+//! applied-log order) and the availability rules.
+
+pub mod availability;
+pub mod convergence;

@@ -1,0 +1,173 @@
+//! Fault schedules drawn from the seed, and the code that applies and heals them.
+//!
+//! A schedule is a list of faults applied one after another during the safety phase; each one is
+//! applied, held for a while, and healed before the next, so the cluster sees every kind of
+//! trouble the issue lists: symmetric partitions (random halves, isolated leader), one-way link
+//! cuts, packet loss, delay spikes, kill + restart of one member (often the leader) with a torn
+//! disk, two members down at once, and rolling restarts. Everything is healed afterwards.
+
+use crate::cluster::SimCluster;
+use crate::trace::Trace;
+use madsim::net::NetSim;
+use madsim::rand::prelude::*;
+use std::time::Duration;
+
+/// One fault of a schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Cut the cluster into two sides (members listed are one side).
+    Partition(Vec<usize>),
+    /// Cut the current leader off from everyone.
+    IsolateLeader,
+    /// Drop messages from one member to another only.
+    OneWayCut(usize, usize),
+    /// Lose this percentage of packets.
+    PacketLoss(u32),
+    /// Raise network latency to up to this many milliseconds.
+    DelaySpike(u64),
+    /// Kill a member (the leader if `leader`), crash its disk, restart it later.
+    KillRestart { leader: bool, member: usize },
+    /// Kill two members at once, restart both later.
+    KillTwo(usize, usize),
+    /// Restart every member in turn.
+    RollingRestart,
+}
+
+/// A fault and how long it lasts.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The fault.
+    pub fault: Fault,
+    /// Quiet time before it.
+    pub gap: Duration,
+    /// How long it is held before healing.
+    pub hold: Duration,
+}
+
+/// Draws a schedule of `count` faults for an `n`-member cluster from the runtime's seeded RNG.
+pub fn schedule(n: usize, count: usize) -> Vec<Step> {
+    let mut rng = madsim::rand::thread_rng();
+    (0..count)
+        .map(|_| {
+            let fault = match rng.gen_range(0..8) {
+                0 => {
+                    let mut side: Vec<usize> = (0..n).filter(|_| rng.gen_bool(0.5)).collect();
+                    if side.is_empty() {
+                        side.push(rng.gen_range(0..n));
+                    }
+                    Fault::Partition(side)
+                }
+                1 => Fault::IsolateLeader,
+                2 => {
+                    let a = rng.gen_range(0..n);
+                    let b = (a + rng.gen_range(1..n)) % n;
+                    Fault::OneWayCut(a, b)
+                }
+                3 => Fault::PacketLoss(rng.gen_range(5..30)),
+                4 => Fault::DelaySpike(rng.gen_range(50..400)),
+                5 => Fault::KillTwo(rng.gen_range(0..n), rng.gen_range(0..n)),
+                6 => Fault::RollingRestart,
+                _ => Fault::KillRestart {
+                    leader: rng.gen_bool(0.6),
+                    member: rng.gen_range(0..n),
+                },
+            };
+            Step {
+                fault,
+                gap: Duration::from_millis(rng.gen_range(200..3000)),
+                hold: Duration::from_millis(rng.gen_range(300..5000)),
+            }
+        })
+        .collect()
+}
+
+fn cut(net: &NetSim, cluster: &SimCluster, a: usize, b: usize) {
+    net.clog_link(cluster.node_id(a), cluster.node_id(b));
+    net.clog_link(cluster.node_id(b), cluster.node_id(a));
+}
+
+/// Applies, holds and heals one step.
+pub async fn run_step(cluster: &mut SimCluster, step: &Step, trace: &mut Trace) {
+    tokio::time::sleep(step.gap).await;
+    let net = NetSim::current();
+    let n = cluster.size();
+    let tear = || Some(madsim::rand::random::<u64>());
+    trace.event(format!("fault {:?} for {:?}", step.fault, step.hold));
+    match &step.fault {
+        Fault::Partition(side) => {
+            for a in side {
+                for b in (0..n).filter(|b| !side.contains(b)) {
+                    cut(&net, cluster, *a, b);
+                }
+            }
+            tokio::time::sleep(step.hold).await;
+        }
+        Fault::IsolateLeader => {
+            let leader = cluster.leader().unwrap_or(0);
+            trace.event(format!("isolating m{}", leader + 1));
+            for b in (0..n).filter(|b| *b != leader) {
+                cut(&net, cluster, leader, b);
+            }
+            tokio::time::sleep(step.hold).await;
+        }
+        Fault::OneWayCut(a, b) => {
+            net.clog_link(cluster.node_id(*a), cluster.node_id(*b));
+            tokio::time::sleep(step.hold).await;
+        }
+        Fault::PacketLoss(pct) => {
+            net.update_config(|c| c.packet_loss_rate = f64::from(*pct) / 100.0);
+            tokio::time::sleep(step.hold).await;
+        }
+        Fault::DelaySpike(ms) => {
+            net.update_config(|c| {
+                c.send_latency = Duration::from_millis(1)..Duration::from_millis(*ms)
+            });
+            tokio::time::sleep(step.hold).await;
+        }
+        Fault::KillRestart { leader, member } => {
+            let victim = if *leader {
+                cluster.leader().unwrap_or(*member)
+            } else {
+                *member
+            };
+            trace.event(format!("killing m{}", victim + 1));
+            cluster.kill(victim, tear());
+            tokio::time::sleep(step.hold).await;
+            cluster.restart(victim);
+        }
+        Fault::KillTwo(a, b) => {
+            let b = if a == b { (b + 1) % n } else { *b };
+            cluster.kill(*a, tear());
+            cluster.kill(b, tear());
+            tokio::time::sleep(step.hold).await;
+            cluster.restart(*a);
+            cluster.restart(b);
+        }
+        Fault::RollingRestart => {
+            for i in 0..n {
+                cluster.kill(i, tear());
+                tokio::time::sleep(step.hold / 4).await;
+                cluster.restart(i);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+        }
+    }
+    heal_network(cluster);
+    trace.event("healed".to_string());
+}
+
+/// Removes every network fault.
+pub fn heal_network(cluster: &SimCluster) {
+    let net = NetSim::current();
+    for a in 0..cluster.size() {
+        for b in 0..cluster.size() {
+            if a != b {
+                net.unclog_link(cluster.node_id(a), cluster.node_id(b));
+            }
+        }
+    }
+    net.update_config(|c| {
+        c.packet_loss_rate = 0.0;
+        c.send_latency = Duration::from_millis(1)..Duration::from_millis(10);
+    });
+}

@@ -1,0 +1,255 @@
+//! One seed, end to end: derive every parameter from the seed, start the cluster, run clients
+//! under a fault schedule (safety phase), heal, probe availability, let the cluster settle
+//! (liveness phase), read every key, and run every checker. The verdict carries a hash of the
+//! whole trace so a replay can be compared bit for bit.
+
+use crate::checkers::{availability, convergence};
+use crate::cluster::{MemberParams, SimCluster};
+use crate::faults;
+use crate::history::{History, Outcome, Request};
+use crate::linearizability;
+use crate::trace::Trace;
+use crate::workload::{Client, SharedHistory};
+use detcd::fault::Bug;
+use madsim::rand::prelude::*;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How to run a seed.
+#[derive(Clone, Copy, Debug)]
+pub struct SeedOptions {
+    /// The seed.
+    pub seed: u64,
+    /// A bug to inject, if any.
+    pub bug: Option<Bug>,
+    /// Simulated length of the safety (fault) phase.
+    pub chaos: Duration,
+}
+
+impl SeedOptions {
+    /// Default options for `seed`.
+    pub fn new(seed: u64) -> SeedOptions {
+        SeedOptions {
+            seed,
+            bug: None,
+            chaos: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The verdict on one seed.
+#[derive(Clone, Debug)]
+pub struct SeedReport {
+    /// The seed.
+    pub seed: u64,
+    /// Every violation found (empty = ok).
+    pub failures: Vec<String>,
+    /// Hash of the trace, history and final states.
+    pub trace_hash: u64,
+    /// Simulated time the run covered.
+    pub simulated: Duration,
+    /// Wall time it took.
+    pub wall: Duration,
+    /// Operations in the history.
+    pub ops: usize,
+    /// The trace events (for `--verbose`).
+    pub events: Vec<(u128, String)>,
+}
+
+impl SeedReport {
+    /// Whether the seed passed.
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// The line `scripts/sim.sh` prints last.
+    pub fn summary(&self) -> String {
+        let verdict = if self.ok() { "ok" } else { "FAILED" };
+        format!(
+            "seed {}: {verdict} trace={:016x}",
+            self.seed, self.trace_hash
+        )
+    }
+}
+
+struct Outcomes {
+    failures: Vec<String>,
+    hash: u64,
+    ops: usize,
+    simulated: Duration,
+    events: Vec<(u128, String)>,
+}
+
+/// Runs one seed on a fresh thread (so thread-local simulator state starts clean).
+pub fn run_seed(options: SeedOptions) -> SeedReport {
+    let wall = Instant::now();
+    let joined = std::thread::Builder::new()
+        .name(format!("seed-{}", options.seed))
+        .spawn(move || {
+            detcd::fault::inject(options.bug);
+            let mut rt = madsim::runtime::Runtime::with_seed_and_config(
+                options.seed,
+                madsim::Config::default(),
+            );
+            rt.set_time_limit(options.chaos + Duration::from_secs(300));
+            rt.block_on(simulate(options))
+        })
+        .expect("spawn seed thread")
+        .join();
+    match joined {
+        Ok(o) => SeedReport {
+            seed: options.seed,
+            failures: o.failures,
+            trace_hash: o.hash,
+            simulated: o.simulated,
+            wall: wall.elapsed(),
+            ops: o.ops,
+            events: o.events,
+        },
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            SeedReport {
+                seed: options.seed,
+                failures: vec![format!("panicked: {msg}")],
+                trace_hash: 0,
+                simulated: Duration::ZERO,
+                wall: wall.elapsed(),
+                ops: 0,
+                events: Vec::new(),
+            }
+        }
+    }
+}
+
+async fn simulate(options: SeedOptions) -> Outcomes {
+    let start = tokio::time::Instant::now();
+    let mut trace = Trace::new();
+    let mut rng = madsim::rand::thread_rng();
+    let members = if rng.gen_ratio(1, 4) { 5 } else { 3 };
+    let params = MemberParams {
+        heartbeat: Duration::from_millis(100),
+        election_timeout: Duration::from_millis(1000),
+        snapshot_count: rng.gen_range(20..300),
+        catch_up_entries: rng.gen_range(5..100),
+    };
+    let clients = rng.gen_range(3..7);
+    let keys = rng.gen_range(2..6);
+    let op_timeout = Duration::from_millis(rng.gen_range(1500..4000));
+    trace.event(format!("members={members} clients={clients} keys={keys} {params:?} op_timeout={op_timeout:?} bug={:?}", options.bug));
+
+    let mut cluster = SimCluster::start(members, params);
+    let history: SharedHistory = Arc::new(Mutex::new(History::default()));
+    let handle = madsim::runtime::Handle::current();
+    let chaos_end = start + Duration::from_secs(3) + options.chaos;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let node = handle
+            .create_node()
+            .name(format!("client{c}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, (c + 1) as u8)))
+            .build();
+        let history = history.clone();
+        tasks.push(node.spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Client::new(c as u64, members, history, start, op_timeout)
+                .run_random(keys, chaos_end)
+                .await;
+        }));
+    }
+    let steps = faults::schedule(members, 64);
+    let mut steps = steps.iter();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while tokio::time::Instant::now() < chaos_end {
+        match steps.next() {
+            Some(step) => faults::run_step(&mut cluster, step, &mut trace).await,
+            None => break,
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    faults::heal_network(&cluster);
+    for i in 0..members {
+        cluster.restart(i);
+    }
+    trace.event("safety phase over; all healed".into());
+
+    let mut failures = Vec::new();
+    let probe_node = handle
+        .create_node()
+        .name("probe")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)))
+        .build();
+    let probe_history = history.clone();
+    let (mut cluster, probe_failures, trace) = probe_node
+        .spawn(async move {
+            let mut client = Client::new(100, members, probe_history, start, op_timeout);
+            let mut trace = trace;
+            let violations = availability::probe(&mut cluster, &mut client, &mut trace).await;
+            // Liveness phase: final linearizable read of every key, retried until it works.
+            for k in 0..keys {
+                let key = format!("k{k}");
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                let mut m = 0;
+                while tokio::time::Instant::now() < deadline {
+                    m += 1;
+                    let req = Request::Get {
+                        key: key.clone(),
+                        serializable: false,
+                    };
+                    if matches!(client.invoke(m % members, req).await, Outcome::Ok(_)) {
+                        break;
+                    }
+                }
+            }
+            (cluster, violations, trace)
+        })
+        .await
+        .expect("probe task");
+    let mut trace = trace;
+    failures.extend(
+        probe_failures
+            .into_iter()
+            .map(|v| format!("availability: {v}")),
+    );
+
+    let states = match convergence::check(&cluster, Duration::from_secs(30)).await {
+        Ok(states) => states,
+        Err(e) => {
+            failures.push(format!("convergence: {e}"));
+            Vec::new()
+        }
+    };
+    let history = history.lock().expect("history lock").clone();
+    if let Err(e) = linearizability::check_linearizable(&history, 1) {
+        failures.push(format!("linearizability: {e}"));
+    }
+    trace.event(format!(
+        "checked {} ops: {} failures",
+        history.ops.len(),
+        failures.len()
+    ));
+    for i in 0..members {
+        cluster.kill(i, None);
+    }
+
+    let mut h = DefaultHasher::new();
+    trace.hash_into(&mut h);
+    format!("{:?}", history.ops).hash(&mut h);
+    states.hash(&mut h);
+    failures.hash(&mut h);
+    Outcomes {
+        failures,
+        hash: h.finish(),
+        ops: history.ops.len(),
+        simulated: start.elapsed(),
+        events: trace.events().to_vec(),
+    }
+}

@@ -1,0 +1,38 @@
+//! The run's event trace: every fault, phase change and checker verdict, with simulated time.
+//! Its hash (together with the history's) is printed as `trace=<hash>`; the same seed must give
+//! the same hash on every run.
+
+use std::hash::{Hash, Hasher};
+
+/// Ordered, timestamped events of one run.
+#[derive(Default, Debug)]
+pub struct Trace {
+    start: Option<tokio::time::Instant>,
+    events: Vec<(u128, String)>,
+}
+
+impl Trace {
+    /// A trace whose clock starts now.
+    pub fn new() -> Trace {
+        Trace {
+            start: Some(tokio::time::Instant::now()),
+            events: Vec::new(),
+        }
+    }
+
+    /// Records an event at the current simulated time.
+    pub fn event(&mut self, what: String) {
+        let at = self.start.map_or(0, |s| s.elapsed().as_nanos());
+        self.events.push((at, what));
+    }
+
+    /// The recorded events.
+    pub fn events(&self) -> &[(u128, String)] {
+        &self.events
+    }
+
+    /// Folds the events into `h`.
+    pub fn hash_into(&self, h: &mut impl Hasher) {
+        self.events.hash(h);
+    }
+}

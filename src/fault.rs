@@ -1,0 +1,48 @@
+//! Bugs the simulator can switch on to prove its checkers catch them. Compiled only into
+//! `--cfg madsim` builds; production code cannot reach any of it.
+//!
+//! The switch is per thread: madsim runs a whole simulated cluster on one thread, so seeds run
+//! in parallel threads never see each other's bugs.
+
+use std::cell::Cell;
+
+/// A deliberately injected bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    /// Linearizable reads are served from local state without ReadIndex.
+    StaleRead,
+    /// The WAL acknowledges (raft proceeds) without fsync, so a crash loses acknowledged data.
+    AckBeforeFsync,
+}
+
+impl Bug {
+    /// Every bug, for listing and parsing.
+    pub const ALL: [Bug; 2] = [Bug::StaleRead, Bug::AckBeforeFsync];
+
+    /// The name `scripts/sim.sh --inject-bug` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "stale-read",
+            Bug::AckBeforeFsync => "ack-before-fsync",
+        }
+    }
+
+    /// Parses a name from [`Bug::name`].
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+thread_local! {
+    static ACTIVE: Cell<Option<Bug>> = const { Cell::new(None) };
+}
+
+/// Switches `bug` on (or all bugs off) for simulations on this thread.
+pub fn inject(bug: Option<Bug>) {
+    ACTIVE.with(|a| a.set(bug));
+}
+
+/// Whether `bug` is switched on.
+pub fn active(bug: Bug) -> bool {
+    ACTIVE.with(|a| a.get() == Some(bug))
+}
