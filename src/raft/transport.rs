@@ -23,7 +23,11 @@ use tonic::{Request, Response, Status};
 
 const QUEUE_DEPTH: usize = 4096;
 const MAX_BATCH: usize = 256;
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// A batch of ordinary messages that takes longer than this is given up (raft resends); kept
+/// short so that a peer behind a dead link does not hold back messages once the link heals.
+const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// Batches carrying a snapshot may take much longer.
+const SNAPSHOT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Raft snapshots can be large; peers accept up to this many bytes per call.
 pub const MAX_PEER_MESSAGE: usize = 1 << 30;
 
@@ -67,7 +71,7 @@ impl Transport {
     pub fn add_peer(&self, id: u64, url: &str) -> Result<(), tonic::transport::Error> {
         let endpoint = Endpoint::from_shared(url.to_string())?
             .connect_timeout(Duration::from_secs(1))
-            .timeout(SEND_TIMEOUT);
+            .timeout(SNAPSHOT_SEND_TIMEOUT);
         let channel = endpoint.connect_lazy();
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         self.write_queues().insert(id, tx);
@@ -143,7 +147,12 @@ impl PeerSender {
                 cluster_id: self.cluster_id,
                 messages,
             };
-            let ok = match tokio::time::timeout(SEND_TIMEOUT, self.client.send(request)).await {
+            let limit = if snapshots > 0 {
+                SNAPSHOT_SEND_TIMEOUT
+            } else {
+                SEND_TIMEOUT
+            };
+            let ok = match tokio::time::timeout(limit, self.client.send(request)).await {
                 Ok(Ok(_)) => true,
                 Ok(Err(status)) => {
                     tracing::debug!(to = self.to, %status, "peer send failed");

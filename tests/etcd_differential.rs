@@ -1,0 +1,200 @@
+//! Side by side with the real etcd 3.4: the same etcdctl commands against a single-member etcd
+//! and a single-member detcd must print the same output, the same errors and exit the same way
+//! (after blanking what legitimately differs: cluster/member ids and raft terms).
+
+#![cfg(not(madsim))]
+
+mod common;
+use common::etcdctl_stdin;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn etcd_binary() -> String {
+    std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".to_string())
+}
+
+struct Server {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(binary: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p) = (free_port(), free_port());
+    let client = format!("http://127.0.0.1:{c}");
+    let peer = format!("http://127.0.0.1:{p}");
+    let child = Command::new(binary)
+        .args(["--name", "default"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", &format!("default={peer}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {binary} ({e}); scripts/setup.sh installs etcd"));
+    let endpoint = format!("127.0.0.1:{c}");
+    common::wait_until(Duration::from_secs(30), || {
+        common::etcdctl(&endpoint, &["endpoint", "health"])
+            .status
+            .success()
+    });
+    Server {
+        child,
+        endpoint,
+        _dir: dir,
+    }
+}
+
+/// Output with ids, terms and client-side retry noise blanked.
+fn normalize(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("{\"level\":\"warn\""))
+        .map(|l| {
+            let mut out = l.to_string();
+            for pat in [
+                "\"cluster_id\":",
+                "\"member_id\":",
+                "\"raft_term\":",
+                "\"ClusterID\" : ",
+                "\"MemberID\" : ",
+                "\"RaftTerm\" : ",
+            ] {
+                if let Some(start) = out.find(&pat) {
+                    let from = start + pat.len();
+                    let end = out[from..]
+                        .find(|c: char| !c.is_ascii_digit())
+                        .map_or(out.len(), |e| from + e);
+                    out.replace_range(from..end, "N");
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+type Step = (&'static [&'static str], Option<&'static str>);
+
+const SCRIPT: &[Step] = &[
+    (&["put", "a", "1"], None),
+    (&["put", "b", "2"], None),
+    (&["put", "a", "3"], None),
+    (&["get", "a"], None),
+    (&["get", "a", "-w", "json"], None),
+    (&["get", "a", "--rev", "2"], None),
+    (&["get", "a", "--rev", "2", "-w", "json"], None),
+    (&["get", "a", "c"], None),
+    (&["get", "", "--from-key", "--keys-only"], None),
+    (
+        &["get", "", "--prefix", "--sort-by=VALUE", "--order=DESCEND"],
+        None,
+    ),
+    (
+        &[
+            "get",
+            "",
+            "--prefix",
+            "--sort-by=MODIFY",
+            "--limit",
+            "1",
+            "-w",
+            "json",
+        ],
+        None,
+    ),
+    (
+        &["get", "", "--prefix", "--sort-by=CREATE", "-w", "fields"],
+        None,
+    ),
+    (&["get", "missing"], None),
+    (&["get", "missing", "-w", "json"], None),
+    (&["put", "c", "4", "--prev-kv"], None),
+    (&["put", "c", "5", "--prev-kv", "-w", "json"], None),
+    (&["put", "c", "--ignore-value"], None),
+    (&["put", "nokey", "--ignore-value"], None),
+    (&["put", "c", "x", "--lease", "1234"], None),
+    (&["del", "b", "--prev-kv"], None),
+    (&["del", "zzz"], None),
+    (&["del", "", "--from-key", "-w", "json"], None),
+    (&["put", "k1", "v1"], None),
+    (&["put", "k2", "v2"], None),
+    (
+        &["txn", "-w", "json"],
+        Some("mod(\"k1\") > \"0\"\n\nput k1 t1\nget k2\n\nput k1 f1\n\n"),
+    ),
+    (
+        &["txn"],
+        Some("value(\"k1\") = \"nope\"\nversion(\"k2\") = \"1\"\n\nput k1 s\n\nget k1\ndel k2\n\n"),
+    ),
+    (&["txn"], Some("\nput d 1\nput d 2\n\n\n")),
+    (&["get", "", "--prefix", "-w", "json"], None),
+    (&["compaction", "5"], None),
+    (&["compaction", "3"], None),
+    (&["get", "a", "--rev", "4"], None),
+    (&["get", "a", "--rev", "5"], None),
+    (&["get", "a", "--rev", "9999"], None),
+    (&["compaction", "9999"], None),
+    (&["put", "", "empty"], None),
+    (&["get", ""], None),
+];
+
+#[test]
+fn etcdctl_sees_the_same_thing_from_etcd_and_detcd() {
+    let etcd = start(&etcd_binary());
+    let detcd = start(env!("CARGO_BIN_EXE_detcd"));
+    let mut mismatches = Vec::new();
+    for (args, input) in SCRIPT {
+        let a = etcdctl_stdin(&etcd.endpoint, args, *input);
+        let b = etcdctl_stdin(&detcd.endpoint, args, *input);
+        let (ao, bo) = (
+            normalize(&common::stdout(&a)),
+            normalize(&common::stdout(&b)),
+        );
+        let (ae, be) = (
+            normalize(&common::stderr(&a)),
+            normalize(&common::stderr(&b)),
+        );
+        if ao != bo || ae != be || a.status.code() != b.status.code() {
+            mismatches.push(format!(
+                "etcdctl {args:?}\n  etcd : {:?} {ao:?} {ae:?}\n  detcd: {:?} {bo:?} {be:?}",
+                a.status.code(),
+                b.status.code()
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} differences:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
