@@ -271,15 +271,22 @@ impl<S: StateMachine> RaftNode<S> {
                 Some(report) = self.reports.recv() => self.on_report(report),
             }
             self.derandomize_election_timeout();
-            if let Some(ctx) = self
-                .reads
-                .issue(self.ticks, self.config.election_ticks as u64)
-            {
-                self.raw.read_index(ctx);
-            }
-            if let Err(e) = self.on_ready() {
-                tracing::error!(error = %e, "raft node stopped: storage failure");
-                return;
+            // A read round that completes inside a Ready lets the reads queued behind it start
+            // at once, so keep going until no new round is issued.
+            loop {
+                let issued = self
+                    .reads
+                    .issue(self.ticks, self.config.election_ticks as u64);
+                if let Some(ctx) = &issued {
+                    self.raw.read_index(ctx.clone());
+                }
+                if let Err(e) = self.on_ready() {
+                    tracing::error!(error = %e, "raft node stopped: storage failure");
+                    return;
+                }
+                if issued.is_none() {
+                    break;
+                }
             }
         }
     }

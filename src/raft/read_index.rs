@@ -34,8 +34,10 @@ impl ReadIndexQueue {
         self.queued.push(waiter);
     }
 
-    /// Takes the queued waiters into a new batch and returns its context, if any are queued.
-    /// Batches older than `retry_ticks` are folded into it so they are asked again.
+    /// Takes the queued waiters into a new batch and returns its context, if any are queued and
+    /// no batch is waiting for raft (one round at a time: requests arriving meanwhile share the
+    /// next round, as etcd does). Batches older than `retry_ticks` are folded into the new one so
+    /// they are asked again.
     pub fn issue(&mut self, now_tick: u64, retry_ticks: u64) -> Option<Vec<u8>> {
         let stale: Vec<u64> = self
             .in_flight
@@ -49,7 +51,7 @@ impl ReadIndexQueue {
             }
         }
         self.queued.retain(|w| !w.is_closed());
-        if self.queued.is_empty() {
+        if self.queued.is_empty() || !self.in_flight.is_empty() {
             return None;
         }
         self.next_ctx += 1;
@@ -115,7 +117,9 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         q.enqueue(tx);
         let first = q.issue(0, 10).expect("batch");
-        assert!(q.issue(5, 10).is_none());
+        let (tx2, mut rx2) = oneshot::channel();
+        q.enqueue(tx2);
+        assert!(q.issue(5, 10).is_none(), "one round at a time");
         let second = q.issue(10, 10).expect("retried");
         assert_ne!(first, second);
         q.confirmed(&first, 1);
@@ -124,5 +128,9 @@ mod tests {
         q.confirmed(&second, 3);
         q.release(3);
         assert!(rx.try_recv().is_ok());
+        assert!(
+            rx2.try_recv().is_ok(),
+            "the waiter queued meanwhile joined the retried round"
+        );
     }
 }

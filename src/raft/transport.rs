@@ -1,9 +1,10 @@
 //! Peer transport: raft messages between members over detcd's `detcdpb.Peer` gRPC service.
 //!
 //! Outbound, each peer has a queue drained by its own task, which batches whatever is waiting
-//! into one `Send` call. A failed call reports the peer unreachable (and a failed snapshot as
-//! failed) back to the node, and the batch is dropped: raft retransmits. A full queue drops
-//! messages the same way, so a dead peer never blocks the node task.
+//! and pipelines the batches onto one long-lived `Stream` call. When the stream breaks, the peer
+//! is reported unreachable, queued messages are dropped (raft retransmits) and the stream is
+//! reopened. Batches carrying a snapshot go as single `Send` calls so their delivery can be
+//! reported to raft. A full queue drops messages too, so a dead peer never blocks the node task.
 //!
 //! Inbound, [`PeerService`] decodes each message and steps it into the local node.
 
@@ -23,10 +24,7 @@ use tonic::{Request, Response, Status};
 
 const QUEUE_DEPTH: usize = 4096;
 const MAX_BATCH: usize = 256;
-/// A batch of ordinary messages that takes longer than this is given up (raft resends); kept
-/// short so that a peer behind a dead link does not hold back messages once the link heals.
-const SEND_TIMEOUT: Duration = Duration::from_secs(1);
-/// Batches carrying a snapshot may take much longer.
+/// How long a batch carrying a snapshot may take to deliver.
 const SNAPSHOT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Raft snapshots can be large; peers accept up to this many bytes per call.
 pub const MAX_PEER_MESSAGE: usize = 1 << 30;
@@ -71,7 +69,9 @@ impl Transport {
     pub fn add_peer(&self, id: u64, url: &str) -> Result<(), tonic::transport::Error> {
         let endpoint = Endpoint::from_shared(url.to_string())?
             .connect_timeout(Duration::from_secs(1))
-            .timeout(SNAPSHOT_SEND_TIMEOUT);
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(3))
+            .keep_alive_while_idle(true);
         let channel = endpoint.connect_lazy();
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         self.write_queues().insert(id, tx);
@@ -124,48 +124,94 @@ struct PeerSender {
     reports: mpsc::UnboundedSender<PeerReport>,
 }
 
+/// How long a broken stream waits before reconnecting (messages meanwhile are dropped).
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
+/// Batches buffered on an open stream before the sender drops instead of waiting.
+const STREAM_BUFFER: usize = 64;
+
 impl PeerSender {
+    /// Keeps one stream open to the peer and pipelines batches onto it; batches carrying a
+    /// snapshot go as separate calls so their delivery can be reported.
     async fn run(mut self) {
-        while let Some(first) = self.queue.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match self.queue.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
+        loop {
+            let (tx, rx) = mpsc::channel::<MessageBatch>(STREAM_BUFFER);
+            let mut client = self.client.clone();
+            let mut call = Box::pin(async move {
+                client
+                    .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await
+            });
+            let broken = loop {
+                tokio::select! {
+                    result = &mut call => {
+                        if let Err(status) = result {
+                            tracing::debug!(to = self.to, %status, "peer stream closed");
+                        }
+                        break true;
+                    }
+                    next = self.queue.recv() => {
+                        let Some(first) = next else { return };
+                        let batch = self.take_batch(first);
+                        if batch.iter().any(|m| m.get_msg_type() == MessageType::MsgSnapshot) {
+                            self.send_with_report(batch).await;
+                        } else if tx.try_send(self.encode(&batch)).is_err() {
+                            break true;
+                        }
+                    }
+                }
+            };
+            if broken {
+                let _ = self.reports.send(PeerReport::Unreachable(self.to));
+                tokio::time::sleep(RECONNECT_BACKOFF).await;
+                while let Ok(m) = self.queue.try_recv() {
+                    if m.get_msg_type() == MessageType::MsgSnapshot {
+                        let _ = self.reports.send(PeerReport::Snapshot {
+                            to: self.to,
+                            ok: false,
+                        });
+                    }
                 }
             }
-            let snapshots = batch
-                .iter()
-                .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
-                .count();
-            let messages = batch
+        }
+    }
+
+    fn take_batch(&mut self, first: Message) -> Vec<Message> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match self.queue.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    fn encode(&self, batch: &[Message]) -> MessageBatch {
+        MessageBatch {
+            from: self.from,
+            cluster_id: self.cluster_id,
+            messages: batch
                 .iter()
                 .filter_map(|m| m.write_to_bytes().ok().map(Bytes::from))
-                .collect();
-            let request = MessageBatch {
-                from: self.from,
-                cluster_id: self.cluster_id,
-                messages,
-            };
-            let limit = if snapshots > 0 {
-                SNAPSHOT_SEND_TIMEOUT
-            } else {
-                SEND_TIMEOUT
-            };
-            let ok = match tokio::time::timeout(limit, self.client.send(request)).await {
-                Ok(Ok(_)) => true,
-                Ok(Err(status)) => {
-                    tracing::debug!(to = self.to, %status, "peer send failed");
-                    false
-                }
-                Err(_) => false,
-            };
-            if !ok {
-                let _ = self.reports.send(PeerReport::Unreachable(self.to));
-            }
-            for _ in 0..snapshots {
-                let _ = self.reports.send(PeerReport::Snapshot { to: self.to, ok });
-            }
+                .collect(),
+        }
+    }
+
+    async fn send_with_report(&mut self, batch: Vec<Message>) {
+        let snapshots = batch
+            .iter()
+            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+            .count();
+        let request = self.encode(&batch);
+        let ok = matches!(
+            tokio::time::timeout(SNAPSHOT_SEND_TIMEOUT, self.client.send(request)).await,
+            Ok(Ok(_))
+        );
+        if !ok {
+            let _ = self.reports.send(PeerReport::Unreachable(self.to));
+        }
+        for _ in 0..snapshots {
+            let _ = self.reports.send(PeerReport::Snapshot { to: self.to, ok });
         }
     }
 }
@@ -184,10 +230,8 @@ impl<O: Send + 'static> PeerService<O> {
     }
 }
 
-#[tonic::async_trait]
-impl<O: Send + 'static> Peer for PeerService<O> {
-    async fn send(&self, request: Request<MessageBatch>) -> Result<Response<SendAck>, Status> {
-        let batch = request.into_inner();
+impl<O: Send + 'static> PeerService<O> {
+    async fn deliver(&self, batch: MessageBatch) -> Result<(), Status> {
         if batch.cluster_id != self.cluster_id {
             return Err(Status::failed_precondition(format!(
                 "cluster id mismatch: local {:x}, remote {:x}",
@@ -201,6 +245,25 @@ impl<O: Send + 'static> Peer for PeerService<O> {
                 .step(msg)
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl<O: Send + 'static> Peer for PeerService<O> {
+    async fn send(&self, request: Request<MessageBatch>) -> Result<Response<SendAck>, Status> {
+        self.deliver(request.into_inner()).await?;
+        Ok(Response::new(SendAck {}))
+    }
+
+    async fn stream(
+        &self,
+        request: Request<tonic::Streaming<MessageBatch>>,
+    ) -> Result<Response<SendAck>, Status> {
+        let mut batches = request.into_inner();
+        while let Some(batch) = batches.message().await? {
+            self.deliver(batch).await?;
         }
         Ok(Response::new(SendAck {}))
     }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmarks detcd against the real etcd on this machine, same client, same run:
+# a 3-member cluster of each (data on the same disk), detcd-bench as the load generator.
+#   scripts/bench.sh [ROUNDS]      (default 3 rounds, alternating etcd / detcd; medians printed)
+# Environment: TOTAL (requests per run, default 20000), ETCD_BIN (default etcd).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+total=${TOTAL:-20000}
+etcd_bin=${ETCD_BIN:-etcd}
+bash scripts/setup.sh
+cargo build --release --quiet --bin detcd --bin detcd-bench
+bench=target/release/detcd-bench
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+start_cluster() { # $1 = binary, $2 = tag
+  local initial="" i
+  pids=()
+  for i in 1 2 3; do initial+="${initial:+,}n$i=http://127.0.0.1:4${i}380"; done
+  for i in 1 2 3; do
+    "$1" --name "n$i" --data-dir "$work/$2-n$i" \
+      --listen-client-urls "http://127.0.0.1:4${i}379" --advertise-client-urls "http://127.0.0.1:4${i}379" \
+      --listen-peer-urls "http://127.0.0.1:4${i}380" --initial-advertise-peer-urls "http://127.0.0.1:4${i}380" \
+      --initial-cluster "$initial" --initial-cluster-token "bench-$2" --initial-cluster-state new \
+      >"$work/$2-n$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for _ in $(seq 1 100); do
+    ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:41379 put __ready 1 >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "cluster $2 did not start" >&2; exit 1
+}
+stop_cluster() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); rm -rf "$work"/*; }
+
+eps=127.0.0.1:41379,127.0.0.1:42379,127.0.0.1:43379
+leader=127.0.0.1:41379
+run() { # bench args -> prints throughput
+  "$bench" "$@" --total "$total" | awk '/throughput=/{for(i=1;i<=NF;i++) if ($i ~ /^throughput=/) {sub("throughput=","",$i); print $i}}'
+}
+declare -A results
+for r in $(seq 1 "$rounds"); do
+  for tag in etcd detcd; do
+    bin=$etcd_bin; [ "$tag" = detcd ] && bin=target/release/detcd
+    start_cluster "$bin" "$tag"
+    results[$tag,put1]+="$(run put --endpoints $leader --clients 1 --conns 1) "
+    results[$tag,put64]+="$(run put --endpoints $eps --clients 64 --conns 8) "
+    results[$tag,get64]+="$(run range --endpoints $eps --clients 64 --conns 8) "
+    results[$tag,sget64]+="$(run range-serializable --endpoints $eps --clients 64 --conns 8) "
+    stop_cluster
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+printf '%-32s %12s %12s %8s\n' "workload (3 members, req/s)" etcd detcd ratio
+for w in put1 put64 get64 sget64; do
+  e=$(echo "${results[etcd,$w]}" | median); d=$(echo "${results[detcd,$w]}" | median)
+  printf '%-32s %12s %12s %8.2f\n' "$w" "$e" "$d" "$(echo "$d / $e" | bc -l)"
+done
+echo "(each figure is the median of $rounds runs of $total requests; ratio = detcd / etcd)"
