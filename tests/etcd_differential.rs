@@ -191,10 +191,43 @@ fn etcdctl_sees_the_same_thing_from_etcd_and_detcd() {
             ));
         }
     }
+    for args in WATCHES {
+        let (a, b) = (
+            watch_output(&etcd.endpoint, args),
+            watch_output(&detcd.endpoint, args),
+        );
+        if a != b {
+            mismatches.push(format!("etcdctl {args:?}\n  etcd : {a:?}\n  detcd: {b:?}"));
+        }
+    }
     assert!(
         mismatches.is_empty(),
         "{} differences:\n{}",
         mismatches.len(),
         mismatches.join("\n")
     );
+}
+
+/// Watches replaying history (they never end by themselves: each runs for a moment).
+const WATCHES: &[&[&str]] = &[
+    &["watch", "", "--prefix", "--rev", "5"],
+    &["watch", "k1", "--rev", "6", "--prev-kv"],
+    &["watch", "a", "--rev", "2"],
+    &["watch", "", "--from-key", "--rev", "5", "-w", "json"],
+];
+
+fn watch_output(endpoint: &str, args: &[&str]) -> String {
+    let mut child = Command::new(std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".into()))
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoint)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl watch");
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("watch output");
+    normalize(&format!("{}{}", common::stdout(&out), common::stderr(&out)))
 }

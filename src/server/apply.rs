@@ -19,19 +19,37 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The state every member replicates, shared with the RPC handlers.
-#[derive(Default)]
 pub struct ReplicatedState {
     store: RwLock<Store>,
     membership: RwLock<Membership>,
+    /// The store's current revision, published after every apply (watchers wait on it).
+    revision: tokio::sync::watch::Sender<i64>,
 }
 
 impl ReplicatedState {
     /// State for a brand-new cluster.
     pub fn new(membership: Membership) -> Self {
+        let store = Store::new();
+        let (revision, _) = tokio::sync::watch::channel(store.current_revision());
         ReplicatedState {
-            store: RwLock::new(Store::new()),
+            store: RwLock::new(store),
             membership: RwLock::new(membership),
+            revision,
         }
+    }
+
+    /// A receiver that changes whenever the applied revision moves.
+    pub fn subscribe_revision(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.revision.subscribe()
+    }
+
+    fn publish_revision(&self) {
+        let current = self.store().current_revision();
+        self.revision.send_if_modified(|r| {
+            let changed = *r != current;
+            *r = current;
+            changed
+        });
     }
 
     /// Read access to the key-value store.
@@ -127,7 +145,11 @@ impl StateMachine for EtcdStateMachine {
         match InternalRequest::decode(data) {
             Ok(InternalRequest {
                 request: Some(request),
-            }) => self.apply_request(request),
+            }) => {
+                let result = self.apply_request(request);
+                self.state.publish_revision();
+                result
+            }
             Ok(InternalRequest { request: None }) => Ok(Applied::Done),
             Err(e) => {
                 tracing::error!(index, error = %e, "undecodable raft entry skipped");
@@ -189,6 +211,7 @@ impl StateMachine for EtcdStateMachine {
                 .map_err(|e| RestoreError::Decode(e.to_string()))?;
         *self.state.store_mut() = Store::from_snapshot(image.store);
         *self.state.membership_mut() = image.membership;
+        self.state.publish_revision();
         Ok(())
     }
 }

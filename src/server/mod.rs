@@ -15,6 +15,7 @@ pub mod range;
 pub mod txn;
 pub mod unserved;
 pub mod validate;
+pub mod watch;
 
 use self::apply::{EtcdStateMachine, ReplicatedState};
 use self::core::ServerCore;
@@ -194,7 +195,10 @@ async fn serve_clients(
             MaintenanceServer::new(maintenance::MaintenanceService::new(core.clone()))
                 .max_decoding_message_size(limit),
         )
-        .add_service(WatchServer::new(unserved::Unserved))
+        .add_service(
+            WatchServer::new(watch::WatchService::new(core.clone()))
+                .max_decoding_message_size(limit),
+        )
         .add_service(LeaseServer::new(unserved::Unserved))
         .add_service(AuthServer::new(unserved::Unserved))
         .add_service(LockServer::new(unserved::Unserved))

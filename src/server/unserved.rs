@@ -1,4 +1,4 @@
-//! The etcd services detcd declares but does not serve yet (Watch, Lease, Auth, Lock, Election):
+//! The etcd services detcd declares but does not serve yet (Lease, Auth, Lock, Election):
 //! every RPC answers `Unimplemented` with the RPC's name, so clients get a clear error instead
 //! of a connection failure. Each service moves out of here when it is built.
 
@@ -27,16 +27,6 @@ macro_rules! unserved {
         }
     };
 }
-
-unserved!(pb::watch_server::Watch {}
-    type WatchStream = BoxStream<'static, Result<pb::WatchResponse, Status>>;
-    async fn watch(
-        &self,
-        _: Request<Streaming<pb::WatchRequest>>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        Err(RequestError::Unimplemented("Watch").into())
-    }
-);
 
 unserved!(pb::lease_server::Lease {
     lease_grant(pb::LeaseGrantRequest) -> pb::LeaseGrantResponse;
