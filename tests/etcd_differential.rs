@@ -88,7 +88,7 @@ fn normalize(text: &str) -> String {
                 "\"MemberID\" : ",
                 "\"RaftTerm\" : ",
             ] {
-                if let Some(start) = out.find(&pat) {
+                if let Some(start) = out.find(pat) {
                     let from = start + pat.len();
                     let end = out[from..]
                         .find(|c: char| !c.is_ascii_digit())
