@@ -13,17 +13,20 @@ pub enum Bug {
     StaleRead,
     /// The WAL acknowledges (raft proceeds) without fsync, so a crash loses acknowledged data.
     AckBeforeFsync,
+    /// A watcher catching up from history drops the last event of each multi-event batch.
+    WatchDropsEvent,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 2] = [Bug::StaleRead, Bug::AckBeforeFsync];
+    pub const ALL: [Bug; 3] = [Bug::StaleRead, Bug::AckBeforeFsync, Bug::WatchDropsEvent];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
     pub fn name(self) -> &'static str {
         match self {
             Bug::StaleRead => "stale-read",
             Bug::AckBeforeFsync => "ack-before-fsync",
+            Bug::WatchDropsEvent => "watch-drops-event",
         }
     }
 

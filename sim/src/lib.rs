@@ -16,4 +16,5 @@ pub mod history;
 pub mod linearizability;
 pub mod runner;
 pub mod trace;
+pub mod watchers;
 pub mod workload;

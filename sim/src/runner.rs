@@ -3,12 +3,13 @@
 //! (liveness phase), read every key, and run every checker. The verdict carries a hash of the
 //! whole trace so a replay can be compared bit for bit.
 
-use crate::checkers::{availability, convergence};
+use crate::checkers::{availability, convergence, watch};
 use crate::cluster::{MemberParams, SimCluster};
 use crate::faults;
 use crate::history::{History, Outcome, Request};
 use crate::linearizability;
 use crate::trace::Trace;
+use crate::watchers::{self, SharedWatchLog, WatchLog};
 use crate::workload::{Client, SharedHistory};
 use detcd::fault::Bug;
 use madsim::rand::prelude::*;
@@ -163,6 +164,23 @@ async fn simulate(options: SeedOptions) -> Outcomes {
                 .await;
         }));
     }
+    let mut watch_logs: Vec<SharedWatchLog> = Vec::new();
+    let mut watch_nodes = Vec::new();
+    for w in 0..2u8 {
+        let node = handle
+            .create_node()
+            .name(format!("watcher{w}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 3, w + 1)))
+            .build();
+        let log: SharedWatchLog = Arc::new(Mutex::new(WatchLog::default()));
+        watch_logs.push(log.clone());
+        let until = chaos_end + Duration::from_secs(600);
+        node.spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            watchers::watch_all(members, log, until).await;
+        });
+        watch_nodes.push(node.id());
+    }
     let steps = faults::schedule(members, 64);
     let mut steps = steps.iter();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -227,6 +245,38 @@ async fn simulate(options: SeedOptions) -> Outcomes {
             Vec::new()
         }
     };
+    if let Some(reference) = states.first() {
+        let caught_up = |logs: &[SharedWatchLog]| {
+            logs.iter().all(|l| {
+                l.lock()
+                    .expect("watch log")
+                    .events
+                    .last()
+                    .map_or(0, |e| e.0)
+                    >= reference.revision
+                    || reference.events.is_empty()
+            })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !caught_up(&watch_logs) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for id in &watch_nodes {
+            handle.kill(*id);
+        }
+        let logs: Vec<WatchLog> = watch_logs
+            .iter()
+            .map(|l| l.lock().expect("watch log").clone())
+            .collect();
+        if let Err(e) = watch::check(&logs, reference) {
+            failures.push(format!("watch: {e}"));
+        }
+        trace.event(format!(
+            "watchers saw {:?} events with {:?} resumes",
+            logs.iter().map(|l| l.events.len()).collect::<Vec<_>>(),
+            logs.iter().map(|l| l.resumes).collect::<Vec<_>>()
+        ));
+    }
     let history = history.lock().expect("history lock").clone();
     if let Err(e) = linearizability::check_linearizable(&history, 1) {
         failures.push(format!("linearizability: {e}"));

@@ -35,3 +35,14 @@ fn ack_before_fsync_is_caught() {
         first_failing_seed(Bug::AckBeforeFsync).expect("lost fsyncs went unnoticed");
     println!("ack-before-fsync caught by seed {seed}: {failures:?}");
 }
+
+#[test]
+fn watch_dropping_events_is_caught() {
+    let (seed, failures) =
+        first_failing_seed(Bug::WatchDropsEvent).expect("dropped watch events went unnoticed");
+    println!("watch-drops-event caught by seed {seed}: {failures:?}");
+    assert!(
+        failures.iter().any(|f| f.starts_with("watch")),
+        "{failures:?}"
+    );
+}

@@ -291,6 +291,14 @@ impl Watcher {
 
     /// Sends the wanted events (in fragments when the client allows and they are large).
     async fn deliver(&self, events: Vec<Event>, revision: i64) -> bool {
+        #[cfg(madsim)]
+        let events = {
+            let mut events = events;
+            if crate::fault::active(crate::fault::Bug::WatchDropsEvent) && events.len() > 1 {
+                events.pop();
+            }
+            events
+        };
         let events: Vec<mvccpb::Event> = events
             .into_iter()
             .filter(|e| self.wanted(e))

@@ -4,3 +4,4 @@
 
 pub mod availability;
 pub mod convergence;
+pub mod watch;
