@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test detcd has: formatting, clippy in both builds (real tokio and
 # madsim), unit and property tests, integration tests against real processes with the real
-# etcdctl, and the simulation tests. This is what CI runs.
+# etcdctl and the real etcd, and the deterministic simulation (tests and 200+ seeds).
+# This is what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +18,14 @@ step "clippy (tokio build)"
 cargo clippy --all-targets -- -D warnings
 
 step "clippy (madsim build)"
-"${sim_env[@]}" cargo clippy --all-targets -- -D warnings
+"${sim_env[@]}" cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests (tokio build: unit, property, integration with etcdctl)"
 cargo test
 
-step "tests (madsim build)"
-"${sim_env[@]}" cargo test --workspace --lib
+step "tests (madsim build: unit tests, determinism, injected bugs, regression seeds)"
+"${sim_env[@]}" cargo test --workspace
+
+step "simulation: 200 seeds, then a determinism check (each seed run twice)"
+bash scripts/sim.sh --seeds 1..200
+bash scripts/sim.sh --seeds 201..230 --check-determinism

@@ -13,8 +13,20 @@ pub mod checkers;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+mod key_projection;
+mod kv_model;
 pub mod linearizability;
+mod revision_order;
+mod revision_plan;
 pub mod runner;
+pub mod serializable;
 pub mod trace;
 pub mod watchers;
 pub mod workload;
+
+#[cfg(test)]
+mod linearizability_proptests;
+#[cfg(test)]
+mod linearizability_tests;
+#[cfg(test)]
+mod testgen;
