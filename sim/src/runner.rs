@@ -76,7 +76,8 @@ impl SeedReport {
     }
 }
 
-struct Outcomes {
+/// What a seed produced.
+pub struct Outcomes {
     failures: Vec<String>,
     hash: u64,
     ops: usize,
@@ -129,7 +130,8 @@ pub fn run_seed(options: SeedOptions) -> SeedReport {
     }
 }
 
-async fn simulate(options: SeedOptions) -> Outcomes {
+/// The simulation body of one seed (must run inside a madsim runtime seeded with `options.seed`).
+pub async fn simulate(options: SeedOptions) -> Outcomes {
     let start = tokio::time::Instant::now();
     let mut trace = Trace::new();
     let mut rng = madsim::rand::thread_rng();

@@ -1,4 +1,5 @@
-//! Every seed that ever found a bug stays in `sim/regressions.txt` and must keep passing.
+//! Every seed that ever found a bug stays in `sim/regressions.txt` and must keep passing — and
+//! replay identically when run twice in one process (some of them found nondeterminism).
 
 use detcd_sim::runner::{run_seed, SeedOptions};
 

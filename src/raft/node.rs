@@ -255,6 +255,9 @@ impl<S: StateMachine> RaftNode<S> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                // biased: tokio picks unbiased branches with a process-global RNG, which would break
+                // simulation replay.
+                biased;
                 _ = ticker.tick() => self.on_tick(),
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => {
@@ -350,12 +353,14 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     /// raft-rs draws election timeouts from an OS-seeded RNG, which a simulation cannot replay.
-    /// Whenever raft resets its timer (term, role or leader changed) the timeout is replaced by
-    /// one derived from the node's seed, so the same seed yields the same elections.
+    /// Whenever raft may have reset its timer — term, role or leader changed, or the election
+    /// clock is at zero (a pre-candidate re-campaigning at the same term resets it without any
+    /// other visible change) — the timeout is replaced by one derived from the node's seed and a
+    /// counter, so the same seed yields the same elections.
     fn derandomize_election_timeout(&mut self) {
         let r = &self.raw.raft;
         let key = (r.term, r.state, r.leader_id);
-        if key == self.election_key {
+        if key == self.election_key && r.election_elapsed != 0 {
             return;
         }
         self.election_key = key;

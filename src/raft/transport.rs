@@ -143,6 +143,9 @@ impl PeerSender {
             });
             let broken = loop {
                 tokio::select! {
+                    // biased: tokio picks unbiased branches with a process-global RNG, which would break
+                    // simulation replay.
+                    biased;
                     result = &mut call => {
                         if let Err(status) = result {
                             tracing::debug!(to = self.to, %status, "peer stream closed");

@@ -22,34 +22,39 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub struct ReplicatedState {
     store: RwLock<Store>,
     membership: RwLock<Membership>,
-    /// The store's current revision, published after every apply (watchers wait on it).
-    revision: tokio::sync::watch::Sender<i64>,
+    /// Woken after every apply that moves the revision (watchers wait on it). A `Notify`, not
+    /// a `watch` channel: tokio's `watch` picks among wakers with a process-global RNG, which
+    /// would break simulation replay.
+    revision_changed: tokio::sync::Notify,
+    /// The revision last announced through `revision_changed`.
+    announced: std::sync::atomic::AtomicI64,
 }
 
 impl ReplicatedState {
     /// State for a brand-new cluster.
     pub fn new(membership: Membership) -> Self {
         let store = Store::new();
-        let (revision, _) = tokio::sync::watch::channel(store.current_revision());
+        let announced = std::sync::atomic::AtomicI64::new(store.current_revision());
         ReplicatedState {
             store: RwLock::new(store),
             membership: RwLock::new(membership),
-            revision,
+            revision_changed: tokio::sync::Notify::new(),
+            announced,
         }
     }
 
-    /// A receiver that changes whenever the applied revision moves.
-    pub fn subscribe_revision(&self) -> tokio::sync::watch::Receiver<i64> {
-        self.revision.subscribe()
+    /// Completes after the applied revision next moves. Enable it (or poll it once) *before*
+    /// reading the store, so no change between the read and the wait is missed.
+    pub fn revision_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.revision_changed.notified()
     }
 
     fn publish_revision(&self) {
+        use std::sync::atomic::Ordering;
         let current = self.store().current_revision();
-        self.revision.send_if_modified(|r| {
-            let changed = *r != current;
-            *r = current;
-            changed
-        });
+        if self.announced.swap(current, Ordering::AcqRel) != current {
+            self.revision_changed.notify_waiters();
+        }
     }
 
     /// Read access to the key-value store.

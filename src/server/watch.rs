@@ -189,12 +189,14 @@ enum Read {
 
 impl Watcher {
     async fn run(mut self) {
-        let mut applied = self.core.state.subscribe_revision();
+        let core = self.core.clone();
         let mut progress = tokio::time::interval(PROGRESS_NOTIFY_INTERVAL);
         progress.tick().await;
         loop {
-            let read = self.read();
-            match read {
+            let changed = core.state.revision_changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.read() {
                 Read::Compacted(compact_revision) => {
                     let _ = self
                         .out
@@ -218,7 +220,10 @@ impl Watcher {
                 }
             }
             tokio::select! {
-                changed = applied.changed() => if changed.is_err() { return },
+                // biased: tokio picks unbiased branches with a process-global RNG, which would
+                // break simulation replay.
+                biased;
+                _ = &mut changed => {}
                 _ = progress.tick(), if self.spec.progress_notify => {
                     let revision = self.core.state.store().current_revision();
                     let resp = WatchResponse {
