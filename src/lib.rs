@@ -21,6 +21,7 @@ pub mod config;
 #[cfg(madsim)]
 pub mod fault;
 pub mod io;
+pub mod lease;
 pub mod mvcc;
 pub mod pb;
 pub mod raft;

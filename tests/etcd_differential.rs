@@ -165,6 +165,16 @@ const SCRIPT: &[Step] = &[
     (&["compaction", "9999"], None),
     (&["put", "", "empty"], None),
     (&["get", ""], None),
+    (&["lease", "list"], None),
+    (&["lease", "timetolive", "1234"], None),
+    (
+        &["lease", "timetolive", "1234", "--keys", "-w", "json"],
+        None,
+    ),
+    (&["lease", "keep-alive", "--once", "1234"], None),
+    (&["lease", "revoke", "1234"], None),
+    (&["put", "leased", "v", "--lease", "1234"], None),
+    (&["lease", "grant", "99999999999"], None),
 ];
 
 #[test]

@@ -69,7 +69,11 @@ mod tests {
         c.renew(1, 5, now);
         c.track(2, 1, now);
         c.track(1, 100, now);
-        assert_eq!(c.remaining(1, now), Some(5), "track does not reset a tracked lease");
+        assert_eq!(
+            c.remaining(1, now),
+            Some(5),
+            "track does not reset a tracked lease"
+        );
         let later = now + Duration::from_secs(2);
         assert_eq!(c.expired(later), vec![2]);
         c.renew(1, 5, later);

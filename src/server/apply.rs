@@ -2,15 +2,17 @@
 //!
 //! Entries hold a protobuf `detcdpb.InternalRequest`; applying one mutates the MVCC store or the
 //! member table deterministically (same log ⇒ same state and same results on every member).
-//! Lock order: `store` before `membership`, never both across an await.
+//! Lock order: `store`, then `leases`, then `membership`; never held across an await.
 
 use super::error::RequestError;
 use super::membership::Membership;
 use super::txn;
+use crate::lease::Lessor;
 use crate::mvcc::{Store, StoreSnapshot};
 use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
 use crate::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
+    ResponseHeader, TxnResponse,
 };
 use crate::raft::StateMachine;
 use prost::Message as _;
@@ -21,6 +23,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// The state every member replicates, shared with the RPC handlers.
 pub struct ReplicatedState {
     store: RwLock<Store>,
+    leases: RwLock<Lessor>,
     membership: RwLock<Membership>,
     /// Woken after every apply that moves the revision (watchers wait on it). A `Notify`, not
     /// a `watch` channel: tokio's `watch` picks among wakers with a process-global RNG, which
@@ -37,6 +40,7 @@ impl ReplicatedState {
         let announced = std::sync::atomic::AtomicI64::new(store.current_revision());
         ReplicatedState {
             store: RwLock::new(store),
+            leases: RwLock::new(Lessor::default()),
             membership: RwLock::new(membership),
             revision_changed: tokio::sync::Notify::new(),
             announced,
@@ -67,6 +71,16 @@ impl ReplicatedState {
         self.store.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Read access to the lease table.
+    pub fn leases(&self) -> RwLockReadGuard<'_, Lessor> {
+        self.leases.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write access to the lease table (apply path, and read-only txns).
+    pub fn leases_mut(&self) -> RwLockWriteGuard<'_, Lessor> {
+        self.leases.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Read access to the member table.
     pub fn membership(&self) -> RwLockReadGuard<'_, Membership> {
         self.membership.read().unwrap_or_else(|e| e.into_inner())
@@ -88,6 +102,10 @@ pub enum Applied {
     Txn(TxnResponse),
     /// A Compaction.
     Compaction(CompactionResponse),
+    /// A lease grant.
+    LeaseGrant(LeaseGrantResponse),
+    /// A lease revocation.
+    LeaseRevoke(LeaseRevokeResponse),
     /// Anything without a client-visible response (member attributes, conf changes).
     Done,
 }
@@ -96,11 +114,12 @@ pub enum Applied {
 pub type ApplyResult = Result<Applied, RequestError>;
 
 /// Snapshot encoding format version.
-const SNAPSHOT_FORMAT: u8 = 1;
+const SNAPSHOT_FORMAT: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct StateImage {
     store: StoreSnapshot,
+    leases: Lessor,
     membership: Membership,
 }
 
@@ -117,12 +136,52 @@ impl EtcdStateMachine {
 
     fn apply_request(&self, request: Request) -> ApplyResult {
         match request {
-            Request::Put(p) => txn::put(&mut self.state.store_mut(), &p).map(Applied::Put),
+            Request::Put(p) => txn::put(
+                &mut self.state.store_mut(),
+                &mut self.state.leases_mut(),
+                &p,
+            )
+            .map(Applied::Put),
             Request::DeleteRange(d) => Ok(Applied::DeleteRange(txn::delete_range(
                 &mut self.state.store_mut(),
+                &mut self.state.leases_mut(),
                 &d,
             ))),
-            Request::Txn(t) => txn::txn(&mut self.state.store_mut(), &t).map(Applied::Txn),
+            Request::Txn(t) => txn::txn(
+                &mut self.state.store_mut(),
+                &mut self.state.leases_mut(),
+                &t,
+            )
+            .map(Applied::Txn),
+            Request::LeaseGrant(g) => {
+                let revision = self.state.store().current_revision();
+                self.state
+                    .leases_mut()
+                    .grant(g.id, g.ttl)
+                    .map_err(|_| RequestError::LeaseExists)?;
+                Ok(Applied::LeaseGrant(LeaseGrantResponse {
+                    header: Some(ResponseHeader {
+                        revision,
+                        ..Default::default()
+                    }),
+                    id: g.id,
+                    ttl: g.ttl,
+                    error: String::new(),
+                }))
+            }
+            Request::LeaseRevoke(r) => {
+                let revision = txn::revoke(
+                    &mut self.state.store_mut(),
+                    &mut self.state.leases_mut(),
+                    r.id,
+                )?;
+                Ok(Applied::LeaseRevoke(LeaseRevokeResponse {
+                    header: Some(ResponseHeader {
+                        revision,
+                        ..Default::default()
+                    }),
+                }))
+            }
             Request::Compaction(c) => {
                 let mut store = self.state.store_mut();
                 store.compact(c.revision)?;
@@ -195,6 +254,7 @@ impl StateMachine for EtcdStateMachine {
     fn snapshot(&self) -> Vec<u8> {
         let image = StateImage {
             store: self.state.store().to_snapshot(),
+            leases: self.state.leases().clone(),
             membership: self.state.membership().clone(),
         };
         let mut out = vec![SNAPSHOT_FORMAT];
@@ -215,6 +275,7 @@ impl StateMachine for EtcdStateMachine {
             bincode::serde::decode_from_slice(body, bincode::config::standard())
                 .map_err(|e| RestoreError::Decode(e.to_string()))?;
         *self.state.store_mut() = Store::from_snapshot(image.store);
+        *self.state.leases_mut() = image.leases;
         *self.state.membership_mut() = image.membership;
         self.state.publish_revision();
         Ok(())

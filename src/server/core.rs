@@ -32,6 +32,10 @@ pub struct ServerCore {
     pub request_timeout: Duration,
     /// The member's data directory (for its on-disk size).
     pub disk: Disk,
+    /// Lease deadlines (meaningful on the leader only).
+    pub expiry: std::sync::Mutex<crate::lease::ExpiryClock>,
+    /// Smallest TTL a lease is granted (etcd: 1.5 election timeouts, rounded up).
+    pub min_lease_ttl: i64,
 }
 
 impl ServerCore {

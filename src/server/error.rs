@@ -29,6 +29,12 @@ pub enum RequestError {
     /// `ignore_value`/`ignore_lease` on a key that does not exist.
     #[error("etcdserver: key not found")]
     KeyNotFound,
+    /// A grant with a lease id that is already in use.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// A grant with a TTL above etcd's maximum.
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     /// A lease id that does not exist.
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
@@ -73,7 +79,8 @@ impl RequestError {
             EmptyKey | ValueProvided | LeaseProvided | TooManyTxnOps | DuplicateKey
             | RequestTooLarge | KeyNotFound => Code::InvalidArgument,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            Mvcc(_) => Code::OutOfRange,
+            Mvcc(_) | LeaseTtlTooLarge => Code::OutOfRange,
+            LeaseExists => Code::FailedPrecondition,
             NoLeader | Timeout | Stopped | LeaderTransferTimeout => Code::Unavailable,
             NotLeader | BadLeaderTransferee => Code::FailedPrecondition,
             Unimplemented(_) => Code::Unimplemented,

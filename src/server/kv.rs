@@ -92,7 +92,11 @@ impl Kv for KvService {
         validate::txn(&r, &self.core.limits)?;
         let mut resp = if is_read_only(&r) {
             self.core.linearizable_read().await?;
-            txn::txn(&mut self.core.state.store_mut(), &r)?
+            txn::txn(
+                &mut self.core.state.store_mut(),
+                &mut self.core.state.leases_mut(),
+                &r,
+            )?
         } else {
             match self.core.propose(Internal::Txn(r)).await? {
                 Applied::Txn(resp) => resp,

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod core;
 pub mod error;
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
 pub mod membership;
 pub mod range;
@@ -22,6 +23,7 @@ use self::core::ServerCore;
 use self::membership::{cluster_id, member_id, Membership};
 use crate::config::{ClusterState, ServerConfig};
 use crate::io::Disk;
+use crate::pb::detcdpb::lease_forward_server::LeaseForwardServer;
 use crate::pb::detcdpb::peer_server::PeerServer;
 use crate::pb::detcdpb::{internal_request::Request as Internal, MemberAttributes};
 use crate::pb::etcdserverpb::{
@@ -150,15 +152,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         },
         request_timeout: Duration::from_secs(5) + 2 * config.election_timeout,
         disk,
+        expiry: std::sync::Mutex::new(crate::lease::ExpiryClock::default()),
+        min_lease_ttl: (config.election_timeout.as_millis() * 3 / 2).div_ceil(1000) as i64,
     });
 
     let mut tasks = Vec::new();
     for addr in &config.listen_peer {
         let service = PeerServer::new(PeerService::new(cid, raft.clone()))
             .max_decoding_message_size(MAX_PEER_MESSAGE);
+        let forward = LeaseForwardServer::new(lease::LeaseService::new(core.clone()));
         let addr: SocketAddr = *addr;
         tasks.push(tokio::spawn(async move {
-            Server::builder().add_service(service).serve(addr).await
+            Server::builder()
+                .add_service(service)
+                .add_service(forward)
+                .serve(addr)
+                .await
         }));
     }
     for addr in &config.listen_client {
@@ -168,6 +177,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
             config.max_request_bytes,
         )));
     }
+    tokio::spawn(lease::run_expiry(core.clone()));
     tokio::spawn(publish_attributes(
         core.clone(),
         config.name.clone(),
@@ -199,7 +209,10 @@ async fn serve_clients(
             WatchServer::new(watch::WatchService::new(core.clone()))
                 .max_decoding_message_size(limit),
         )
-        .add_service(LeaseServer::new(unserved::Unserved))
+        .add_service(
+            LeaseServer::new(lease::LeaseService::new(core.clone()))
+                .max_decoding_message_size(limit),
+        )
         .add_service(AuthServer::new(unserved::Unserved))
         .add_service(LockServer::new(unserved::Unserved))
         .add_service(ElectionServer::new(unserved::Unserved))

@@ -7,6 +7,7 @@
 
 use super::error::RequestError;
 use super::range::{self, RangeSource};
+use crate::lease::Lessor;
 use crate::mvcc::{KeyValue, MvccError, RangeResult, Store, WriteTxn};
 use crate::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::pb::etcdserverpb::request_op::Request;
@@ -25,18 +26,26 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 }
 
 /// Applies a Put.
-pub fn put(store: &mut Store, r: &PutRequest) -> Result<PutResponse, RequestError> {
-    check_put(store, r)?;
+pub fn put(
+    store: &mut Store,
+    leases: &mut Lessor,
+    r: &PutRequest,
+) -> Result<PutResponse, RequestError> {
+    check_put(store, leases, r)?;
     let mut w = store.write();
-    let resp = exec_put(&mut w, r);
+    let resp = exec_put(&mut w, leases, r);
     w.commit();
     Ok(resp)
 }
 
 /// Applies a DeleteRange.
-pub fn delete_range(store: &mut Store, r: &DeleteRangeRequest) -> DeleteRangeResponse {
+pub fn delete_range(
+    store: &mut Store,
+    leases: &mut Lessor,
+    r: &DeleteRangeRequest,
+) -> DeleteRangeResponse {
     let mut w = store.write();
-    let resp = exec_delete(&mut w, r);
+    let resp = exec_delete(&mut w, leases, r);
     w.commit();
     DeleteRangeResponse {
         header: header(store.current_revision()),
@@ -44,15 +53,30 @@ pub fn delete_range(store: &mut Store, r: &DeleteRangeRequest) -> DeleteRangeRes
     }
 }
 
+/// Revokes a lease: the lease and every key attached to it go in one revision.
+pub fn revoke(store: &mut Store, leases: &mut Lessor, id: i64) -> Result<i64, RequestError> {
+    let keys = leases.revoke(id).map_err(|_| RequestError::LeaseNotFound)?;
+    let mut w = store.write();
+    for key in keys {
+        w.delete_range(&key, &[]);
+    }
+    w.commit();
+    Ok(store.current_revision())
+}
+
 /// Applies a Txn.
-pub fn txn(store: &mut Store, r: &TxnRequest) -> Result<TxnResponse, RequestError> {
+pub fn txn(
+    store: &mut Store,
+    leases: &mut Lessor,
+    r: &TxnRequest,
+) -> Result<TxnResponse, RequestError> {
     let mut path = Vec::new();
     choose_branches(store, r, &mut path);
     let mut cursor = path.iter().copied();
-    check_txn(store, r, &mut cursor)?;
+    check_txn(store, leases, r, &mut cursor)?;
     let mut w = store.write();
     let mut cursor = path.iter().copied();
-    let resp = exec_txn(&mut w, r, &mut cursor)?;
+    let resp = exec_txn(&mut w, leases, r, &mut cursor)?;
     w.commit();
     Ok(TxnResponse {
         header: header(store.current_revision()),
@@ -120,14 +144,15 @@ fn chosen<'a>(r: &'a TxnRequest, path: &mut impl Iterator<Item = bool>) -> &'a [
 
 fn check_txn(
     store: &Store,
+    leases: &Lessor,
     r: &TxnRequest,
     path: &mut impl Iterator<Item = bool>,
 ) -> Result<(), RequestError> {
     for op in chosen(r, path) {
         match &op.request {
             Some(Request::RequestRange(rr)) => check_range_revision(store, rr)?,
-            Some(Request::RequestPut(p)) => check_put(store, p)?,
-            Some(Request::RequestTxn(t)) => check_txn(store, t, path)?,
+            Some(Request::RequestPut(p)) => check_put(store, leases, p)?,
+            Some(Request::RequestTxn(t)) => check_txn(store, leases, t, path)?,
             Some(Request::RequestDeleteRange(_)) | None => {}
         }
     }
@@ -144,8 +169,8 @@ fn check_range_revision(store: &Store, r: &RangeRequest) -> Result<(), RequestEr
     Ok(())
 }
 
-fn check_put(store: &Store, p: &PutRequest) -> Result<(), RequestError> {
-    if p.lease != 0 {
+fn check_put(store: &Store, leases: &Lessor, p: &PutRequest) -> Result<(), RequestError> {
+    if p.lease != 0 && !leases.exists(p.lease) {
         return Err(RequestError::LeaseNotFound);
     }
     if p.ignore_value || p.ignore_lease {
@@ -174,6 +199,7 @@ impl RangeSource for TxnView<'_, '_> {
 
 fn exec_txn(
     w: &mut WriteTxn<'_>,
+    leases: &mut Lessor,
     r: &TxnRequest,
     path: &mut impl Iterator<Item = bool>,
 ) -> Result<TxnResponse, RequestError> {
@@ -185,12 +211,12 @@ fn exec_txn(
             Some(Request::RequestRange(rr)) => {
                 Some(Response::ResponseRange(range::execute(&TxnView(w), rr)?))
             }
-            Some(Request::RequestPut(p)) => Some(Response::ResponsePut(exec_put(w, p))),
+            Some(Request::RequestPut(p)) => Some(Response::ResponsePut(exec_put(w, leases, p))),
             Some(Request::RequestDeleteRange(d)) => {
-                Some(Response::ResponseDeleteRange(exec_delete(w, d)))
+                Some(Response::ResponseDeleteRange(exec_delete(w, leases, d)))
             }
             Some(Request::RequestTxn(t)) => {
-                let mut nested = exec_txn(w, t, path)?;
+                let mut nested = exec_txn(w, leases, t, path)?;
                 nested.header = header(w.view_revision());
                 Some(Response::ResponseTxn(nested))
             }
@@ -205,7 +231,7 @@ fn exec_txn(
     })
 }
 
-fn exec_put(w: &mut WriteTxn<'_>, p: &PutRequest) -> PutResponse {
+fn exec_put(w: &mut WriteTxn<'_>, leases: &mut Lessor, p: &PutRequest) -> PutResponse {
     let prev = w.range(&p.key, &[], 1).kvs.into_iter().next();
     let value = match (&prev, p.ignore_value) {
         (Some(prev), true) => prev.value.clone(),
@@ -216,6 +242,7 @@ fn exec_put(w: &mut WriteTxn<'_>, p: &PutRequest) -> PutResponse {
         _ => p.lease,
     };
     w.put(&p.key, &value, lease);
+    leases.reattach(&p.key, prev.as_ref().map_or(0, |kv| kv.lease), lease);
     PutResponse {
         header: header(w.revision()),
         prev_kv: if p.prev_kv {
@@ -226,8 +253,15 @@ fn exec_put(w: &mut WriteTxn<'_>, p: &PutRequest) -> PutResponse {
     }
 }
 
-fn exec_delete(w: &mut WriteTxn<'_>, d: &DeleteRangeRequest) -> DeleteRangeResponse {
+fn exec_delete(
+    w: &mut WriteTxn<'_>,
+    leases: &mut Lessor,
+    d: &DeleteRangeRequest,
+) -> DeleteRangeResponse {
     let deleted = w.delete_range(&d.key, &d.range_end);
+    for kv in &deleted {
+        leases.reattach(&kv.key, kv.lease, 0);
+    }
     DeleteRangeResponse {
         header: header(w.view_revision()),
         deleted: deleted.len() as i64,

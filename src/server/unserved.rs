@@ -1,4 +1,4 @@
-//! The etcd services detcd declares but does not serve yet (Lease, Auth, Lock, Election):
+//! The etcd services detcd declares but does not serve yet (Auth, Lock, Election):
 //! every RPC answers `Unimplemented` with the RPC's name, so clients get a clear error instead
 //! of a connection failure. Each service moves out of here when it is built.
 
@@ -6,7 +6,7 @@ use super::error::RequestError;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::{v3electionpb as el, v3lockpb as lk};
 use futures::stream::BoxStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 /// Placeholder for services that are not built yet.
 #[derive(Clone, Copy, Debug, Default)]
@@ -27,21 +27,6 @@ macro_rules! unserved {
         }
     };
 }
-
-unserved!(pb::lease_server::Lease {
-    lease_grant(pb::LeaseGrantRequest) -> pb::LeaseGrantResponse;
-    lease_revoke(pb::LeaseRevokeRequest) -> pb::LeaseRevokeResponse;
-    lease_time_to_live(pb::LeaseTimeToLiveRequest) -> pb::LeaseTimeToLiveResponse;
-    lease_leases(pb::LeaseLeasesRequest) -> pb::LeaseLeasesResponse;
-}
-    type LeaseKeepAliveStream = BoxStream<'static, Result<pb::LeaseKeepAliveResponse, Status>>;
-    async fn lease_keep_alive(
-        &self,
-        _: Request<Streaming<pb::LeaseKeepAliveRequest>>,
-    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Err(RequestError::Unimplemented("LeaseKeepAlive").into())
-    }
-);
 
 unserved!(pb::auth_server::Auth {
     auth_enable(pb::AuthEnableRequest) -> pb::AuthEnableResponse;

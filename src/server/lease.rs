@@ -1,0 +1,302 @@
+//! The `etcdserverpb.Lease` service, the leader's expiry loop, and forwarding to the leader.
+//!
+//! Grants and revocations go through raft (every member's lease table is identical). Expiry is
+//! decided by the leader alone, from its in-memory [`ExpiryClock`]: when a member becomes
+//! leader every lease gets its full TTL again (as etcd does), keep-alives push a lease's
+//! deadline to now + TTL, and an expired lease is revoked through raft — so its keys disappear
+//! in one revision on every member. Keep-alives and TimeToLive need the leader's clock, so a
+//! follower forwards them over the peer port (`detcdpb.LeaseForward`).
+
+use super::apply::Applied;
+use super::core::ServerCore;
+use super::error::RequestError;
+use crate::lease::ExpiryClock;
+use crate::pb::detcdpb::internal_request::Request as Internal;
+use crate::pb::detcdpb::lease_forward_client::LeaseForwardClient;
+use crate::pb::detcdpb::lease_forward_server::LeaseForward;
+use crate::pb::etcdserverpb::lease_server::Lease;
+use crate::pb::etcdserverpb::{
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+
+/// etcd's largest lease TTL, in seconds.
+pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
+/// How often the leader looks for expired leases.
+const EXPIRY_CHECK: Duration = Duration::from_millis(250);
+/// After proposing a revocation, wait this long before proposing it again.
+const REVOKE_RETRY_SECS: i64 = 1;
+
+/// The Lease service (client port) and the LeaseForward service (peer port).
+#[derive(Clone)]
+pub struct LeaseService {
+    core: Arc<ServerCore>,
+}
+
+impl LeaseService {
+    /// Serves leases on `core`.
+    pub fn new(core: Arc<ServerCore>) -> Self {
+        LeaseService { core }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.core.status().leader == self.core.member_id
+    }
+
+    fn clock(&self) -> std::sync::MutexGuard<'_, ExpiryClock> {
+        self.core.expiry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The leader's peer client, if a leader is known.
+    async fn leader_client(&self) -> Result<LeaseForwardClient<Channel>, RequestError> {
+        let leader = self.core.status().leader;
+        let url = self
+            .core
+            .state
+            .membership()
+            .members
+            .get(&leader)
+            .and_then(|m| m.peer_urls.first().cloned())
+            .ok_or(RequestError::NoLeader)?;
+        let endpoint = Endpoint::from_shared(url)
+            .map_err(|e| RequestError::Internal(format!("leader URL: {e}")))?
+            .connect_timeout(Duration::from_secs(1));
+        Ok(LeaseForwardClient::new(endpoint.connect_lazy()))
+    }
+
+    /// Renews `id` on the leader's clock (TTL 0 if the lease does not exist).
+    async fn renew(&self, id: i64) -> Result<LeaseKeepAliveResponse, RequestError> {
+        if !self.is_leader() {
+            let mut leader = self.leader_client().await?;
+            let call = leader.renew(LeaseKeepAliveRequest { id });
+            return match tokio::time::timeout(self.core.request_timeout, call).await {
+                Ok(Ok(resp)) => Ok(resp.into_inner()),
+                Ok(Err(status)) => Err(RequestError::Internal(status.message().to_string())),
+                Err(_) => Err(RequestError::Timeout),
+            };
+        }
+        let ttl = self.core.state.leases().get(id).map_or(0, |l| l.ttl);
+        if ttl > 0 {
+            self.clock().renew(id, ttl, Instant::now());
+        }
+        Ok(LeaseKeepAliveResponse {
+            header: Some(self.core.header(self.core.state.store().current_revision())),
+            id,
+            ttl,
+        })
+    }
+
+    async fn time_to_live(
+        &self,
+        r: LeaseTimeToLiveRequest,
+    ) -> Result<LeaseTimeToLiveResponse, RequestError> {
+        if !self.is_leader() {
+            let mut leader = self.leader_client().await?;
+            let call = leader.time_to_live(r);
+            return match tokio::time::timeout(self.core.request_timeout, call).await {
+                Ok(Ok(resp)) => Ok(resp.into_inner()),
+                Ok(Err(status)) => Err(RequestError::Internal(status.message().to_string())),
+                Err(_) => Err(RequestError::Timeout),
+            };
+        }
+        let header = Some(self.core.header(self.core.state.store().current_revision()));
+        let leases = self.core.state.leases();
+        let Some(lease) = leases.get(r.id) else {
+            return Ok(LeaseTimeToLiveResponse {
+                header,
+                id: r.id,
+                ttl: -1,
+                ..Default::default()
+            });
+        };
+        let remaining = self
+            .clock()
+            .remaining(r.id, Instant::now())
+            .unwrap_or(lease.ttl);
+        Ok(LeaseTimeToLiveResponse {
+            header,
+            id: r.id,
+            ttl: remaining,
+            granted_ttl: lease.ttl,
+            keys: if r.keys {
+                lease.keys.iter().map(|k| k.clone().into()).collect()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let mut r = request.into_inner();
+        if r.ttl > MAX_LEASE_TTL {
+            return Err(RequestError::LeaseTtlTooLarge.into());
+        }
+        r.ttl = r.ttl.max(self.core.min_lease_ttl);
+        if r.id == 0 {
+            r.id = loop {
+                let id = (madsim::rand::random::<u64>() >> 1) as i64;
+                if id != 0 && !self.core.state.leases().exists(id) {
+                    break id;
+                }
+            };
+        }
+        match self.core.propose(Internal::LeaseGrant(r)).await? {
+            Applied::LeaseGrant(mut resp) => {
+                if self.is_leader() {
+                    self.clock().renew(resp.id, resp.ttl, Instant::now());
+                }
+                resp.header = self.core.complete(resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(RequestError::Internal(format!("unexpected {other:?}")).into()),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        match self
+            .core
+            .propose(Internal::LeaseRevoke(request.into_inner()))
+            .await?
+        {
+            Applied::LeaseRevoke(mut resp) => {
+                resp.header = self.core.complete(resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(RequestError::Internal(format!("unexpected {other:?}")).into()),
+        }
+    }
+
+    type LeaseKeepAliveStream = BoxStream<'static, Result<LeaseKeepAliveResponse, Status>>;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut inbound = request.into_inner();
+        let service = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Ok(Some(req)) = inbound.message().await {
+                let resp = service.renew(req.id).await.map_err(Status::from);
+                if tx.send(resp).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx).boxed(),
+        ))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let mut resp = self.time_to_live(request.into_inner()).await?;
+        resp.header = self.core.complete(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn lease_leases(
+        &self,
+        _: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let leases = self
+            .core
+            .state
+            .leases()
+            .leases()
+            .map(|l| LeaseStatus { id: l.id })
+            .collect();
+        Ok(Response::new(LeaseLeasesResponse {
+            header: Some(self.core.header(self.core.state.store().current_revision())),
+            leases,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl LeaseForward for LeaseService {
+    async fn renew(
+        &self,
+        request: Request<LeaseKeepAliveRequest>,
+    ) -> Result<Response<LeaseKeepAliveResponse>, Status> {
+        if !self.is_leader() {
+            return Err(RequestError::NotLeader.into());
+        }
+        Ok(Response::new(
+            LeaseService::renew(self, request.into_inner().id).await?,
+        ))
+    }
+
+    async fn time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        if !self.is_leader() {
+            return Err(RequestError::NotLeader.into());
+        }
+        Ok(Response::new(
+            LeaseService::time_to_live(self, request.into_inner()).await?,
+        ))
+    }
+}
+
+/// The leader's expiry loop: runs for the life of the member.
+pub async fn run_expiry(core: Arc<ServerCore>) {
+    let mut led_term = None;
+    loop {
+        tokio::time::sleep(EXPIRY_CHECK).await;
+        let status = core.status();
+        let now = Instant::now();
+        let expired = {
+            let mut clock = core.expiry.lock().unwrap_or_else(|e| e.into_inner());
+            if status.leader != core.member_id {
+                clock.clear();
+                led_term = None;
+                continue;
+            }
+            if led_term != Some(status.term) {
+                // Newly elected: every lease gets a full TTL from now.
+                clock.clear();
+                led_term = Some(status.term);
+            }
+            let leases = core.state.leases();
+            for lease in leases.leases() {
+                clock.track(lease.id, lease.ttl, now);
+            }
+            clock.retain(|id| leases.exists(id));
+            let expired = clock.expired(now);
+            for id in &expired {
+                clock.renew(*id, REVOKE_RETRY_SECS, now);
+            }
+            expired
+        };
+        for id in expired {
+            let core = core.clone();
+            tokio::spawn(async move {
+                let revoke = Internal::LeaseRevoke(LeaseRevokeRequest { id });
+                if let Err(e) = core.propose(revoke).await {
+                    tracing::debug!(lease = id, error = %e, "revoking an expired lease failed");
+                }
+            });
+        }
+    }
+}
