@@ -63,6 +63,18 @@ pub enum RequestError {
     /// The leader did not move within the request timeout.
     #[error("etcdserver: request timed out, leader transfer took too long")]
     LeaderTransferTimeout,
+    /// A lock or election contender's key vanished while it waited (its lease ended).
+    #[error("etcdserver: session expired")]
+    SessionExpired,
+    /// Proclaim/Resign without the `leader` field.
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
+    /// Proclaim by a contender that no longer leads.
+    #[error("election: not leader")]
+    ElectionNotLeader,
+    /// Leader of an election nobody leads.
+    #[error("election: no leader")]
+    ElectionNoLeader,
     /// An RPC detcd does not serve yet.
     #[error("{0} is not implemented by detcd yet")]
     Unimplemented(&'static str),
@@ -84,6 +96,9 @@ impl RequestError {
             NoLeader | Timeout | Stopped | LeaderTransferTimeout => Code::Unavailable,
             NotLeader | BadLeaderTransferee => Code::FailedPrecondition,
             Unimplemented(_) => Code::Unimplemented,
+            SessionExpired | MissingLeaderKey | ElectionNotLeader | ElectionNoLeader => {
+                Code::Unknown
+            }
             Internal(_) => Code::Internal,
         }
     }

@@ -7,12 +7,15 @@
 pub mod apply;
 pub mod cluster;
 pub mod core;
+pub mod election;
 pub mod error;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod membership;
 pub mod range;
+pub mod recipe;
 pub mod txn;
 pub mod unserved;
 pub mod validate;
@@ -214,8 +217,13 @@ async fn serve_clients(
                 .max_decoding_message_size(limit),
         )
         .add_service(AuthServer::new(unserved::Unserved))
-        .add_service(LockServer::new(unserved::Unserved))
-        .add_service(ElectionServer::new(unserved::Unserved))
+        .add_service(
+            LockServer::new(lock::LockService::new(core.clone())).max_decoding_message_size(limit),
+        )
+        .add_service(
+            ElectionServer::new(election::ElectionService::new(core.clone()))
+                .max_decoding_message_size(limit),
+        )
         .serve(addr)
         .await
 }

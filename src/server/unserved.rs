@@ -1,11 +1,9 @@
-//! The etcd services detcd declares but does not serve yet (Auth, Lock, Election):
+//! The etcd services detcd declares but does not serve yet (Auth):
 //! every RPC answers `Unimplemented` with the RPC's name, so clients get a clear error instead
 //! of a connection failure. Each service moves out of here when it is built.
 
 use super::error::RequestError;
 use crate::pb::etcdserverpb as pb;
-use crate::pb::{v3electionpb as el, v3lockpb as lk};
-use futures::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
 /// Placeholder for services that are not built yet.
@@ -13,7 +11,7 @@ use tonic::{Request, Response, Status};
 pub struct Unserved;
 
 /// Implements `$service` for [`Unserved`], with unary RPCs `$rpc(Req) -> Resp` answering
-/// Unimplemented. Streaming RPCs are written out by hand below the invocation.
+/// Unimplemented; extra items (streaming RPCs) can follow the list.
 macro_rules! unserved {
     ($service:path { $($rpc:ident($req:ty) -> $resp:ty;)* } $($extra:item)*) => {
         #[tonic::async_trait]
@@ -47,23 +45,3 @@ unserved!(pb::auth_server::Auth {
     role_grant_permission(pb::AuthRoleGrantPermissionRequest) -> pb::AuthRoleGrantPermissionResponse;
     role_revoke_permission(pb::AuthRoleRevokePermissionRequest) -> pb::AuthRoleRevokePermissionResponse;
 });
-
-unserved!(lk::lock_server::Lock {
-    lock(lk::LockRequest) -> lk::LockResponse;
-    unlock(lk::UnlockRequest) -> lk::UnlockResponse;
-});
-
-unserved!(el::election_server::Election {
-    campaign(el::CampaignRequest) -> el::CampaignResponse;
-    proclaim(el::ProclaimRequest) -> el::ProclaimResponse;
-    leader(el::LeaderRequest) -> el::LeaderResponse;
-    resign(el::ResignRequest) -> el::ResignResponse;
-}
-    type ObserveStream = BoxStream<'static, Result<el::LeaderResponse, Status>>;
-    async fn observe(
-        &self,
-        _: Request<el::LeaderRequest>,
-    ) -> Result<Response<Self::ObserveStream>, Status> {
-        Err(RequestError::Unimplemented("Observe").into())
-    }
-);
