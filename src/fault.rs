@@ -15,11 +15,21 @@ pub enum Bug {
     AckBeforeFsync,
     /// A watcher catching up from history drops the last event of each multi-event batch.
     WatchDropsEvent,
+    /// Revoking a lease forgets to delete the keys attached to it.
+    RevokeKeepsKeys,
+    /// Lock and Campaign grant the turn without waiting for earlier contenders.
+    LockSkipsQueue,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 3] = [Bug::StaleRead, Bug::AckBeforeFsync, Bug::WatchDropsEvent];
+    pub const ALL: [Bug; 5] = [
+        Bug::StaleRead,
+        Bug::AckBeforeFsync,
+        Bug::WatchDropsEvent,
+        Bug::RevokeKeepsKeys,
+        Bug::LockSkipsQueue,
+    ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
     pub fn name(self) -> &'static str {
@@ -27,6 +37,8 @@ impl Bug {
             Bug::StaleRead => "stale-read",
             Bug::AckBeforeFsync => "ack-before-fsync",
             Bug::WatchDropsEvent => "watch-drops-event",
+            Bug::RevokeKeepsKeys => "revoke-keeps-keys",
+            Bug::LockSkipsQueue => "lock-skips-queue",
         }
     }
 

@@ -11,6 +11,7 @@ compile_error!("detcd-sim only means something in a simulator build: use scripts
 
 pub mod checkers;
 pub mod cluster;
+pub mod coordination;
 pub mod faults;
 pub mod history;
 mod key_projection;

@@ -3,8 +3,9 @@
 //! (liveness phase), read every key, and run every checker. The verdict carries a hash of the
 //! whole trace so a replay can be compared bit for bit.
 
-use crate::checkers::{availability, convergence, watch};
+use crate::checkers::{availability, convergence, coordination as coordination_checks, watch};
 use crate::cluster::{MemberParams, SimCluster};
+use crate::coordination::{self, CoordinationLog, SharedCoordinationLog};
 use crate::faults;
 use crate::history::{History, Outcome, Request};
 use crate::linearizability;
@@ -240,6 +241,45 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             .map(|v| format!("availability: {v}")),
     );
 
+    // Coordination phase: leases and locks under faults, after the KV history is closed (their
+    // writes are not part of the linearizability model).
+    let history = history.lock().expect("history lock").clone();
+    let coordination_log: SharedCoordinationLog = Arc::new(Mutex::new(CoordinationLog::default()));
+    let coordination_end = tokio::time::Instant::now() + options.chaos / 2;
+    let mut coordination_tasks = Vec::new();
+    for c in 0..4u8 {
+        let node = handle
+            .create_node()
+            .name(format!("coordinator{c}"))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 4, c + 1)))
+            .build();
+        let log = coordination_log.clone();
+        coordination_tasks.push(node.spawn(async move {
+            if c % 2 == 0 {
+                coordination::lease_client(u64::from(c), members, log, coordination_end).await;
+            } else {
+                coordination::lock_client(members, log, coordination_end).await;
+            }
+        }));
+    }
+    trace.event("coordination phase".into());
+    for step in faults::schedule(members, 16) {
+        if tokio::time::Instant::now() >= coordination_end {
+            break;
+        }
+        faults::run_step(&mut cluster, &step, &mut trace).await;
+    }
+    for t in coordination_tasks {
+        let _ = t.await;
+    }
+    faults::heal_network(&cluster);
+    for i in 0..members {
+        cluster.restart(i);
+    }
+    // Quiet time for abandoned leases to expire (TTL 3 s, refreshed by at most one election).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    trace.event("coordination phase over; all healed".into());
+
     let states = match convergence::check(&cluster, Duration::from_secs(30)).await {
         Ok(states) => states,
         Err(e) => {
@@ -279,7 +319,21 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             logs.iter().map(|l| l.resumes).collect::<Vec<_>>()
         ));
     }
-    let history = history.lock().expect("history lock").clone();
+    let coordination_log = std::mem::take(&mut *coordination_log.lock().expect("coordination log"));
+    if let Some(reference) = states.first() {
+        if let Err(e) = coordination_checks::check_leases(&coordination_log, reference) {
+            failures.push(format!("lease: {e}"));
+        }
+    }
+    if let Err(e) = coordination_checks::check_fencing(&coordination_log) {
+        failures.push(format!("lock: {e}"));
+    }
+    trace.event(format!(
+        "coordination: {} leases, {} locks taken, {} fenced writes",
+        coordination_log.leases.len(),
+        coordination_log.locks_taken,
+        coordination_log.fenced_writes.len()
+    ));
     if let Err(e) = linearizability::check_linearizable(&history, 1) {
         failures.push(format!("linearizability: {e}"));
     }

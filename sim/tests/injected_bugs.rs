@@ -46,3 +46,25 @@ fn watch_dropping_events_is_caught() {
         "{failures:?}"
     );
 }
+
+#[test]
+fn revoke_keeping_keys_is_caught() {
+    let (seed, failures) = first_failing_seed(Bug::RevokeKeepsKeys)
+        .expect("keys outliving their lease went unnoticed");
+    println!("revoke-keeps-keys caught by seed {seed}: {failures:?}");
+    assert!(
+        failures.iter().any(|f| f.starts_with("lease")),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn lock_skipping_the_queue_is_caught() {
+    let (seed, failures) =
+        first_failing_seed(Bug::LockSkipsQueue).expect("overlapping lock holders went unnoticed");
+    println!("lock-skips-queue caught by seed {seed}: {failures:?}");
+    assert!(
+        failures.iter().any(|f| f.starts_with("lock")),
+        "{failures:?}"
+    );
+}

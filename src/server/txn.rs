@@ -56,6 +56,12 @@ pub fn delete_range(
 /// Revokes a lease: the lease and every key attached to it go in one revision.
 pub fn revoke(store: &mut Store, leases: &mut Lessor, id: i64) -> Result<i64, RequestError> {
     let keys = leases.revoke(id).map_err(|_| RequestError::LeaseNotFound)?;
+    #[cfg(madsim)]
+    let keys = if crate::fault::active(crate::fault::Bug::RevokeKeepsKeys) {
+        Vec::new()
+    } else {
+        keys
+    };
     let mut w = store.write();
     for key in keys {
         w.delete_range(&key, &[]);

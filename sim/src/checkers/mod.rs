@@ -4,4 +4,5 @@
 
 pub mod availability;
 pub mod convergence;
+pub mod coordination;
 pub mod watch;
