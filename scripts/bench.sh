@@ -50,6 +50,13 @@ for r in $(seq 1 "$rounds"); do
     results[$tag,put64]+="$(run put --endpoints $eps --clients 64 --conns 8) "
     results[$tag,get64]+="$(run range --endpoints $eps --clients 64 --conns 8) "
     results[$tag,sget64]+="$(run range-serializable --endpoints $eps --clients 64 --conns 8) "
+    # Peak resident memory of the largest member after all workloads (kB).
+    rss=0
+    for p in "${pids[@]}"; do
+      r=$(awk '/VmHWM/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+      [ "${r:-0}" -gt "$rss" ] && rss=$r
+    done
+    results[$tag,rss]+="$rss "
     stop_cluster
   done
 done
@@ -59,4 +66,6 @@ for w in put1 put64 get64 sget64; do
   e=$(echo "${results[etcd,$w]}" | median); d=$(echo "${results[detcd,$w]}" | median)
   printf '%-32s %12s %12s %8.2f\n' "$w" "$e" "$d" "$(echo "$d / $e" | bc -l)"
 done
+e=$(echo "${results[etcd,rss]}" | median); d=$(echo "${results[detcd,rss]}" | median)
+printf '%-32s %12s %12s %8.2f\n' "peak RSS of a member (kB)" "$e" "$d" "$(echo "$d / $e" | bc -l)"
 echo "(each figure is the median of $rounds runs of $total requests; ratio = detcd / etcd)"
