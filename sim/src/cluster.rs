@@ -140,6 +140,20 @@ impl SimCluster {
         self.running[i] = false;
     }
 
+    /// Freezes member `i` (its tasks stop running; its sockets stay open).
+    pub fn pause(&mut self, i: usize) {
+        if self.running[i] {
+            self.handle.pause(self.nodes[i].id());
+        }
+    }
+
+    /// Lets a paused member run again.
+    pub fn resume(&mut self, i: usize) {
+        if self.running[i] {
+            self.handle.resume(self.nodes[i].id());
+        }
+    }
+
     /// Restarts a killed member from its disk.
     pub fn restart(&mut self, i: usize) {
         if self.running[i] {

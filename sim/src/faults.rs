@@ -4,7 +4,8 @@
 //! applied, held for a while, and healed before the next, so the cluster sees every kind of
 //! trouble the issue lists: symmetric partitions (random halves, isolated leader), one-way link
 //! cuts, packet loss, delay spikes, kill + restart of one member (often the leader) with a torn
-//! disk, two members down at once, and rolling restarts. Everything is healed afterwards.
+//! disk, two members down at once, rolling restarts, and paused members (a frozen process that
+//! later resumes with stale beliefs). Everything is healed afterwards.
 
 use crate::cluster::SimCluster;
 use crate::trace::Trace;
@@ -31,6 +32,9 @@ pub enum Fault {
     KillTwo(usize, usize),
     /// Restart every member in turn.
     RollingRestart,
+    /// Freeze a member (the leader if `leader`), like a long GC or VM pause, then let it run on
+    /// with whatever it believed before.
+    Pause { leader: bool, member: usize },
 }
 
 /// A fault and how long it lasts.
@@ -49,7 +53,7 @@ pub fn schedule(n: usize, count: usize) -> Vec<Step> {
     let mut rng = madsim::rand::thread_rng();
     (0..count)
         .map(|_| {
-            let fault = match rng.gen_range(0..8) {
+            let fault = match rng.gen_range(0..9) {
                 0 => {
                     let mut side: Vec<usize> = (0..n).filter(|_| rng.gen_bool(0.5)).collect();
                     if side.is_empty() {
@@ -67,6 +71,10 @@ pub fn schedule(n: usize, count: usize) -> Vec<Step> {
                 4 => Fault::DelaySpike(rng.gen_range(50..400)),
                 5 => Fault::KillTwo(rng.gen_range(0..n), rng.gen_range(0..n)),
                 6 => Fault::RollingRestart,
+                7 => Fault::Pause {
+                    leader: rng.gen_bool(0.7),
+                    member: rng.gen_range(0..n),
+                },
                 _ => Fault::KillRestart {
                     leader: rng.gen_bool(0.6),
                     member: rng.gen_range(0..n),
@@ -142,6 +150,17 @@ pub async fn run_step(cluster: &mut SimCluster, step: &Step, trace: &mut Trace) 
             tokio::time::sleep(step.hold).await;
             cluster.restart(*a);
             cluster.restart(b);
+        }
+        Fault::Pause { leader, member } => {
+            let victim = if *leader {
+                cluster.leader().unwrap_or(*member)
+            } else {
+                *member
+            };
+            trace.event(format!("pausing m{}", victim + 1));
+            cluster.pause(victim);
+            tokio::time::sleep(step.hold).await;
+            cluster.resume(victim);
         }
         Fault::RollingRestart => {
             for i in 0..n {
