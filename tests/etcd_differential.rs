@@ -6,17 +6,8 @@
 
 mod common;
 use common::etcdctl_stdin;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn etcd_binary() -> String {
     std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".to_string())
@@ -37,7 +28,7 @@ impl Drop for Server {
 
 fn start(binary: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let (c, p) = (free_port(), free_port());
+    let (c, p) = (common::free_port(), common::free_port());
     let client = format!("http://127.0.0.1:{c}");
     let peer = format!("http://127.0.0.1:{p}");
     let child = Command::new(binary)
@@ -227,15 +218,7 @@ const WATCHES: &[&[&str]] = &[
 ];
 
 fn watch_output(endpoint: &str, args: &[&str]) -> String {
-    let mut child = Command::new(std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".into()))
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("etcdctl watch");
+    let mut child = common::spawn_etcdctl(endpoint, args);
     std::thread::sleep(Duration::from_millis(1500));
     let _ = child.kill();
     let out = child.wait_with_output().expect("watch output");

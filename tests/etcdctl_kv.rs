@@ -10,11 +10,7 @@ use common::{etcdctl_stdin, fails, ok, stdout, Cluster};
 fn kv_commands_history_and_compaction() {
     let c = Cluster::start(3);
     let eps = c.endpoints();
-    let base: i64 =
-        serde_json::from_str::<serde_json::Value>(&ok(&eps, &["get", "__probe", "-w", "json"]))
-            .unwrap()["header"]["revision"]
-            .as_i64()
-            .unwrap();
+    let base = common::revision(&eps);
 
     assert_eq!(ok(&eps, &["put", "foo", "bar"]), "OK\n");
     assert_eq!(ok(&eps, &["get", "foo"]), "foo\nbar\n");

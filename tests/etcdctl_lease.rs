@@ -6,8 +6,7 @@
 #![cfg(not(madsim))]
 
 mod common;
-use common::{ok, wait_until, Cluster};
-use std::process::{Command, Stdio};
+use common::{ok, revision, wait_until, Cluster};
 use std::time::{Duration, Instant};
 
 fn grant(eps: &str, ttl: u32) -> String {
@@ -16,12 +15,6 @@ fn grant(eps: &str, ttl: u32) -> String {
     let id = out.split_whitespace().nth(1).expect("lease id").to_string();
     assert_eq!(out, format!("lease {id} granted with TTL({ttl}s)\n"));
     id
-}
-
-fn revision(eps: &str) -> i64 {
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(eps, &["get", "__probe", "-w", "json"])).unwrap();
-    json["header"]["revision"].as_i64().unwrap()
 }
 
 #[test]
@@ -72,13 +65,7 @@ fn keep_alive_keeps_keys_until_it_stops() {
     let eps = c.endpoints();
     let id = grant(&eps, 3);
     ok(&eps, &["put", "alive", "yes", "--lease", &id]);
-    let mut keeper = Command::new(std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".into()))
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", &c.endpoint(1), "lease", "keep-alive", &id])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("keep-alive");
+    let mut keeper = common::spawn_etcdctl(&c.endpoint(1), &["lease", "keep-alive", &id]);
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(
         ok(&eps, &["get", "alive", "--print-value-only"]),

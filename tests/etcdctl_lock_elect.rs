@@ -6,20 +6,8 @@
 
 mod common;
 use common::{wait_until, Cluster};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
-
-fn etcdctl_child(endpoints: &str, args: &[&str]) -> Child {
-    Command::new(std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".into()))
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoints)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("etcdctl")
-}
 
 #[test]
 fn lock_holders_never_overlap() {
@@ -30,7 +18,7 @@ fn lock_holders_never_overlap() {
         format!("echo start $ETCD_LOCK_KEY >> {log}; sleep 0.7; echo end $ETCD_LOCK_KEY >> {log}");
     let holders: Vec<Child> = (0..3)
         .map(|i| {
-            etcdctl_child(
+            common::spawn_etcdctl(
                 &c.endpoint(i),
                 &["lock", "the-lock", "--", "sh", "-c", &script],
             )
@@ -57,10 +45,20 @@ fn lock_holders_never_overlap() {
 #[test]
 fn elect_hands_over_when_the_leader_exits() {
     let c = Cluster::start(3);
-    let first = etcdctl_child(&c.endpoint(0), &["elect", "the-election", "alpha"]);
+    let first = common::spawn_etcdctl(&c.endpoint(0), &["elect", "the-election", "alpha"]);
     std::thread::sleep(Duration::from_millis(800));
-    let second = etcdctl_child(&c.endpoint(1), &["elect", "the-election", "beta"]);
-    let observer = etcdctl_child(&c.endpoint(2), &["elect", "-l", "the-election"]);
+    let second_out = c.dir.path().join("second.out");
+    let second = common::spawn_etcdctl_with(
+        &c.endpoint(1),
+        &["elect", "the-election", "beta"],
+        std::fs::File::create(&second_out).unwrap().into(),
+    );
+    let observer_out = c.dir.path().join("observer.out");
+    let observer = common::spawn_etcdctl_with(
+        &c.endpoint(2),
+        &["elect", "-l", "the-election"],
+        std::fs::File::create(&observer_out).unwrap().into(),
+    );
     std::thread::sleep(Duration::from_millis(1500));
     assert!(observed_leader(&c, "alpha"));
     // The leader's process exits (SIGTERM: etcdctl closes its session, revoking its lease).
@@ -79,19 +77,21 @@ fn elect_hands_over_when_the_leader_exits() {
         common::stdout(&out)
     );
     wait_until(Duration::from_secs(15), || observed_leader(&c, "beta"));
-    std::thread::sleep(Duration::from_millis(500));
-    let (mut second, mut observer) = (second, observer);
-    let _ = second.kill();
-    let _ = observer.kill();
-    let text = common::stdout(&observer.wait_with_output().unwrap());
+    // The second candidate learns it leads and prints its key and value.
+    wait_until(Duration::from_secs(15), || {
+        std::fs::read_to_string(&second_out).is_ok_and(|t| t.contains("\nbeta\n"))
+    });
+    wait_until(Duration::from_secs(15), || {
+        std::fs::read_to_string(&observer_out).is_ok_and(|t| t.contains("\nbeta\n"))
+    });
+    let text = std::fs::read_to_string(&observer_out).unwrap();
     let alpha = text.find("alpha").expect("observer saw alpha lead");
     let beta = text.find("beta").expect("observer saw beta lead");
     assert!(alpha < beta, "{text}");
-    let campaign = common::stdout(&second.wait_with_output().unwrap());
-    assert!(
-        campaign.contains("\nbeta\n"),
-        "the second candidate became leader: {campaign}"
-    );
+    for mut child in [second, observer] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 fn observed_leader(c: &Cluster, value: &str) -> bool {

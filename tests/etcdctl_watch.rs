@@ -5,21 +5,14 @@
 #![cfg(not(madsim))]
 
 mod common;
-use common::{ok, Cluster};
-use std::process::{Child, Command, Stdio};
+use common::{ok, revision, Cluster};
+use std::process::Child;
 use std::time::Duration;
 
 fn spawn_watch(endpoints: &str, args: &[&str]) -> Child {
-    Command::new(std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".into()))
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoints)
-        .arg("watch")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("etcdctl watch")
+    let mut all = vec!["watch"];
+    all.extend_from_slice(args);
+    common::spawn_etcdctl(endpoints, &all)
 }
 
 fn finish(mut child: Child) -> (String, String) {
@@ -27,12 +20,6 @@ fn finish(mut child: Child) -> (String, String) {
     let _ = child.kill();
     let out = child.wait_with_output().expect("watch output");
     (common::stdout(&out), common::stderr(&out))
-}
-
-fn revision(eps: &str) -> i64 {
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(eps, &["get", "__probe", "-w", "json"])).unwrap();
-    json["header"]["revision"].as_i64().unwrap()
 }
 
 #[test]

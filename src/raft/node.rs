@@ -89,33 +89,32 @@ impl<O: Send + 'static> RaftHandle<O> {
     /// Proposes `data` and waits until this member has applied it. A proposal raft refuses
     /// outright (no known leader) is retried until a leader appears; the caller bounds the wait.
     pub async fn propose(&self, data: Vec<u8>) -> Result<O, RaftError> {
-        loop {
-            let (reply, rx) = oneshot::channel();
-            let cmd = Command::Propose {
-                data: data.clone(),
-                reply,
-            };
-            self.commands
-                .send(cmd)
-                .await
-                .map_err(|_| RaftError::Stopped)?;
-            match rx.await.map_err(|_| RaftError::Stopped)? {
-                Err(RaftError::ProposalDropped) => self.wait_for_leader().await,
-                other => return other,
-            }
-        }
+        self.submit(|reply| Command::Propose {
+            data: data.clone(),
+            reply,
+        })
+        .await
     }
 
     /// Proposes a membership change and waits until it is applied here.
     pub async fn propose_conf_change(&self, change: ConfChangeV2) -> Result<O, RaftError> {
+        self.submit(|reply| Command::ProposeConfChange {
+            change: change.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Sends the command `make` builds and waits for its apply result, re-sending while raft
+    /// refuses it for want of a leader (a refused proposal never entered the log).
+    async fn submit(
+        &self,
+        make: impl Fn(oneshot::Sender<Result<O, RaftError>>) -> Command<O>,
+    ) -> Result<O, RaftError> {
         loop {
             let (reply, rx) = oneshot::channel();
-            let cmd = Command::ProposeConfChange {
-                change: change.clone(),
-                reply,
-            };
             self.commands
-                .send(cmd)
+                .send(make(reply))
                 .await
                 .map_err(|_| RaftError::Stopped)?;
             match rx.await.map_err(|_| RaftError::Stopped)? {

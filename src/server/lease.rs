@@ -72,16 +72,25 @@ impl LeaseService {
         Ok(LeaseForwardClient::new(endpoint.connect_lazy()))
     }
 
+    /// Awaits a call forwarded to the leader, bounded by the request timeout.
+    async fn forwarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<Response<T>, Status>>,
+    ) -> Result<T, RequestError> {
+        match tokio::time::timeout(self.core.request_timeout, call).await {
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+            Ok(Err(status)) => Err(RequestError::Internal(status.message().to_string())),
+            Err(_) => Err(RequestError::Timeout),
+        }
+    }
+
     /// Renews `id` on the leader's clock (TTL 0 if the lease does not exist).
     async fn renew(&self, id: i64) -> Result<LeaseKeepAliveResponse, RequestError> {
         if !self.is_leader() {
             let mut leader = self.leader_client().await?;
-            let call = leader.renew(LeaseKeepAliveRequest { id });
-            return match tokio::time::timeout(self.core.request_timeout, call).await {
-                Ok(Ok(resp)) => Ok(resp.into_inner()),
-                Ok(Err(status)) => Err(RequestError::Internal(status.message().to_string())),
-                Err(_) => Err(RequestError::Timeout),
-            };
+            return self
+                .forwarded(leader.renew(LeaseKeepAliveRequest { id }))
+                .await;
         }
         let ttl = self.core.state.leases().get(id).map_or(0, |l| l.ttl);
         if ttl > 0 {
@@ -100,12 +109,7 @@ impl LeaseService {
     ) -> Result<LeaseTimeToLiveResponse, RequestError> {
         if !self.is_leader() {
             let mut leader = self.leader_client().await?;
-            let call = leader.time_to_live(r);
-            return match tokio::time::timeout(self.core.request_timeout, call).await {
-                Ok(Ok(resp)) => Ok(resp.into_inner()),
-                Ok(Err(status)) => Err(RequestError::Internal(status.message().to_string())),
-                Err(_) => Err(RequestError::Timeout),
-            };
+            return self.forwarded(leader.time_to_live(r)).await;
         }
         let header = Some(self.core.header(self.core.state.store().current_revision()));
         let leases = self.core.state.leases();

@@ -10,12 +10,25 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// A free localhost port (the OS picks it; a tiny race with other tests is tolerated).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// A free localhost port, handed out once per test process from below the OS's ephemeral range
+/// (32768+), so that a killed member's port cannot be taken meanwhile by an outgoing connection
+/// or by another test before the member restarts on it.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 240) as u16 * 50,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_768, "ran out of test ports");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One member's fixed identity.
@@ -267,6 +280,33 @@ pub fn etcdctl_stdin(endpoints: &str, args: &[&str], input: Option<&str>) -> Out
         }
     }
     child.wait_with_output().expect("etcdctl output")
+}
+
+/// Starts the real etcdctl in the background (watch, lock, elect, keep-alive run until stopped).
+pub fn spawn_etcdctl(endpoints: &str, args: &[&str]) -> Child {
+    spawn_etcdctl_with(endpoints, args, Stdio::piped())
+}
+
+/// Like [`spawn_etcdctl`], with stdout going to `stdout` (e.g. a file to poll while it runs).
+pub fn spawn_etcdctl_with(endpoints: &str, args: &[&str], stdout: Stdio) -> Child {
+    Command::new(etcdctl_bin())
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(args)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run etcdctl ({e}); install it with scripts/setup.sh"))
+}
+
+/// The cluster's current revision, from a response header.
+pub fn revision(endpoints: &str) -> i64 {
+    let out = ok(endpoints, &["get", "__probe", "-w", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("etcdctl json");
+    json["header"]["revision"]
+        .as_i64()
+        .expect("header revision")
 }
 
 /// stdout as text.
