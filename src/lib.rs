@@ -18,6 +18,7 @@
 //! `pb` holds the generated protobuf code; `config` parses etcd's flags.
 
 pub mod config;
+pub mod ctl;
 #[cfg(madsim)]
 pub mod fault;
 pub mod io;

@@ -1,6 +1,6 @@
-//! `detcdctl`: the etcdctl-compatible command-line client (being built; see src/ctl).
+//! `detcdctl`: the etcdctl 3.4–compatible command-line client (see `detcd::ctl`).
 
-fn main() -> std::process::ExitCode {
-    eprintln!("detcdctl: not built yet");
-    std::process::ExitCode::FAILURE
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(detcd::ctl::main().await)
 }

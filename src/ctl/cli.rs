@@ -1,0 +1,398 @@
+//! The command line: etcdctl 3.4's global flags (with their `ETCDCTL_*` environment
+//! variables) and every subcommand's flags, as clap derive types. Boolean flags take Go's
+//! optional `=true|false` form.
+
+use super::gofmt;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::time::Duration;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    gofmt::parse_duration(s)
+}
+
+fn int(s: &str) -> Result<i64, String> {
+    gofmt::parse_int(s, 10)
+}
+
+/// Global flags plus the subcommand.
+#[derive(Parser, Debug)]
+#[command(
+    name = "etcdctl",
+    about = "A simple command line client for etcd3 (detcd's etcdctl).",
+    disable_version_flag = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// gRPC endpoints
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379"
+    )]
+    pub endpoints: Vec<String>,
+    /// dial timeout for client connections
+    #[arg(long, global = true, env = "ETCDCTL_DIAL_TIMEOUT", default_value = "2s",
+          value_parser = duration)]
+    pub dial_timeout: Duration,
+    /// timeout for short running command (excluding dial timeout)
+    #[arg(long, global = true, env = "ETCDCTL_COMMAND_TIMEOUT", default_value = "5s",
+          value_parser = duration)]
+    pub command_timeout: Duration,
+    /// set the output format (fields, json, protobuf, simple, table)
+    #[arg(
+        short = 'w',
+        long,
+        global = true,
+        env = "ETCDCTL_WRITE_OUT",
+        default_value = "simple"
+    )]
+    pub write_out: String,
+    /// print byte strings as hex encoded strings
+    #[arg(long, global = true, env = "ETCDCTL_HEX", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false", action = ArgAction::Set)]
+    pub hex: bool,
+    /// accepted for compatibility (no effect)
+    #[arg(long, global = true, env = "ETCDCTL_DEBUG", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false", action = ArgAction::Set,
+          hide = true)]
+    pub debug: bool,
+    /// accepted for compatibility (no effect)
+    #[arg(long, global = true, env = "ETCDCTL_KEEPALIVE_TIME", default_value = "2s",
+          value_parser = duration, hide = true)]
+    pub keepalive_time: Duration,
+    /// accepted for compatibility (no effect)
+    #[arg(long, global = true, env = "ETCDCTL_KEEPALIVE_TIMEOUT", default_value = "6s",
+          value_parser = duration, hide = true)]
+    pub keepalive_timeout: Duration,
+    /// accepted for compatibility (plaintext is the only transport)
+    #[arg(long, global = true, env = "ETCDCTL_INSECURE_TRANSPORT", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value = "true",
+          action = ArgAction::Set, hide = true)]
+    pub insecure_transport: bool,
+    /// accepted for compatibility (TLS is not supported)
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_CACERT",
+        default_value = "",
+        hide = true
+    )]
+    pub cacert: String,
+    /// accepted for compatibility (TLS is not supported)
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_CERT",
+        default_value = "",
+        hide = true
+    )]
+    pub cert: String,
+    /// accepted for compatibility (TLS is not supported)
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_KEY",
+        default_value = "",
+        hide = true
+    )]
+    pub key: String,
+    /// accepted for compatibility (authentication is not supported)
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_USER",
+        default_value = "",
+        hide = true
+    )]
+    pub user: String,
+    /// accepted for compatibility (authentication is not supported)
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_PASSWORD",
+        default_value = "",
+        hide = true
+    )]
+    pub password: String,
+    /// accepted for compatibility (no effect)
+    #[arg(long, global = true, env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value = "false",
+          action = ArgAction::Set, hide = true)]
+    pub insecure_skip_tls_verify: bool,
+    /// accepted for compatibility (no effect)
+    #[arg(long, global = true, env = "ETCDCTL_INSECURE_DISCOVERY", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value = "true",
+          action = ArgAction::Set, hide = true)]
+    pub insecure_discovery: bool,
+    /// accepted for compatibility (DNS discovery is not supported)
+    #[arg(
+        short = 'd',
+        long,
+        global = true,
+        env = "ETCDCTL_DISCOVERY_SRV",
+        default_value = "",
+        hide = true
+    )]
+    pub discovery_srv: String,
+    /// accepted for compatibility (DNS discovery is not supported)
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_DISCOVERY_SRV_NAME",
+        default_value = "",
+        hide = true
+    )]
+    pub discovery_srv_name: String,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// etcdctl's subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Gets the key or a range of keys
+    Get(GetArgs),
+    /// Puts the given key into the store
+    Put(PutArgs),
+    /// Removes the specified key or range of keys [key, range_end)
+    Del(DelArgs),
+    /// Txn processes all the requests in one transaction
+    Txn(TxnArgs),
+    /// Compacts the event history in etcd
+    Compaction(CompactionArgs),
+    /// Watches events stream on keys or prefixes
+    Watch(WatchArgs),
+    /// Lease related commands
+    #[command(subcommand)]
+    Lease(LeaseCommand),
+    /// Acquires a named lock
+    Lock(LockArgs),
+    /// Observes and participates in leader election
+    Elect(ElectArgs),
+    /// Membership related commands
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Endpoint related commands
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+    /// Prints the version of etcdctl
+    Version,
+}
+
+/// `get` flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GetArgs {
+    /// <key> [range_end]
+    pub args: Vec<String>,
+    /// Linearizable(l) or Serializable(s)
+    #[arg(long, default_value = "l")]
+    pub consistency: String,
+    /// Order of results; ASCEND or DESCEND (ASCEND by default)
+    #[arg(long, default_value = "")]
+    pub order: String,
+    /// Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION
+    #[arg(long, default_value = "")]
+    pub sort_by: String,
+    /// Maximum number of results
+    #[arg(long, default_value = "0", value_parser = int, allow_hyphen_values = true)]
+    pub limit: i64,
+    /// Get keys with matching prefix
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub prefix: bool,
+    /// Get keys that are greater than or equal to the given key using byte compare
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub from_key: bool,
+    /// Specify the kv revision
+    #[arg(long, default_value = "0", value_parser = int, allow_hyphen_values = true)]
+    pub rev: i64,
+    /// Get only the keys
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub keys_only: bool,
+    /// Get only the count
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub count_only: bool,
+    /// Only write values when using the "simple" output format
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub print_value_only: bool,
+}
+
+/// `put` flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PutArgs {
+    /// <key> <value>
+    pub args: Vec<String>,
+    /// lease ID (in hexadecimal) to attach to the key
+    #[arg(long, default_value = "0")]
+    pub lease: String,
+    /// return the previous key-value pair before modification
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub prev_kv: bool,
+    /// updates the key using its current value
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub ignore_value: bool,
+    /// updates the key using its current lease
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub ignore_lease: bool,
+}
+
+/// `del` flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DelArgs {
+    /// <key> [range_end]
+    pub args: Vec<String>,
+    /// delete keys with matching prefix
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub prefix: bool,
+    /// return deleted key-value pairs
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub prev_kv: bool,
+    /// delete keys that are greater than or equal to the given key using byte compare
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub from_key: bool,
+}
+
+/// One request line inside `txn` (parsed like the `put`/`get`/`del` commands).
+#[derive(Parser, Debug)]
+#[command(no_binary_name = true, disable_help_flag = true)]
+pub enum TxnOp {
+    /// put
+    Put(PutArgs),
+    /// get
+    Get(GetArgs),
+    /// del
+    Del(DelArgs),
+}
+
+/// `txn` flags.
+#[derive(Args, Debug)]
+pub struct TxnArgs {
+    /// (no arguments)
+    pub args: Vec<String>,
+    /// Input transaction in interactive mode
+    #[arg(short = 'i', long, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false", action = ArgAction::Set)]
+    pub interactive: bool,
+}
+
+/// `compaction` flags.
+#[derive(Args, Debug)]
+pub struct CompactionArgs {
+    /// <revision>
+    pub args: Vec<String>,
+    /// 'true' to wait for compaction to physically remove all old revisions
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub physical: bool,
+}
+
+/// `watch` flags.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]
+    pub args: Vec<String>,
+    /// Interactive mode
+    #[arg(short = 'i', long, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false", action = ArgAction::Set)]
+    pub interactive: bool,
+    /// Watch on a prefix if prefix is set
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub prefix: bool,
+    /// Revision to start watching
+    #[arg(long, default_value = "0", value_parser = int, allow_hyphen_values = true)]
+    pub rev: i64,
+    /// get the previous key-value pair before the event happens
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub prev_kv: bool,
+    /// get periodic watch progress notification from server
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub progress_notify: bool,
+}
+
+/// `lease` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum LeaseCommand {
+    /// Creates leases
+    Grant {
+        /// <ttl>
+        args: Vec<String>,
+    },
+    /// Revokes leases
+    Revoke {
+        /// <leaseID>
+        args: Vec<String>,
+    },
+    /// Get lease information
+    Timetolive {
+        /// <leaseID>
+        args: Vec<String>,
+        /// Get keys attached to this lease
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              default_value = "false", action = ArgAction::Set)]
+        keys: bool,
+    },
+    /// List all active leases
+    List,
+    /// Keeps leases alive (renew)
+    KeepAlive {
+        /// <leaseID>
+        args: Vec<String>,
+        /// Resets the keep-alive time to its original value and exits immediately
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              default_value = "false", action = ArgAction::Set)]
+        once: bool,
+    },
+}
+
+/// `lock` flags.
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// <lockname> [exec-command arg1 arg2 ...]
+    pub args: Vec<String>,
+    /// timeout for session
+    #[arg(long, default_value = "10", value_parser = int)]
+    pub ttl: i64,
+}
+
+/// `elect` flags.
+#[derive(Args, Debug)]
+pub struct ElectArgs {
+    /// <election-name> [proposal]
+    pub args: Vec<String>,
+    /// observation mode
+    #[arg(short = 'l', long, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false", action = ArgAction::Set)]
+    pub listen: bool,
+}
+
+/// `member` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Lists all members in the cluster
+    List,
+}
+
+/// `endpoint` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum EndpointCommand {
+    /// Prints out the status of endpoints specified in `--endpoints` flag
+    Status,
+    /// Checks the healthiness of endpoints specified in `--endpoints` flag
+    Health,
+}

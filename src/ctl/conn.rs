@@ -1,0 +1,160 @@
+//! Connections to the cluster: `--endpoints` tried in order (moving on when one cannot be
+//! dialled within `--dial-timeout` or answers `Unavailable`), unary calls bounded by
+//! `--command-timeout` (failing as `context deadline exceeded`, like clientv3), and
+//! unbounded waits for the long-running commands (watch, keep-alive, lock, elect).
+
+use super::error::{is_connection_failure, status_text};
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+
+/// The text clientv3 reports when the command timeout expires.
+pub const DEADLINE: &str = "context deadline exceeded";
+
+/// A client over the configured endpoints.
+#[derive(Clone)]
+pub struct Conn {
+    endpoints: Vec<String>,
+    dial_timeout: Duration,
+    command_timeout: Duration,
+    next: usize,
+    channel: Option<Channel>,
+}
+
+/// `host:port` or a URL → the URL tonic dials.
+fn url(ep: &str) -> String {
+    if ep.contains("://") {
+        ep.replacen("unix://", "http://", 1)
+            .replacen("https://", "http://", 1)
+    } else {
+        format!("http://{ep}")
+    }
+}
+
+impl Conn {
+    /// A client over `endpoints` (none dialled yet).
+    pub fn new(endpoints: Vec<String>, dial_timeout: Duration, command_timeout: Duration) -> Conn {
+        Conn {
+            endpoints,
+            dial_timeout,
+            command_timeout,
+            next: 0,
+            channel: None,
+        }
+    }
+
+    /// The configured endpoints, as given.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// A client for one endpoint only, with the same timeouts.
+    pub fn single(&self, ep: &str) -> Conn {
+        Conn::new(
+            vec![ep.to_string()],
+            self.dial_timeout,
+            self.command_timeout,
+        )
+    }
+
+    /// The deadline of a short command starting now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.command_timeout
+    }
+
+    /// Dials endpoints in order until one answers or `deadline` passes (`None`: forever).
+    pub async fn channel(&mut self, deadline: Option<Instant>) -> Result<Channel, String> {
+        if let Some(ch) = &self.channel {
+            return Ok(ch.clone());
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            for _ in 0..self.endpoints.len().max(1) {
+                let i = self.next % self.endpoints.len().max(1);
+                let Some(ep) = self.endpoints.get(i).cloned() else {
+                    return Err("no available endpoints".into());
+                };
+                let mut limit = self.dial_timeout;
+                if let Some(d) = deadline {
+                    limit = limit.min(d.saturating_duration_since(Instant::now()));
+                }
+                if limit.is_zero() {
+                    return Err(DEADLINE.into());
+                }
+                let endpoint = Endpoint::from_shared(url(&ep))
+                    .map_err(|e| format!("invalid endpoint {ep}: {e}"))?
+                    .connect_timeout(limit);
+                if let Ok(Ok(ch)) = tokio::time::timeout(limit, endpoint.connect()).await {
+                    self.channel = Some(ch.clone());
+                    return Ok(ch);
+                }
+                self.next = i + 1;
+            }
+            let mut pause = backoff;
+            if let Some(d) = deadline {
+                pause = pause.min(d.saturating_duration_since(Instant::now()));
+                if pause.is_zero() {
+                    return Err(DEADLINE.into());
+                }
+            }
+            tokio::time::sleep(pause).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Forgets the current connection and moves to the next endpoint.
+    pub fn fail_over(&mut self) {
+        self.channel = None;
+        self.next += 1;
+    }
+
+    /// One unary RPC within `--command-timeout`; the error is etcdctl's text for it.
+    pub async fn call<T, F, Fut>(&mut self, f: F) -> Result<T, String>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = self.deadline();
+        self.call_until(Some(deadline), f).await
+    }
+
+    /// One unary RPC, retried on other endpoints while they are unreachable, until
+    /// `deadline` (`None`: no deadline).
+    pub async fn call_until<T, F, Fut>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut f: F,
+    ) -> Result<T, String>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        loop {
+            let ch = self.channel(deadline).await?;
+            let result = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, f(ch)).await {
+                        Ok(r) => r,
+                        Err(_) => return Err(DEADLINE.into()),
+                    }
+                }
+                None => f(ch).await,
+            };
+            match result {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(s) if is_connection_failure(&s) => {
+                    self.fail_over();
+                    if let Some(d) = deadline {
+                        if Instant::now() >= d {
+                            return Err(DEADLINE.into());
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(s) => return Err(status_text(&s)),
+            }
+        }
+    }
+}
