@@ -25,7 +25,7 @@ running() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; 
 case "$cmd" in
   start)
     if [ -z "${DETCD_BIN:-}" ]; then
-      (cd "$top" && cargo build --release --quiet --bin detcd)
+      (cd "$top" && cargo build --release --quiet --bin detcd --bin detcdctl)
     fi
     mkdir -p "$dir"
     for i in 0 1 2; do
