@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 step() { printf '\n== %s\n' "$*"; }
-sim_env=(env RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim)
+sim_env=(env RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
