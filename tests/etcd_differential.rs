@@ -6,7 +6,7 @@
 
 mod common;
 use common::etcdctl_stdin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 fn etcd_binary() -> String {
@@ -29,29 +29,17 @@ impl Drop for Server {
 fn start(binary: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let (c, p) = (common::free_port(), common::free_port());
-    let client = format!("http://127.0.0.1:{c}");
-    let peer = format!("http://127.0.0.1:{p}");
-    let child = Command::new(binary)
-        .args(["--name", "default"])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-        ])
-        .args(["--initial-cluster", &format!("default={peer}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {binary} ({e}); scripts/setup.sh installs etcd"));
+    let child = common::member_command(
+        binary,
+        "default",
+        &dir.path().join("data"),
+        (c, p),
+        &format!("default=http://127.0.0.1:{p}"),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap_or_else(|e| panic!("cannot start {binary} ({e}); scripts/setup.sh installs etcd"));
     let endpoint = format!("127.0.0.1:{c}");
     common::wait_until(Duration::from_secs(30), || {
         common::etcdctl(&endpoint, &["endpoint", "health"])

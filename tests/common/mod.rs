@@ -105,42 +105,30 @@ impl Cluster {
     pub fn start_member(&mut self, i: usize) {
         assert!(self.procs[i].is_none(), "member {i} already running");
         let m = &self.members[i];
-        let client = format!("http://127.0.0.1:{}", m.client_port);
-        let peer = format!("http://127.0.0.1:{}", m.peer_port);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_detcd"))
-            .args(["--name", &m.name])
-            .arg("--data-dir")
-            .arg(self.data_dir(i))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &self.initial_cluster()])
-            .args([
-                "--initial-cluster-token",
-                "detcd-test",
-                "--initial-cluster-state",
-                "new",
-            ])
-            .args(["--logger", "capnslog"])
-            .args(&self.extra_args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn detcd");
+        let child = member_command(
+            env!("CARGO_BIN_EXE_detcd"),
+            &m.name,
+            &self.data_dir(i),
+            (m.client_port, m.peer_port),
+            &self.initial_cluster(),
+        )
+        .args([
+            "--initial-cluster-token",
+            "detcd-test",
+            "--initial-cluster-state",
+            "new",
+        ])
+        .args(["--logger", "capnslog"])
+        .args(&self.extra_args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn detcd");
         self.procs[i] = Some(child);
     }
 
@@ -238,6 +226,36 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// An etcd-style server command (detcd or etcd itself) for one member on localhost.
+pub fn member_command(
+    binary: &str,
+    name: &str,
+    data_dir: &std::path::Path,
+    (client_port, peer_port): (u16, u16),
+    initial_cluster: &str,
+) -> Command {
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let mut cmd = Command::new(binary);
+    cmd.args(["--name", name])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .args(["--initial-cluster", initial_cluster]);
+    cmd
 }
 
 /// Runs `check` until it returns true or `limit` passes (then panics).
