@@ -52,10 +52,6 @@ pub(crate) enum Command<O> {
     ReadIndex(ReadWaiter),
     Step(Box<Message>),
     TransferLeader(u64),
-    ProposeConfChange {
-        change: ConfChangeV2,
-        reply: oneshot::Sender<Result<O, RaftError>>,
-    },
 }
 
 /// Cheap, cloneable access to a running node.
@@ -91,15 +87,6 @@ impl<O: Send + 'static> RaftHandle<O> {
     pub async fn propose(&self, data: Vec<u8>) -> Result<O, RaftError> {
         self.submit(|reply| Command::Propose {
             data: data.clone(),
-            reply,
-        })
-        .await
-    }
-
-    /// Proposes a membership change and waits until it is applied here.
-    pub async fn propose_conf_change(&self, change: ConfChangeV2) -> Result<O, RaftError> {
-        self.submit(|reply| Command::ProposeConfChange {
-            change: change.clone(),
             reply,
         })
         .await
@@ -307,18 +294,6 @@ impl<S: StateMachine> RaftNode<S> {
                 let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
                 let ctx = proposal_context(self.config.id, seq);
                 match self.raw.propose(ctx, data) {
-                    Ok(()) => {
-                        self.waiters.insert(seq, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
-            }
-            Command::ProposeConfChange { change, reply } => {
-                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-                let ctx = proposal_context(self.config.id, seq);
-                match self.raw.propose_conf_change(ctx, change) {
                     Ok(()) => {
                         self.waiters.insert(seq, reply);
                     }

@@ -87,11 +87,6 @@ impl Transport {
         Ok(())
     }
 
-    /// Stops sending to peer `id`.
-    pub fn remove_peer(&self, id: u64) {
-        self.write_queues().remove(&id);
-    }
-
     /// Queues messages for their receivers; never blocks.
     pub fn send(&self, msgs: Vec<Message>) {
         let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());

@@ -11,9 +11,9 @@ use tonic::{Request, Response, Status};
 pub struct Unserved;
 
 /// Implements `$service` for [`Unserved`], with unary RPCs `$rpc(Req) -> Resp` answering
-/// Unimplemented; extra items (streaming RPCs) can follow the list.
+/// Unimplemented.
 macro_rules! unserved {
-    ($service:path { $($rpc:ident($req:ty) -> $resp:ty;)* } $($extra:item)*) => {
+    ($service:path { $($rpc:ident($req:ty) -> $resp:ty;)* }) => {
         #[tonic::async_trait]
         impl $service for Unserved {
             $(
@@ -21,7 +21,6 @@ macro_rules! unserved {
                     Err(RequestError::Unimplemented(stringify!($rpc)).into())
                 }
             )*
-            $($extra)*
         }
     };
 }
