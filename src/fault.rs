@@ -19,16 +19,20 @@ pub enum Bug {
     RevokeKeepsKeys,
     /// Lock and Campaign grant the turn without waiting for earlier contenders.
     LockSkipsQueue,
+    /// The commit index learned after the leader's own write is never persisted, and recovery
+    /// does not re-derive it: a restarted sole member serves from before what it acknowledged.
+    ForgetCommitIndex,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
         Bug::RevokeKeepsKeys,
         Bug::LockSkipsQueue,
+        Bug::ForgetCommitIndex,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -39,6 +43,7 @@ impl Bug {
             Bug::WatchDropsEvent => "watch-drops-event",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
             Bug::LockSkipsQueue => "lock-skips-queue",
+            Bug::ForgetCommitIndex => "forget-commit-index",
         }
     }
 

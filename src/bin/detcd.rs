@@ -45,16 +45,31 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (done, _, _) = futures::future::select_all(member.tasks).await;
-    match done {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("detcd: serving failed: {e}");
+    let raft = member.core.raft.clone();
+    tokio::select! {
+        biased;
+        reason = raft.stopped() => {
+            // etcd exits when it can no longer persist; serving on from frozen state would
+            // hide the failure from clients and operators.
+            tracing::error!(%reason, "raft node stopped; exiting");
+            eprintln!("detcd: raft node stopped: {reason}");
             ExitCode::FAILURE
         }
-        Err(e) => {
-            eprintln!("detcd: server task failed: {e}");
-            ExitCode::FAILURE
+        _ = detcd::io::signal::interrupted() => {
+            tracing::info!("received a stop signal; shutting down");
+            raft.stop().await;
+            ExitCode::SUCCESS
         }
+        (done, _, _) = futures::future::select_all(member.tasks) => match done {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("detcd: serving failed: {e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("detcd: server task failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -7,6 +7,7 @@ use super::cli::{ElectArgs, LockArgs};
 use super::conn::Conn;
 use super::error::{status_text, CtlError, CtlResult};
 use super::Ctx;
+use crate::io::signal::interrupted;
 use crate::pb::etcdserverpb::kv_client::KvClient;
 use crate::pb::etcdserverpb::lease_client::LeaseClient;
 use crate::pb::etcdserverpb::{
@@ -18,26 +19,6 @@ use crate::pb::v3lockpb::lock_client::LockClient;
 use crate::pb::v3lockpb::{LockRequest, UnlockRequest};
 use std::time::Duration;
 use tokio::sync::oneshot;
-
-/// Completes on SIGINT or SIGTERM.
-#[cfg(not(madsim))]
-async fn interrupted() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-/// Signals are not simulated; nothing interrupts a simulated detcdctl.
-#[cfg(madsim)]
-async fn interrupted() {
-    std::future::pending::<()>().await
-}
 
 /// A lease kept alive in the background; `done` fires when it is lost.
 struct Session {

@@ -33,6 +33,8 @@ pub mod sim_disk;
 #[cfg(madsim)]
 pub use sim_disk::{crash, AppendFile, Disk};
 
+pub mod signal;
+
 #[cfg(test)]
 mod tests;
 

@@ -4,6 +4,7 @@
 //! The layer is generic over a [`StateMachine`]: it knows nothing of keys or gRPC requests, only
 //! of opaque entry payloads that the machine applies in log order.
 
+pub mod commit_mark;
 pub mod durable;
 pub mod node;
 pub mod read_index;
@@ -70,6 +71,20 @@ pub enum RaftError {
     /// A snapshot could not be restored into the state machine.
     #[error("restore snapshot: {0}")]
     Restore(#[from] RestoreError),
+    /// The WAL ends before an index this member had recorded as committed: synced entries are
+    /// gone (a cut or damaged file), so serving would mean answering from less than it had
+    /// acknowledged.
+    #[error(
+        "the WAL ends at index {last} but index {committed} was committed: synced log entries are \
+         missing (a cut or damaged WAL); refusing to start — restore this member from a backup \
+         or replace it"
+    )]
+    LostTail {
+        /// Last index the WAL (or the snapshot) reaches.
+        last: u64,
+        /// Highest index recorded as committed.
+        committed: u64,
+    },
     /// Recovered files are inconsistent.
     #[error("corrupt raft state: {0}")]
     Corrupt(String),

@@ -2,14 +2,28 @@
 //! read requests, and runs the Ready loop in raft-rs' documented order.
 //!
 //! Ready order (the durability invariant): messages a leader may send before persisting go out
-//! first; a received snapshot is saved and installed; committed entries are applied; new entries
-//! and the hard state are appended to the WAL and fsynced **once per Ready**; only then are the
-//! messages that depend on them (votes, append acks) sent.
+//! first; a received snapshot is saved and installed; new entries and the hard state are appended
+//! to the WAL and fsynced **once per Ready**; only then are committed entries applied and the
+//! messages that depend on the new state (votes, append acks) sent.
+//!
+//! Commit durability (a member never answers from less than it acknowledged, across restarts
+//! too): an entry is applied — and so acknowledged or served — only once a hard state carrying a
+//! commit index that covers it is in the WAL. A commit learned in `advance` (the leader's own
+//! write was the last one needed) gets its own hard-state record, fsynced unless this member is
+//! the sole voter: a sole voter's durable entries are all committed, so recovery raises its
+//! commit index to its last durable entry ([`RaftNode::start`]). At start the node applies
+//! everything up to the recovered commit index before it returns, so the member serves nothing
+//! older than it had acknowledged. The commit mark ([`super::commit_mark`]) is refreshed every few
+//! ticks, after snapshots and on a clean stop.
+//!
+//! A storage failure ends the node task and records why in the shared status; the server then
+//! stops serving (the binary exits, as etcd does) rather than answering from frozen state.
 //!
 //! Proposals carry a context `(member id, sequence)`; the member that proposed an entry resolves
 //! its waiter when it applies that entry, whichever leader committed it. Sequences start at a
 //! random point so a restart never reuses one.
 
+use super::commit_mark::MARK_INTERVAL_TICKS;
 use super::durable::DurableLog;
 use super::read_index::{ReadIndexQueue, ReadWaiter};
 use super::status::{RaftStatus, SharedStatus};
@@ -52,6 +66,8 @@ pub(crate) enum Command<O> {
     ReadIndex(ReadWaiter),
     Step(Box<Message>),
     TransferLeader(u64),
+    /// Records the commit mark and ends the node task (a clean shutdown).
+    Stop(oneshot::Sender<()>),
 }
 
 /// Cheap, cloneable access to a running node.
@@ -137,6 +153,19 @@ impl<O: Send + 'static> RaftHandle<O> {
             .map_err(|_| RaftError::Stopped)
     }
 
+    /// Stops the node cleanly: the commit mark is brought up to date and the task ends.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Stop(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Waits until the node task has ended (storage failure or stop); returns why.
+    pub async fn stopped(&self) -> String {
+        self.status.wait_stopped().await
+    }
+
     async fn wait_for_leader(&self) {
         let tick = Duration::from_millis(20);
         tokio::time::sleep(tick).await;
@@ -165,6 +194,8 @@ pub struct RaftNode<S: StateMachine> {
     election_key: (u64, StateRole, u64),
     election_resets: u64,
     is_learner: bool,
+    /// Highest commit index whose hard state and entries are durable in the WAL.
+    durable_commit: u64,
 }
 
 /// Everything `start` needs besides the config.
@@ -201,6 +232,18 @@ impl<S: StateMachine> RaftNode<S> {
             ..Default::default()
         };
         let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let initial = parts.storage.initial_state()?;
+        let sole_voter = initial.conf_state.voters == [config.id];
+        #[cfg(madsim)]
+        let sole_voter = sole_voter && !crate::fault::active(crate::fault::Bug::ForgetCommitIndex);
+        if sole_voter {
+            // Every durable entry of a sole voter is committed (see the module doc).
+            let last = parts.storage.last_index()?;
+            if initial.hard_state.commit < last {
+                parts.storage.set_commit(last);
+            }
+        }
+        let durable_commit = parts.storage.initial_state()?.hard_state.commit;
         let raw = RawNode::new(&raft_config, parts.storage.clone(), &logger)?;
         let (tx, rx) = mpsc::channel(8192);
         let status = Arc::new(SharedStatus::default());
@@ -229,14 +272,30 @@ impl<S: StateMachine> RaftNode<S> {
             election_key: (u64::MAX, StateRole::Follower, 0),
             election_resets: 0,
             is_learner: false,
+            durable_commit,
         };
         node.derandomize_election_timeout();
+        // Apply everything recovered as committed before anyone can read this member.
+        while node.raw.raft.raft_log.applied < node.raw.raft.raft_log.committed
+            && node.raw.has_ready()
+        {
+            node.on_ready()?;
+        }
         node.publish_status();
-        tokio::spawn(async move { node.run().await });
+        tokio::spawn(async move {
+            let reason = match node.run().await {
+                Ok(()) => "stopped".to_string(),
+                Err(e) => {
+                    tracing::error!(error = %e, "raft node stopped: storage failure");
+                    format!("storage failure: {e}")
+                }
+            };
+            node.status.set_stopped(reason);
+        });
         Ok(handle)
     }
 
-    async fn run(mut self) {
+    async fn run(&mut self) -> Result<(), RaftError> {
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -244,18 +303,24 @@ impl<S: StateMachine> RaftNode<S> {
                 // biased: tokio picks unbiased branches with a process-global RNG, which would break
                 // simulation replay.
                 biased;
-                _ = ticker.tick() => self.on_tick(),
+                _ = ticker.tick() => self.on_tick()?,
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => {
-                        self.on_command(cmd);
+                        if let Some(done) = self.on_command(cmd) {
+                            return self.stop(done);
+                        }
                         for _ in 0..512 {
                             match self.commands.try_recv() {
-                                Ok(cmd) => self.on_command(cmd),
+                                Ok(cmd) => {
+                                    if let Some(done) = self.on_command(cmd) {
+                                        return self.stop(done);
+                                    }
+                                }
                                 Err(_) => break,
                             }
                         }
                     }
-                    None => return,
+                    None => return Ok(()),
                 },
                 Some(report) = self.reports.recv() => self.on_report(report),
             }
@@ -269,10 +334,7 @@ impl<S: StateMachine> RaftNode<S> {
                 if let Some(ctx) = &issued {
                     self.raw.read_index(ctx.clone());
                 }
-                if let Err(e) = self.on_ready() {
-                    tracing::error!(error = %e, "raft node stopped: storage failure");
-                    return;
-                }
+                self.on_ready()?;
                 if issued.is_none() {
                     break;
                 }
@@ -280,15 +342,28 @@ impl<S: StateMachine> RaftNode<S> {
         }
     }
 
-    fn on_tick(&mut self) {
+    fn on_tick(&mut self) -> Result<(), RaftError> {
         self.ticks += 1;
         self.raw.tick();
         if self.ticks.is_multiple_of(128) {
             self.waiters.retain(|_, w| !w.is_closed());
         }
+        if self.ticks.is_multiple_of(MARK_INTERVAL_TICKS) {
+            self.durable.mark_committed(self.durable_commit)?;
+        }
+        Ok(())
     }
 
-    fn on_command(&mut self, cmd: Command<S::Output>) {
+    /// A clean stop: the commit mark catches up, then the task ends.
+    fn stop(&mut self, done: oneshot::Sender<()>) -> Result<(), RaftError> {
+        self.durable.mark_committed(self.durable_commit)?;
+        tracing::info!(commit = self.durable_commit, "raft node stopped cleanly");
+        let _ = done.send(());
+        Ok(())
+    }
+
+    /// Handles one command; returns the reply channel of a stop request.
+    fn on_command(&mut self, cmd: Command<S::Output>) -> Option<oneshot::Sender<()>> {
         match cmd {
             Command::Propose { data, reply } => {
                 let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -309,7 +384,9 @@ impl<S: StateMachine> RaftNode<S> {
                 }
             }
             Command::TransferLeader(to) => self.raw.transfer_leader(to),
+            Command::Stop(done) => return Some(done),
         }
+        None
     }
 
     fn on_report(&mut self, report: PeerReport) {
@@ -367,8 +444,6 @@ impl<S: StateMachine> RaftNode<S> {
         for rs in ready.take_read_states() {
             self.reads.confirmed(&rs.request_ctx, rs.index);
         }
-        let committed = ready.take_committed_entries();
-        self.apply(committed)?;
         if !ready.entries().is_empty() {
             self.durable.append_entries(ready.entries())?;
             self.storage.append(ready.entries())?;
@@ -379,13 +454,17 @@ impl<S: StateMachine> RaftNode<S> {
         }
         if ready.must_sync() || !ready.entries().is_empty() || ready.hs().is_some() {
             self.durable.sync()?;
+            self.durable_commit = self.durable_commit.max(self.storage.commit());
         }
+        let committed = ready.take_committed_entries();
+        self.apply(committed)?;
         if !ready.persisted_messages().is_empty() {
             self.transport.send(ready.take_persisted_messages());
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.storage.set_commit(commit);
+            self.persist_commit(commit)?;
         }
         self.transport.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
@@ -393,6 +472,24 @@ impl<S: StateMachine> RaftNode<S> {
         self.reads.release(self.raw.raft.raft_log.applied);
         self.maybe_snapshot()?;
         self.publish_status();
+        Ok(())
+    }
+
+    /// Makes a commit index learned in `advance` durable before the entries it covers are
+    /// applied (see the module doc on commit durability).
+    fn persist_commit(&mut self, commit: u64) -> Result<(), RaftError> {
+        if commit <= self.durable_commit {
+            return Ok(());
+        }
+        #[cfg(madsim)]
+        if crate::fault::active(crate::fault::Bug::ForgetCommitIndex) {
+            return Ok(());
+        }
+        self.durable.set_hard_state(&self.raw.raft.hard_state())?;
+        if self.raw.raft.prs().conf().voters().ids().len() > 1 {
+            self.durable.sync()?;
+        }
+        self.durable_commit = commit;
         Ok(())
     }
 
@@ -462,6 +559,7 @@ impl<S: StateMachine> RaftNode<S> {
         let compact_to = applied.saturating_sub(self.config.catch_up_entries).max(1);
         self.storage.record_snapshot(snapshot, compact_to)?;
         self.last_snapshot_index = applied;
+        self.durable.mark_committed(self.durable_commit)?;
         tracing::info!(index = applied, "saved snapshot and compacted raft log");
         Ok(())
     }

@@ -2,8 +2,11 @@
 //! read by RPC handlers (response headers, `Status`, leader checks).
 //!
 //! Invariant: only the node task stores; values may be a moment stale for readers, never torn.
+//! Once the node task ends it records why (`stopped`), and nothing is stored after that.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use tokio::sync::Notify;
 
 /// Shared raft status counters.
 #[derive(Debug, Default)]
@@ -13,6 +16,9 @@ pub struct SharedStatus {
     commit: AtomicU64,
     applied: AtomicU64,
     is_learner: AtomicBool,
+    /// Why the node task ended, once it has (set once, never cleared).
+    stopped: OnceLock<String>,
+    stopped_notify: Notify,
 }
 
 /// A consistent-enough copy of [`SharedStatus`].
@@ -38,6 +44,28 @@ impl SharedStatus {
         self.commit.store(s.commit, Ordering::Release);
         self.applied.store(s.applied, Ordering::Release);
         self.is_learner.store(s.is_learner, Ordering::Release);
+    }
+
+    /// Records that the node task has ended and why; wakes [`SharedStatus::wait_stopped`].
+    pub fn set_stopped(&self, reason: String) {
+        let _ = self.stopped.set(reason);
+        self.stopped_notify.notify_waiters();
+    }
+
+    /// Why the node task ended, if it has.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.get().map(String::as_str)
+    }
+
+    /// Waits until the node task has ended; returns why.
+    pub async fn wait_stopped(&self) -> String {
+        loop {
+            let notified = self.stopped_notify.notified();
+            if let Some(reason) = self.stopped() {
+                return reason.to_string();
+            }
+            notified.await;
+        }
     }
 
     /// Reads the latest published status.

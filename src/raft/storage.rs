@@ -62,6 +62,11 @@ impl RaftStorage {
         self.log.wl().mut_hard_state().commit = commit;
     }
 
+    /// The commit index kept with the hard state.
+    pub fn commit(&self) -> u64 {
+        self.log.rl().hard_state().commit
+    }
+
     /// Replaces the conf state (after a membership change is applied).
     pub fn set_conf_state(&self, cs: ConfState) {
         self.log.wl().set_conf_state(cs);

@@ -140,6 +140,31 @@ impl Cluster {
         }
     }
 
+    /// Stops member `i` with SIGTERM and waits for it to exit; returns its exit status.
+    pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut child = self.procs[i].take().expect("member running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        child.wait().expect("wait for detcd")
+    }
+
+    /// Waits up to `limit` for member `i` to exit by itself; its status if it did.
+    pub fn wait_exit(&mut self, i: usize, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let child = self.procs[i].as_mut().expect("member started");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.procs[i] = None;
+                return Some(status);
+            }
+            sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Everything member `i` has logged so far.
     pub fn log(&self, i: usize) -> String {
         let path = self
