@@ -116,3 +116,76 @@ fn a_wal_missing_its_synced_tail_is_refused() {
 fn a_wal_cut_to_its_header_is_refused() {
     refuses_to_start_after_cut(|_| detcd::storage::record::SEGMENT_HEADER_LEN as u64);
 }
+
+/// Mounts a tmpfs of `size` on `dir` (root only); unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a small tmpfs needs root (CI and the dev machines run as root)"
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+
+    fn grow(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remount");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_member_that_cannot_persist_exits_and_restarts_with_every_acknowledged_write() {
+    let mut c = Cluster::prepare(1, &[]);
+    let disk = SmallDisk::mount(&c.data_dir(0), "3m");
+    c.start_member(0);
+    c.wait_writable();
+    let value = "x".repeat(64 * 1024);
+    let mut acked = Vec::new();
+    for n in 0..200 {
+        let key = format!("big{n}");
+        let out = etcdctl(&c.endpoint(0), &["put", &key, &value]);
+        if !out.status.success() {
+            break;
+        }
+        acked.push(key);
+    }
+    assert!(!acked.is_empty() && acked.len() < 200, "the disk never filled");
+    let status = c
+        .wait_exit(0, Duration::from_secs(30))
+        .expect("a member that cannot persist must not keep serving");
+    assert!(!status.success(), "exit status {status}");
+    let log = c.log(0);
+    assert!(
+        log.contains("No space left on device"),
+        "the log does not say why:\n{log}"
+    );
+
+    disk.grow("64m");
+    c.start_member(0);
+    c.wait_writable();
+    for key in &acked {
+        let out = etcdctl(&c.endpoint(0), &["get", key, "--print-value-only"]);
+        assert_eq!(stdout(&out).trim_end(), value, "acknowledged {key} lost");
+    }
+}

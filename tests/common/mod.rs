@@ -54,6 +54,17 @@ impl Cluster {
 
     /// Like [`Cluster::start`] with extra server flags for every member.
     pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        let mut c = Self::prepare(n, extra);
+        for i in 0..n {
+            c.start_member(i);
+        }
+        c.wait_writable();
+        c.wait_all_published();
+        c
+    }
+
+    /// A cluster of `n` members with fresh ports and data dirs, none of them started yet.
+    pub fn prepare(n: usize, extra: &[&str]) -> Cluster {
         let members = (0..n)
             .map(|i| MemberSpec {
                 name: format!("m{}", i + 1),
@@ -61,18 +72,12 @@ impl Cluster {
                 peer_port: free_port(),
             })
             .collect();
-        let mut c = Cluster {
+        Cluster {
             dir: tempfile::tempdir().expect("tempdir"),
             members,
             procs: (0..n).map(|_| None).collect(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        for i in 0..n {
-            c.start_member(i);
         }
-        c.wait_writable();
-        c.wait_all_published();
-        c
     }
 
     /// Waits until every member has published its client URLs (`member list` shows them).
