@@ -23,9 +23,9 @@ step "clippy (madsim build)"
 step "tests (tokio build: unit, property, integration with etcdctl)"
 cargo test
 
-step "tests (madsim build: unit tests, determinism, injected bugs, regression seeds)"
-"${sim_env[@]}" cargo test --workspace
+step "tests (madsim build, release: unit tests, determinism, injected bugs, regression seeds)"
+"${sim_env[@]}" cargo test --workspace --release
 
-step "simulation: 200 seeds, then a determinism check (each seed run twice)"
-bash scripts/sim.sh --seeds 1..200
-bash scripts/sim.sh --seeds 201..230 --check-determinism
+step "simulation: 1,000 seeds, then a determinism check (each seed run twice)"
+bash scripts/sim.sh --seeds 1..1000
+bash scripts/sim.sh --seeds 1001..1030 --check-determinism

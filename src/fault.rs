@@ -22,17 +22,20 @@ pub enum Bug {
     /// The commit index learned after the leader's own write is never persisted, and recovery
     /// does not re-derive it: a restarted sole member serves from before what it acknowledged.
     ForgetCommitIndex,
+    /// A failed WAL fsync is ignored and raft goes on as if the entries were durable.
+    IgnoreFsyncError,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
         Bug::RevokeKeepsKeys,
         Bug::LockSkipsQueue,
         Bug::ForgetCommitIndex,
+        Bug::IgnoreFsyncError,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -44,6 +47,7 @@ impl Bug {
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
             Bug::LockSkipsQueue => "lock-skips-queue",
             Bug::ForgetCommitIndex => "forget-commit-index",
+            Bug::IgnoreFsyncError => "ignore-fsync-error",
         }
     }
 

@@ -170,7 +170,10 @@ fn a_member_that_cannot_persist_exits_and_restarts_with_every_acknowledged_write
         }
         acked.push(key);
     }
-    assert!(!acked.is_empty() && acked.len() < 200, "the disk never filled");
+    assert!(
+        !acked.is_empty() && acked.len() < 200,
+        "the disk never filled"
+    );
     let status = c
         .wait_exit(0, Duration::from_secs(30))
         .expect("a member that cannot persist must not keep serving");

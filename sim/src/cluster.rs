@@ -5,9 +5,21 @@
 //! node's tasks, then [`detcd::io::crash`] throws away whatever its disk had not fsynced (and may
 //! tear the last write); a restart re-runs the server from that disk. Each running member
 //! registers its server core so checkers can read its state directly.
+//!
+//! Clocks: each member gets a skewed clock (`detcd::io::clock::set_skew`: an offset of up to 3 s
+//! and a rate within ±5%), so lease deadlines and raft ticks run on clocks that disagree.
+//!
+//! Supervision (what systemd's `Restart=always` does for etcd): a member whose raft node stops
+//! (it could not persist) or that fails to start on a disk error is crashed — its unsynced
+//! writes dropped — and restarted 1–3 s later by a supervisor task, unless the harness killed or
+//! restarted it meanwhile (a generation counter tells). A member that refuses to start because
+//! its durable state is damaged (a lost WAL tail, a corrupt record) stays down for the rest of
+//! the run, as an operator would have to replace it: [`SimCluster::refused`] lists it and the
+//! checkers count it as down.
 
 use detcd::config::{ClusterState, ServerConfig};
 use detcd::server::core::ServerCore;
+use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -18,6 +30,89 @@ use std::time::Duration;
 
 thread_local! {
     static CORES: RefCell<BTreeMap<usize, Arc<ServerCore>>> = const { RefCell::new(BTreeMap::new()) };
+    /// Members whose server stopped (or failed to start) on an I/O error, awaiting supervision.
+    static STOPPED: RefCell<BTreeMap<usize, String>> = const { RefCell::new(BTreeMap::new()) };
+    /// Every stop the supervisor handled (for the trace).
+    static SUPERVISED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// Members that refused to start from damaged durable state, with the error.
+    static REFUSED: RefCell<BTreeMap<usize, String>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// How often the supervisor looks for stopped members.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
+
+/// The runs' view of each member, shared with the supervisor task.
+struct Members {
+    nodes: Vec<NodeHandle>,
+    configs: Vec<ServerConfig>,
+    running: Vec<bool>,
+    /// Bumped by every kill and restart the harness makes.
+    generation: Vec<u64>,
+}
+
+type SharedMembers = Arc<std::sync::Mutex<Members>>;
+
+/// The member's life inside its node: serve until the raft node stops, then report.
+async fn run_member(i: usize, config: ServerConfig) {
+    let refusal = |e: &detcd::server::StartError| {
+        matches!(
+            e,
+            detcd::server::StartError::Raft(
+                detcd::raft::RaftError::LostTail { .. }
+                    | detcd::raft::RaftError::Corrupt(_)
+                    | detcd::raft::RaftError::Storage(detcd::storage::StorageError::Corrupt { .. })
+            )
+        )
+    };
+    match detcd::server::start(config).await {
+        Ok(member) => {
+            CORES.with(|c| c.borrow_mut().insert(i, member.core.clone()));
+            let reason = member.core.raft.stopped().await;
+            CORES.with(|c| c.borrow_mut().remove(&i));
+            STOPPED.with(|s| s.borrow_mut().insert(i, reason));
+        }
+        Err(e) if refusal(&e) => {
+            REFUSED.with(|r| r.borrow_mut().insert(i, e.to_string()));
+        }
+        Err(detcd::server::StartError::DataDir(e)) => {
+            STOPPED.with(|s| s.borrow_mut().insert(i, e.to_string()));
+        }
+        Err(detcd::server::StartError::Raft(detcd::raft::RaftError::Storage(e))) => {
+            STOPPED.with(|s| s.borrow_mut().insert(i, e.to_string()));
+        }
+        Err(e) => panic!("member m{} failed to start: {e}", i + 1),
+    }
+    futures::future::pending::<()>().await;
+}
+
+/// Crashes and restarts members whose server stopped, like a service manager.
+async fn supervise(handle: Handle, members: SharedMembers) {
+    loop {
+        tokio::time::sleep(SUPERVISE_EVERY).await;
+        let stopped = STOPPED.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        for (i, reason) in stopped {
+            let (node, generation) = {
+                let m = members.lock().expect("members");
+                if !m.running[i] {
+                    continue;
+                }
+                handle.kill(m.nodes[i].id());
+                detcd::io::crash(&m.configs[i].data_dir.join("member"), None);
+                (m.nodes[i].id(), m.generation[i])
+            };
+            SUPERVISED.with(|l| l.borrow_mut().push(format!("m{}: {reason}", i + 1)));
+            let handle = handle.clone();
+            let members = members.clone();
+            let delay = Duration::from_millis(madsim::rand::thread_rng().gen_range(1000..3000));
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let m = members.lock().expect("members");
+                if m.running[i] && m.generation[i] == generation {
+                    handle.restart(node);
+                }
+            });
+        }
+    }
 }
 
 /// Server timing and log parameters of a run.
@@ -46,15 +141,17 @@ pub fn client_url(i: usize) -> String {
 /// The running simulated cluster.
 pub struct SimCluster {
     handle: Handle,
-    nodes: Vec<NodeHandle>,
-    configs: Vec<ServerConfig>,
-    running: Vec<bool>,
+    members: SharedMembers,
+    size: usize,
 }
 
 impl SimCluster {
     /// Creates and starts `n` members.
     pub fn start(n: usize, params: MemberParams) -> SimCluster {
         CORES.with(|c| c.borrow_mut().clear());
+        STOPPED.with(|s| s.borrow_mut().clear());
+        REFUSED.with(|r| r.borrow_mut().clear());
+        SUPERVISED.with(|l| l.borrow_mut().clear());
         let handle = Handle::current();
         let initial: BTreeMap<String, Vec<String>> = (0..n)
             .map(|i| {
@@ -89,78 +186,133 @@ impl SimCluster {
                 .create_node()
                 .name(format!("m{}", i + 1))
                 .ip(member_ip(i))
-                .init(move || {
-                    let config = init_config.clone();
-                    async move {
-                        match detcd::server::start(config).await {
-                            Ok(member) => {
-                                CORES.with(|c| c.borrow_mut().insert(i, member.core));
-                                futures::future::pending::<()>().await;
-                            }
-                            Err(e) => panic!("member m{} failed to start: {e}", i + 1),
-                        }
-                    }
-                })
+                .init(move || run_member(i, init_config.clone()))
                 .build();
+            // Every member's clock is a little off: up to 3 s ahead and ±5% fast or slow.
+            let mut rng = madsim::rand::thread_rng();
+            let skew = detcd::io::clock::Skew {
+                offset_ms: rng.gen_range(0..3000),
+                rate: rng.gen_range(0.95..1.05),
+            };
+            detcd::io::clock::set_skew(node.id(), skew);
             nodes.push(node);
             configs.push(config);
         }
-        SimCluster {
-            handle,
+        let members = Arc::new(std::sync::Mutex::new(Members {
             nodes,
             configs,
             running: vec![true; n],
+            generation: vec![0; n],
+        }));
+        handle
+            .create_node()
+            .name("supervisor")
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 9, 1)))
+            .build()
+            .spawn(supervise(handle.clone(), members.clone()));
+        SimCluster {
+            handle,
+            members,
+            size: n,
         }
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        self.members.lock().expect("members")
+    }
+
+    /// Members that refused to start from damaged durable state, with their errors.
+    pub fn refused(&self) -> BTreeMap<usize, String> {
+        REFUSED.with(|r| r.borrow().clone())
+    }
+
+    /// Every stop the supervisor has handled so far (member and reason), oldest first.
+    pub fn supervised(&self) -> Vec<String> {
+        SUPERVISED.with(|l| l.borrow().clone())
+    }
+
+    /// Whether member `i` runs and serves (not killed, not refused).
+    pub fn is_serving(&self, i: usize) -> bool {
+        self.is_running(i) && !self.refused().contains_key(&i)
+    }
+
+    /// Waits (up to `limit`) until every running member has either started serving or refused
+    /// to start, so that [`SimCluster::refused`] is settled.
+    pub async fn wait_started(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            let refused = self.refused();
+            let settled = (0..self.size)
+                .filter(|i| self.is_running(*i))
+                .all(|i| self.core(i).is_some() || refused.contains_key(&i));
+            if settled {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Data directory of member `i`.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.members().configs[i].data_dir.clone()
     }
 
     /// Number of members.
     pub fn size(&self) -> usize {
-        self.nodes.len()
+        self.size
     }
 
-    /// Whether member `i` runs.
+    /// Whether member `i` runs (its process is up, or is being restarted by the supervisor).
     pub fn is_running(&self, i: usize) -> bool {
-        self.running[i]
+        self.members().running[i]
     }
 
     /// madsim node id of member `i`.
     pub fn node_id(&self, i: usize) -> madsim::task::NodeId {
-        self.nodes[i].id()
+        self.members().nodes[i].id()
     }
 
     /// Kills member `i` and crashes its disk: unsynced writes are lost, and with `tear` the
     /// last one may survive partially.
     pub fn kill(&mut self, i: usize, tear: Option<u64>) {
-        if !self.running[i] {
+        let mut m = self.members();
+        if !m.running[i] {
             return;
         }
-        self.handle.kill(self.nodes[i].id());
-        detcd::io::crash(&self.configs[i].data_dir.join("member"), tear);
+        self.handle.kill(m.nodes[i].id());
+        detcd::io::crash(&m.configs[i].data_dir.join("member"), tear);
         CORES.with(|c| c.borrow_mut().remove(&i));
-        self.running[i] = false;
+        STOPPED.with(|s| s.borrow_mut().remove(&i));
+        m.running[i] = false;
+        m.generation[i] += 1;
     }
 
     /// Freezes member `i` (its tasks stop running; its sockets stay open).
     pub fn pause(&mut self, i: usize) {
-        if self.running[i] {
-            self.handle.pause(self.nodes[i].id());
+        let m = self.members();
+        if m.running[i] {
+            self.handle.pause(m.nodes[i].id());
         }
     }
 
     /// Lets a paused member run again.
     pub fn resume(&mut self, i: usize) {
-        if self.running[i] {
-            self.handle.resume(self.nodes[i].id());
+        let m = self.members();
+        if m.running[i] {
+            self.handle.resume(m.nodes[i].id());
         }
     }
 
     /// Restarts a killed member from its disk.
     pub fn restart(&mut self, i: usize) {
-        if self.running[i] {
+        let mut m = self.members();
+        if m.running[i] {
             return;
         }
-        self.handle.restart(self.nodes[i].id());
-        self.running[i] = true;
+        self.handle.restart(m.nodes[i].id());
+        REFUSED.with(|r| r.borrow_mut().remove(&i));
+        m.running[i] = true;
+        m.generation[i] += 1;
     }
 
     /// Server core of member `i` while it runs (None before it has started).
@@ -171,7 +323,7 @@ impl SimCluster {
     /// Index of the running member that believes it leads at the highest term, if any.
     pub fn leader(&self) -> Option<usize> {
         (0..self.size())
-            .filter(|&i| self.running[i])
+            .filter(|&i| self.is_running(i))
             .filter_map(|i| self.core(i).map(|c| (i, c.member_id, c.status())))
             .filter(|(_, id, s)| s.leader == *id)
             .max_by_key(|(_, _, s)| s.term)

@@ -5,7 +5,11 @@
 //! trouble the issue lists: symmetric partitions (random halves, isolated leader), one-way link
 //! cuts, packet loss, delay spikes, kill + restart of one member (often the leader) with a torn
 //! disk, two members down at once, rolling restarts, and paused members (a frozen process that
-//! later resumes with stale beliefs). Everything is healed afterwards.
+//! later resumes with stale beliefs), failing disks (writes or fsyncs failing with EIO or ENOSPC:
+//! the member must stop rather than acknowledge, and is restarted by the supervisor), and a
+//! flipped bit in a member's synced WAL or snapshot data (the member must refuse to start from
+//! it; at most once per run, and only with 3 or 5 members, so a quorum stays). A single-member
+//! cluster gets only the faults that need no second member. Everything is healed afterwards.
 
 use crate::cluster::SimCluster;
 use crate::trace::Trace;
@@ -35,7 +39,18 @@ pub enum Fault {
     /// Freeze a member (the leader if `leader`), like a long GC or VM pause, then let it run on
     /// with whatever it believed before.
     Pause { leader: bool, member: usize },
+    /// Make a member's disk fail writes (or only fsyncs) with `errno` (EIO or ENOSPC).
+    DiskFailure {
+        member: usize,
+        errno: i32,
+        syncs_only: bool,
+    },
+    /// Kill a member, flip a bit in its synced WAL or snapshot data, restart it.
+    FlipBit { member: usize, seed: u64 },
 }
+
+/// EIO and ENOSPC.
+const DISK_ERRNOS: [i32; 2] = [5, 28];
 
 /// A fault and how long it lasts.
 #[derive(Clone, Debug)]
@@ -48,12 +63,21 @@ pub struct Step {
     pub hold: Duration,
 }
 
-/// Draws a schedule of `count` faults for an `n`-member cluster from the runtime's seeded RNG.
-pub fn schedule(n: usize, count: usize) -> Vec<Step> {
+/// Draws a schedule of `count` faults for an `n`-member cluster from the runtime's seeded RNG;
+/// with `flip_bits` it may damage one member's disk for good (once per run: pass it to one
+/// schedule only).
+pub fn schedule(n: usize, count: usize, flip_bits: bool) -> Vec<Step> {
     let mut rng = madsim::rand::thread_rng();
+    let mut flipped = !flip_bits;
     (0..count)
         .map(|_| {
-            let fault = match rng.gen_range(0..9) {
+            let choice = if n == 1 {
+                // Faults that need no second member.
+                [3, 4, 6, 7, 8, 9][rng.gen_range(0..6)]
+            } else {
+                rng.gen_range(0..11)
+            };
+            let fault = match choice {
                 0 => {
                     let mut side: Vec<usize> = (0..n).filter(|_| rng.gen_bool(0.5)).collect();
                     if side.is_empty() {
@@ -75,6 +99,18 @@ pub fn schedule(n: usize, count: usize) -> Vec<Step> {
                     leader: rng.gen_bool(0.7),
                     member: rng.gen_range(0..n),
                 },
+                9 => Fault::DiskFailure {
+                    member: rng.gen_range(0..n),
+                    errno: DISK_ERRNOS[rng.gen_range(0..2)],
+                    syncs_only: rng.gen_bool(0.5),
+                },
+                10 if n >= 3 && !flipped => {
+                    flipped = true;
+                    Fault::FlipBit {
+                        member: rng.gen_range(0..n),
+                        seed: rng.gen(),
+                    }
+                }
                 _ => Fault::KillRestart {
                     leader: rng.gen_bool(0.6),
                     member: rng.gen_range(0..n),
@@ -161,6 +197,30 @@ pub async fn run_step(cluster: &mut SimCluster, step: &Step, trace: &mut Trace) 
             cluster.pause(victim);
             tokio::time::sleep(step.hold).await;
             cluster.resume(victim);
+        }
+        Fault::DiskFailure {
+            member,
+            errno,
+            syncs_only,
+        } => {
+            let root = cluster.data_dir(*member).join("member");
+            let faults = detcd::io::DiskFaults {
+                writes: (!syncs_only).then_some(*errno),
+                syncs: Some(*errno),
+            };
+            detcd::io::set_faults(&root, faults);
+            tokio::time::sleep(step.hold).await;
+            detcd::io::set_faults(&root, detcd::io::DiskFaults::default());
+        }
+        Fault::FlipBit { member, seed } => {
+            cluster.kill(*member, None);
+            let root = cluster.data_dir(*member).join("member");
+            let dir = if seed % 2 == 0 { "wal" } else { "snap" };
+            let flipped = detcd::io::flip_bit(&root, dir, *seed)
+                .or_else(|| detcd::io::flip_bit(&root, "wal", *seed));
+            trace.event(format!("flipped a bit of m{}: {flipped:?}", member + 1));
+            tokio::time::sleep(step.hold).await;
+            cluster.restart(*member);
         }
         Fault::RollingRestart => {
             for i in 0..n {

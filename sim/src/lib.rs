@@ -21,6 +21,7 @@ mod revision_order;
 mod revision_plan;
 pub mod runner;
 pub mod serializable;
+pub mod served_probe;
 pub mod trace;
 pub mod watchers;
 pub mod workload;

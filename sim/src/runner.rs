@@ -3,12 +3,15 @@
 //! (liveness phase), read every key, and run every checker. The verdict carries a hash of the
 //! whole trace so a replay can be compared bit for bit.
 
-use crate::checkers::{availability, convergence, coordination as coordination_checks, watch};
+use crate::checkers::{
+    availability, convergence, coordination as coordination_checks, served_revision, watch,
+};
 use crate::cluster::{MemberParams, SimCluster};
 use crate::coordination::{self, CoordinationLog, SharedCoordinationLog};
 use crate::faults;
 use crate::history::{History, Outcome, Request};
 use crate::linearizability;
+use crate::served_probe::{self, SharedServedLog};
 use crate::trace::Trace;
 use crate::watchers::{self, SharedWatchLog, WatchLog};
 use crate::workload::{Client, SharedHistory};
@@ -141,7 +144,11 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
     let start = tokio::time::Instant::now();
     let mut trace = Trace::new();
     let mut rng = madsim::rand::thread_rng();
-    let members = if rng.gen_ratio(1, 4) { 5 } else { 3 };
+    let members = match rng.gen_range(0..5) {
+        0 => 1,
+        1 => 5,
+        _ => 3,
+    };
     let params = MemberParams {
         heartbeat: Duration::from_millis(100),
         election_timeout: Duration::from_millis(1000),
@@ -189,7 +196,22 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         });
         watch_nodes.push(node.id());
     }
-    let steps = faults::schedule(members, 64);
+    let served_log: SharedServedLog = Arc::new(Mutex::new(Vec::new()));
+    {
+        let log = served_log.clone();
+        let until = chaos_end + Duration::from_secs(600);
+        let node = handle
+            .create_node()
+            .name("served-probe")
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 5, 1)))
+            .build();
+        watch_nodes.push(node.id());
+        node.spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            served_probe::probe_members(members, log, start, until).await;
+        });
+    }
+    let steps = faults::schedule(members, 64, true);
     let mut steps = steps.iter();
     tokio::time::sleep(Duration::from_secs(3)).await;
     while tokio::time::Instant::now() < chaos_end {
@@ -268,7 +290,7 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         }));
     }
     trace.event("coordination phase".into());
-    for step in faults::schedule(members, 16) {
+    for step in faults::schedule(members, 16, false) {
         if tokio::time::Instant::now() >= coordination_end {
             break;
         }
@@ -324,6 +346,15 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             logs.iter().map(|l| l.resumes).collect::<Vec<_>>()
         ));
     }
+    if let Err(e) = served_revision::check(&served_log.lock().expect("served log")) {
+        failures.push(format!("served revision: {e}"));
+    }
+    trace.event(format!(
+        "served-revision probe: {} answers; supervisor restarts: {:?}; refused: {:?}",
+        served_log.lock().expect("served log").len(),
+        cluster.supervised(),
+        cluster.refused()
+    ));
     let coordination_log = std::mem::take(&mut *coordination_log.lock().expect("coordination log"));
     if let Some(reference) = states.first() {
         if let Err(e) = coordination_checks::check_leases(&coordination_log, reference) {

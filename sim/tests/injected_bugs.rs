@@ -5,14 +5,18 @@ use detcd::fault::Bug;
 use detcd_sim::runner::{run_seed, SeedOptions};
 use std::time::Duration;
 
-/// Seeds tried per bug before the test gives up.
+/// Seeds tried per bug (of the original five) before the test gives up, with a shorter
+/// safety phase.
 const BUDGET: u64 = 12;
+/// Seeds the bugs that only the wider coverage (disk faults, single-member clusters, the
+/// served-revision checker) catches get: the bound, at the normal safety phase.
+const WIDE_BUDGET: u64 = 40;
 
-fn first_failing_seed(bug: Bug) -> Option<(u64, Vec<String>)> {
-    (1..=BUDGET).find_map(|seed| {
+fn first_failing_seed(bug: Bug, budget: u64, chaos: Duration) -> Option<(u64, Vec<String>)> {
+    (1..=budget).find_map(|seed| {
         let report = run_seed(SeedOptions {
             bug: Some(bug),
-            chaos: Duration::from_secs(20),
+            chaos,
             ..SeedOptions::new(seed)
         });
         (!report.ok()).then_some((seed, report.failures))
@@ -23,8 +27,12 @@ fn first_failing_seed(bug: Bug) -> Option<(u64, Vec<String>)> {
 /// `checker` (any failure counts when `None`: a lost fsync may surface as a raft panic, a
 /// linearizability violation or diverging members).
 fn assert_caught(bug: Bug, checker: Option<&str>) {
-    let (seed, failures) =
-        first_failing_seed(bug).unwrap_or_else(|| panic!("{} went unnoticed", bug.name()));
+    assert_caught_within(bug, checker, BUDGET, Duration::from_secs(20));
+}
+
+fn assert_caught_within(bug: Bug, checker: Option<&str>, budget: u64, chaos: Duration) {
+    let (seed, failures) = first_failing_seed(bug, budget, chaos)
+        .unwrap_or_else(|| panic!("{} went unnoticed", bug.name()));
     println!("{} caught by seed {seed}: {failures:?}", bug.name());
     if let Some(prefix) = checker {
         assert!(
@@ -57,4 +65,24 @@ fn revoke_keeping_keys_is_caught() {
 #[test]
 fn lock_skipping_the_queue_is_caught() {
     assert_caught(Bug::LockSkipsQueue, Some("lock"));
+}
+
+#[test]
+fn forgetting_the_commit_index_is_caught() {
+    assert_caught_within(
+        Bug::ForgetCommitIndex,
+        Some("served revision"),
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
+}
+
+#[test]
+fn ignoring_an_fsync_error_is_caught() {
+    assert_caught_within(
+        Bug::IgnoreFsyncError,
+        None,
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
 }

@@ -31,8 +31,9 @@ pub use disk::{AppendFile, Disk};
 #[cfg(madsim)]
 pub mod sim_disk;
 #[cfg(madsim)]
-pub use sim_disk::{crash, AppendFile, Disk};
+pub use sim_disk::{crash, flip_bit, set_faults, AppendFile, Disk, DiskFaults};
 
+pub mod clock;
 pub mod signal;
 
 #[cfg(test)]

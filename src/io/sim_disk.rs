@@ -28,6 +28,14 @@
 //!   stale and fails with an error, like handles of a dead process.
 //! * Everything is ordered (`BTreeMap`/`BTreeSet`), so behaviour is a pure
 //!   function of the operations and the tear seed.
+//!
+//! Injected faults ([`set_faults`], [`flip_bit`]): while a [`DiskFaults`] is
+//! set, writes (appends, atomic writes, truncations, file creation) and/or
+//! syncs fail with the given OS error (EIO, ENOSPC); a failed append leaves
+//! nothing behind, and a failed sync drops the pending bytes (as Linux may
+//! after an fsync error), so nothing that failed to persist survives.
+//! [`flip_bit`] damages synced data in the older half of a file, where a
+//! crash can never leave garbage, so only corruption can explain it.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,6 +75,52 @@ pub fn crash(root: &Path, tear: Option<u64>) {
     }
 }
 
+/// Faults injected into one simulated disk: the OS error (`errno`) that writes and/or syncs fail
+/// with while set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DiskFaults {
+    /// Appends, atomic writes, truncations and file creation fail with this errno.
+    pub writes: Option<i32>,
+    /// Syncs fail with this errno (and drop what they would have made durable).
+    pub syncs: Option<i32>,
+}
+
+/// Sets (or, with the default value, clears) the faults of the disk rooted at `root`.
+pub fn set_faults(root: &Path, faults: DiskFaults) {
+    let state = REGISTRY.with(|r| {
+        r.borrow_mut()
+            .entry(root.to_path_buf())
+            .or_insert_with(|| Arc::new(Mutex::new(SimState::default())))
+            .clone()
+    });
+    lock(&state).faults = faults;
+}
+
+/// Flips one bit in the older half of the synced bytes of a file under `dir` of the disk rooted
+/// at `root`, chosen by `seed`; returns the file and offset, or None if there is no such data.
+pub fn flip_bit(root: &Path, dir: &str, seed: u64) -> Option<(String, usize)> {
+    let state = REGISTRY.with(|r| r.borrow().get(root).cloned())?;
+    let mut st = lock(&state);
+    let prefix = format!("{dir}/");
+    let candidates: Vec<(String, u64)> = st
+        .names
+        .iter()
+        .filter(|(name, id)| name.starts_with(&prefix) && st.inodes[*id].synced.len() >= 64)
+        .map(|(name, id)| (name.clone(), *id))
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let mut rng = SplitMix64(seed);
+    let (name, id) = &candidates[rng.below(candidates.len() as u64) as usize];
+    let file = st.inodes.get_mut(id).expect("linked inode exists");
+    // Past the first 32 bytes (headers) and within the older half of the file.
+    let span = (file.synced.len() / 2 - 32) as u64;
+    let offset = 32 + rng.below(span.max(1)) as usize;
+    file.synced[offset] ^= 1 << rng.below(8);
+    Some((name.clone(), offset))
+}
+
 /// Forgets the simulated disk rooted at `root` entirely (as if replaced by
 /// an empty one). Existing handles keep the old, now unreachable, disk.
 pub fn wipe(root: &Path) {
@@ -95,6 +149,15 @@ struct SimState {
     epoch: u64,
     /// Inode most recently appended to (the torn-write candidate).
     last_appended: Option<u64>,
+    /// Injected faults.
+    faults: DiskFaults,
+}
+
+impl SimState {
+    /// The injected error for a write, if writes fail.
+    fn write_fault(&self) -> Option<Error> {
+        self.faults.writes.map(Error::from_raw_os_error)
+    }
 }
 
 impl SimState {
@@ -289,6 +352,9 @@ impl Disk {
         let norm = self.resolve(OP, rel)?;
         let mut st = lock(&self.state);
         self.creatable(&st, OP, &norm)?;
+        if let Some(e) = st.write_fault() {
+            return Err(self.err(OP, &norm, e));
+        }
         let file = SimFile {
             synced: parts.concat(),
             pending: Vec::new(),
@@ -312,6 +378,9 @@ impl Disk {
             Some(id) => *id,
             None => {
                 self.creatable(&st, OP, &norm)?;
+                if let Some(e) = st.write_fault() {
+                    return Err(self.err(OP, &norm, e));
+                }
                 st.link(&norm, SimFile::default())
             }
         };
@@ -329,6 +398,9 @@ impl Disk {
         let norm = self.resolve("truncate", rel)?;
         let mut st = lock(&self.state);
         let id = self.inode(&st, "truncate", &norm)?;
+        if let Some(e) = st.write_fault() {
+            return Err(self.err("truncate", &norm, e));
+        }
         let file = st.inodes.get_mut(&id).expect("linked inode exists");
         let pending = std::mem::take(&mut file.pending);
         file.synced.extend_from_slice(&pending);
@@ -378,6 +450,9 @@ impl AppendFile {
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), DiskError> {
         let mut guard = lock(&self.state);
         let st = self.live("append", &mut guard)?;
+        if let Some(e) = st.write_fault() {
+            return Err(DiskError::new("append", self.path.clone(), e));
+        }
         if let Some(file) = st.inodes.get_mut(&self.inode) {
             file.pending.extend_from_slice(bytes);
             st.last_appended = Some(self.inode);
@@ -390,6 +465,13 @@ impl AppendFile {
     pub fn sync(&mut self) -> Result<(), DiskError> {
         let mut guard = lock(&self.state);
         let st = self.live("sync", &mut guard)?;
+        if let Some(errno) = st.faults.syncs {
+            if let Some(file) = st.inodes.get_mut(&self.inode) {
+                file.pending.clear();
+            }
+            let e = Error::from_raw_os_error(errno);
+            return Err(DiskError::new("sync", self.path.clone(), e));
+        }
         if let Some(file) = st.inodes.get_mut(&self.inode) {
             let pending = std::mem::take(&mut file.pending);
             file.synced.extend_from_slice(&pending);

@@ -92,6 +92,7 @@ mod tests {
     fn mark_round_trips_and_only_moves_forward() {
         let dir = tempfile::tempdir().unwrap();
         let disk = Disk::new(dir.path());
+        disk.create_dir_all("").unwrap();
         let (mut mark, recorded) = CommitMark::open(disk.clone()).unwrap();
         assert_eq!(recorded, 0);
         mark.advance(42).unwrap();
@@ -104,6 +105,7 @@ mod tests {
     fn a_damaged_mark_is_an_error_not_zero() {
         let dir = tempfile::tempdir().unwrap();
         let disk = Disk::new(dir.path());
+        disk.create_dir_all("").unwrap();
         let mut bytes = encode(9);
         bytes[5] ^= 1;
         disk.write_atomic(MARK_FILE, &bytes).unwrap();

@@ -296,7 +296,7 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     async fn run(&mut self) -> Result<(), RaftError> {
-        let mut ticker = tokio::time::interval(self.config.tick);
+        let mut ticker = tokio::time::interval(crate::io::clock::true_duration(self.config.tick));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -527,9 +527,10 @@ impl<S: StateMachine> RaftNode<S> {
 
     fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), RaftError> {
         let meta = snapshot.get_metadata().clone();
-        self.machine.restore(&snapshot.data)?;
+        // Durable first: the state machine must never run ahead of what a restart recovers.
         self.durable
             .save_snapshot(&snapshot, &self.raw.raft.hard_state(), &[])?;
+        self.machine.restore(&snapshot.data)?;
         self.is_learner = meta.get_conf_state().learners.contains(&self.config.id);
         self.storage.install_snapshot(snapshot)?;
         self.last_snapshot_index = meta.index;

@@ -39,14 +39,18 @@ fn member_state(cluster: &SimCluster, i: usize) -> Option<MemberState> {
     })
 }
 
-/// Waits (up to `limit`) for all running members to apply the same index, then compares them.
+/// Waits (up to `limit`) for all serving members (those that did not refuse to start from a
+/// damaged disk) to apply the same index, then compares them.
 pub async fn check(cluster: &SimCluster, limit: Duration) -> Result<Vec<MemberState>, String> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let statuses: Vec<_> = (0..cluster.size())
             .filter_map(|i| cluster.core(i).map(|c| c.status()))
             .collect();
-        let settled = statuses.len() == cluster.size()
+        let serving = (0..cluster.size())
+            .filter(|i| cluster.is_serving(*i))
+            .count();
+        let settled = statuses.len() == serving
             && statuses
                 .windows(2)
                 .all(|w| w[0].applied == w[1].applied && w[0].commit == w[1].commit)

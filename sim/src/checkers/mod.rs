@@ -5,4 +5,5 @@
 pub mod availability;
 pub mod convergence;
 pub mod coordination;
+pub mod served_revision;
 pub mod watch;

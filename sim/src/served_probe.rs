@@ -1,0 +1,73 @@
+//! The served-revision prober: a client that keeps asking every member, one after another, for
+//! its current revision with a serializable (local) read, and records what each member answered
+//! and when. [`crate::checkers::served_revision`] then requires that no member ever answers from
+//! an older revision than it had already answered from — across crashes and restarts too.
+
+use crate::cluster::client_url;
+use crate::workload::now_ns;
+use detcd::pb::etcdserverpb::kv_client::KvClient;
+use detcd::pb::etcdserverpb::RangeRequest;
+use madsim::rand::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::Endpoint;
+
+/// One answered read: which member, when it was sent and answered (ns since the run started),
+/// and the header revision.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServedRead {
+    /// Member index.
+    pub member: usize,
+    /// Sent at.
+    pub invoke: u64,
+    /// Answered at.
+    pub complete: u64,
+    /// Revision the member answered from.
+    pub revision: i64,
+}
+
+/// The prober's log, shared with the runner.
+pub type SharedServedLog = Arc<Mutex<Vec<ServedRead>>>;
+
+/// Probes the `n` members until `until`.
+pub async fn probe_members(
+    n: usize,
+    log: SharedServedLog,
+    start: tokio::time::Instant,
+    until: tokio::time::Instant,
+) {
+    let clients: Vec<_> = (0..n)
+        .map(|i| {
+            let channel = Endpoint::from_shared(client_url(i))
+                .expect("valid member URL")
+                .connect_timeout(Duration::from_millis(500))
+                .connect_lazy();
+            KvClient::new(channel)
+        })
+        .collect();
+    let mut rng = madsim::rand::thread_rng();
+    while tokio::time::Instant::now() < until {
+        for (member, client) in clients.iter().enumerate() {
+            let mut client = client.clone();
+            let request = RangeRequest {
+                key: b"\0served-probe".to_vec().into(),
+                serializable: true,
+                count_only: true,
+                ..Default::default()
+            };
+            let invoke = now_ns(start);
+            let answer =
+                tokio::time::timeout(Duration::from_millis(500), client.range(request)).await;
+            if let Ok(Ok(response)) = answer {
+                let revision = response.into_inner().header.map_or(0, |h| h.revision);
+                log.lock().expect("served log").push(ServedRead {
+                    member,
+                    invoke,
+                    complete: now_ns(start),
+                    revision,
+                });
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..150))).await;
+    }
+}
