@@ -12,6 +12,7 @@ pub mod error;
 pub mod kv;
 pub mod lease;
 pub mod lock;
+pub mod lock_rank;
 pub mod maintenance;
 pub mod membership;
 pub mod range;

@@ -44,6 +44,7 @@ pub struct Cluster {
     pub members: Vec<MemberSpec>,
     procs: Vec<Option<Child>>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -54,6 +55,11 @@ impl Cluster {
 
     /// Like [`Cluster::start`] with extra server flags for every member.
     pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        Self::start_with_env(n, extra, &[])
+    }
+
+    /// Like [`Cluster::start_with`], with extra environment variables for every member.
+    pub fn start_with_env(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let members = (0..n)
             .map(|i| MemberSpec {
                 name: format!("m{}", i + 1),
@@ -66,6 +72,10 @@ impl Cluster {
             members,
             procs: (0..n).map(|_| None).collect(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         for i in 0..n {
             c.start_member(i);
@@ -125,6 +135,7 @@ impl Cluster {
         ])
         .args(["--logger", "capnslog"])
         .args(&self.extra_args)
+        .envs(self.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
