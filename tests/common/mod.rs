@@ -31,6 +31,9 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The `--initial-cluster-token` members start with.
+pub const TOKEN: &str = "detcd-test";
+
 /// One member's fixed identity.
 pub struct MemberSpec {
     pub name: String,
@@ -60,6 +63,17 @@ impl Cluster {
 
     /// Like [`Cluster::start_with`], with extra environment variables for every member.
     pub fn start_with_env(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
+        let mut c = Self::new(n, extra, env);
+        for i in 0..n {
+            c.start_member(i);
+        }
+        c.wait_writable();
+        c.wait_all_published();
+        c
+    }
+
+    /// `n` members with their ports and data dirs, none of them started yet.
+    pub fn new(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let members = (0..n)
             .map(|i| MemberSpec {
                 name: format!("m{}", i + 1),
@@ -67,7 +81,7 @@ impl Cluster {
                 peer_port: free_port(),
             })
             .collect();
-        let mut c = Cluster {
+        Cluster {
             dir: tempfile::tempdir().expect("tempdir"),
             members,
             procs: (0..n).map(|_| None).collect(),
@@ -76,13 +90,7 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        for i in 0..n {
-            c.start_member(i);
         }
-        c.wait_writable();
-        c.wait_all_published();
-        c
     }
 
     /// Waits until every member has published its client URLs (`member list` shows them).
@@ -113,6 +121,11 @@ impl Cluster {
 
     /// Starts (or restarts) member `i` from its data dir.
     pub fn start_member(&mut self, i: usize) {
+        self.start_member_with(i, TOKEN, &[]);
+    }
+
+    /// Starts member `i` with `--initial-cluster-token token` and extra flags of its own.
+    pub fn start_member_with(&mut self, i: usize, token: &str, extra: &[&str]) {
         assert!(self.procs[i].is_none(), "member {i} already running");
         let m = &self.members[i];
         let log = std::fs::OpenOptions::new()
@@ -129,12 +142,15 @@ impl Cluster {
         )
         .args([
             "--initial-cluster-token",
-            "detcd-test",
+            token,
             "--initial-cluster-state",
             "new",
         ])
         .args(["--logger", "capnslog"])
         .args(&self.extra_args)
+        .args(extra)
+        // Plain text in the log files (tracing colours its output unless NO_COLOR is set).
+        .env("NO_COLOR", "1")
         .envs(self.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(log)
