@@ -24,11 +24,14 @@ pub enum Bug {
     ForgetCommitIndex,
     /// A failed WAL fsync is ignored and raft goes on as if the entries were durable.
     IgnoreFsyncError,
+    /// The leader looks for expired leases with a clock running 2 s ahead of the one it stamps
+    /// keep-alives with, so leases expire before their TTL.
+    LeaseEarlyExpiry,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -36,6 +39,7 @@ impl Bug {
         Bug::LockSkipsQueue,
         Bug::ForgetCommitIndex,
         Bug::IgnoreFsyncError,
+        Bug::LeaseEarlyExpiry,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -48,6 +52,7 @@ impl Bug {
             Bug::LockSkipsQueue => "lock-skips-queue",
             Bug::ForgetCommitIndex => "forget-commit-index",
             Bug::IgnoreFsyncError => "ignore-fsync-error",
+            Bug::LeaseEarlyExpiry => "lease-early-expiry",
         }
     }
 

@@ -156,7 +156,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_member_that_cannot_persist_exits_and_restarts_with_every_acknowledged_write() {
-    let mut c = Cluster::prepare(1, &[]);
+    let mut c = Cluster::new(1, &[], &[]);
     let disk = SmallDisk::mount(&c.data_dir(0), "3m");
     c.start_member(0);
     c.wait_writable();

@@ -1,5 +1,6 @@
 //! Watch through a tonic client: a watcher that stops reading never holds up writes, and when it
-//! reads again it gets every event, in revision order, exactly once.
+//! reads again it gets every event, in revision order, exactly once; and a client that
+//! half-closes its request stream keeps receiving events.
 
 #![cfg(not(madsim))]
 
@@ -12,6 +13,16 @@ use detcd::pb::etcdserverpb::{PutRequest, WatchCreateRequest, WatchRequest};
 use std::time::Duration;
 use tonic::transport::Channel;
 
+fn create_request(key: &[u8], range_end: &[u8]) -> WatchRequest {
+    WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: key.to_vec().into(),
+            range_end: range_end.to_vec().into(),
+            ..Default::default()
+        })),
+    }
+}
+
 const WRITES: usize = 3000;
 
 #[tokio::test]
@@ -22,13 +33,7 @@ async fn a_stalled_watcher_does_not_block_writes_and_misses_nothing() {
             .unwrap()
             .connect_lazy()
     };
-    let create = WatchRequest {
-        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
-            key: b"slow/".to_vec().into(),
-            range_end: b"slow0".to_vec().into(),
-            ..Default::default()
-        })),
-    };
+    let create = create_request(b"slow/", b"slow0");
     let requests = futures::stream::iter(vec![create]).chain(futures::stream::pending());
     let mut stream = WatchClient::new(channel(1))
         .watch(requests)
@@ -75,6 +80,41 @@ async fn a_stalled_watcher_does_not_block_writes_and_misses_nothing() {
         revisions.windows(2).all(|w| w[1] == w[0] + 1),
         "consecutive, in order, no repeats"
     );
+}
+
+#[tokio::test]
+async fn a_watch_keeps_delivering_after_the_client_half_closes_its_requests() {
+    let c = Cluster::start(1);
+    let channel = Channel::from_shared(format!("http://{}", c.endpoint(0)))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // A request stream of one item: the client's send side ends right after the create.
+    let requests = futures::stream::iter(vec![create_request(b"half", b"")]);
+    let mut stream = WatchClient::new(channel.clone())
+        .watch(requests)
+        .await
+        .unwrap()
+        .into_inner();
+    let created = stream.message().await.unwrap().expect("created response");
+    assert!(created.created);
+    KvClient::new(channel)
+        .put(PutRequest {
+            key: b"half".to_vec().into(),
+            value: b"closed".to_vec().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+        .expect("the response stream is still open");
+    assert_eq!(resp.watch_id, created.watch_id);
+    let kv = resp.events[0].kv.as_ref().unwrap();
+    assert_eq!((&kv.key[..], &kv.value[..]), (&b"half"[..], &b"closed"[..]));
 }
 
 use futures::StreamExt as _;

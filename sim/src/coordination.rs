@@ -40,8 +40,8 @@ pub enum LeaseFate {
         /// Whether that read still saw the key.
         still_there: bool,
     },
-    /// Every keep-alive was acknowledged in time; the final read (after the last keep-alive)
-    /// returned `present`.
+    /// Every keep-alive was answered in time; `present` is false if one of them found the lease
+    /// gone or the final read (after the last keep-alive) did not see the key.
     KeptAlive {
         /// Key attached to the lease.
         key: String,
@@ -84,6 +84,10 @@ async fn with_timeout<T, E>(f: impl std::future::Future<Output = Result<T, E>>) 
     tokio::time::timeout(OP_TIMEOUT, f).await.ok()?.ok()
 }
 
+/// Longest wait between two answers to keep-alives of a kept-alive lease (TTL 3 s) for it to
+/// count as kept alive in time.
+const KEEP_ALIVE_GAP: Duration = Duration::from_secs(2);
+
 /// A lease client: grants leases and decides their fate until `until`.
 pub async fn lease_client(
     id: u64,
@@ -100,7 +104,7 @@ pub async fn lease_client(
         };
         let (mut leases, mut kv) = (LeaseClient::new(ch.clone()), KvClient::new(ch));
         let mode = rng.gen_range(0..3);
-        let ttl = if mode == 1 { 10 } else { 3 };
+        let ttl = 3;
         let Some(grant) = with_timeout(leases.lease_grant(LeaseGrantRequest { ttl, id: 0 })).await
         else {
             continue;
@@ -147,20 +151,31 @@ pub async fn lease_client(
                 }
             }
             1 => {
-                let mut all_acked = true;
+                // Keep-alives every 1.5 s on a 3 s lease: each answered within KEEP_ALIVE_GAP of
+                // the previous answer (or of the grant) leaves the leader at least a second of
+                // margin (clock rate ±5 %, message delays), so it must never expire.
+                let mut last_answer = tokio::time::Instant::now();
+                let mut in_time = true;
+                let mut lost = false;
                 for _ in 0..rng.gen_range(3..8) {
-                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
                     let req = futures::stream::iter(vec![LeaseKeepAliveRequest { id: lease }]);
-                    let acked = match with_timeout(leases.lease_keep_alive(req)).await {
-                        Some(resp) => {
-                            let mut stream = resp.into_inner();
-                            matches!(with_timeout(stream.message()).await, Some(Some(r)) if r.ttl > 0)
-                        }
-                        None => false,
+                    let answer = match with_timeout(leases.lease_keep_alive(req)).await {
+                        Some(resp) => with_timeout(resp.into_inner().message()).await.flatten(),
+                        None => None,
                     };
-                    all_acked &= acked;
+                    let Some(answer) = answer else {
+                        in_time = false;
+                        break;
+                    };
+                    in_time &= last_answer.elapsed() < KEEP_ALIVE_GAP;
+                    last_answer = tokio::time::Instant::now();
+                    if answer.ttl <= 0 {
+                        lost = true;
+                        break;
+                    }
                 }
-                if !all_acked {
+                if !in_time {
                     continue;
                 }
                 let Some(r) = read(&mut kv, key.clone()).await else {
@@ -168,7 +183,7 @@ pub async fn lease_client(
                 };
                 LeaseFate::KeptAlive {
                     key,
-                    present: !r.kvs.is_empty(),
+                    present: !r.kvs.is_empty() && !lost,
                 }
             }
             _ => LeaseFate::Abandoned { key },

@@ -86,3 +86,13 @@ fn ignoring_an_fsync_error_is_caught() {
         SeedOptions::new(0).chaos,
     );
 }
+
+#[test]
+fn expiring_leases_early_is_caught() {
+    assert_caught_within(
+        Bug::LeaseEarlyExpiry,
+        Some("lease"),
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
+}

@@ -6,7 +6,10 @@
 //! reopened. Batches carrying a snapshot go as single `Send` calls so their delivery can be
 //! reported to raft. A full queue drops messages too, so a dead peer never blocks the node task.
 //!
-//! Inbound, [`PeerService`] decodes each message and steps it into the local node.
+//! Inbound, [`PeerService`] decodes each message and steps it into the local node. A batch from
+//! another cluster (a member started with another `--initial-cluster-token`) is refused with
+//! `FailedPrecondition`; both sides warn about it, each at most once per [`WARN_INTERVAL`] per
+//! peer, since the sender reconnects and is refused again every [`RECONNECT_BACKOFF`].
 
 use super::node::RaftHandle;
 use crate::pb::detcdpb::peer_client::PeerClient;
@@ -16,9 +19,11 @@ use bytes::Bytes;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
@@ -28,6 +33,31 @@ const MAX_BATCH: usize = 256;
 const SNAPSHOT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Raft snapshots can be large; peers accept up to this many bytes per call.
 pub const MAX_PEER_MESSAGE: usize = 1 << 30;
+
+/// A recurring peer warning (refused messages) is logged at most this often per peer.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// When a recurring warning was last logged, per peer.
+#[derive(Default)]
+struct WarnThrottle {
+    last: BTreeMap<u64, Instant>,
+}
+
+impl WarnThrottle {
+    /// Whether to log the warning about `peer` now (and if so, remembers that it was).
+    fn allow(&mut self, peer: u64) -> bool {
+        let now = Instant::now();
+        if self
+            .last
+            .get(&peer)
+            .is_some_and(|at| now.duration_since(*at) < WARN_INTERVAL)
+        {
+            return false;
+        }
+        self.last.insert(peer, now);
+        true
+    }
+}
 
 /// Delivery feedback for the node.
 #[derive(Debug)]
@@ -82,6 +112,7 @@ impl Transport {
             client: PeerClient::new(channel).max_decoding_message_size(MAX_PEER_MESSAGE),
             queue: rx,
             reports: self.reports.clone(),
+            warned: WarnThrottle::default(),
         };
         tokio::spawn(sender.run());
         Ok(())
@@ -117,6 +148,7 @@ struct PeerSender {
     client: PeerClient<Channel>,
     queue: mpsc::Receiver<Message>,
     reports: mpsc::UnboundedSender<PeerReport>,
+    warned: WarnThrottle,
 }
 
 /// How long a broken stream waits before reconnecting (messages meanwhile are dropped).
@@ -144,6 +176,7 @@ impl PeerSender {
                     result = &mut call => {
                         if let Err(status) = result {
                             tracing::debug!(to = self.to, %status, "peer stream closed");
+                            self.note_refusal(&status);
                         }
                         break true;
                     }
@@ -170,6 +203,18 @@ impl PeerSender {
                     }
                 }
             }
+        }
+    }
+
+    /// Warns (throttled) when the peer refused our messages rather than being unreachable.
+    fn note_refusal(&mut self, status: &Status) {
+        if status.code() == tonic::Code::FailedPrecondition && self.warned.allow(self.to) {
+            tracing::warn!(
+                peer = %format!("{:x}", self.to),
+                local_cluster_id = %format!("{:x}", self.cluster_id),
+                "peer rejected our raft messages: {}",
+                status.message()
+            );
         }
     }
 
@@ -201,10 +246,11 @@ impl PeerSender {
             .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
             .count();
         let request = self.encode(&batch);
-        let ok = matches!(
-            tokio::time::timeout(SNAPSHOT_SEND_TIMEOUT, self.client.send(request)).await,
-            Ok(Ok(_))
-        );
+        let result = tokio::time::timeout(SNAPSHOT_SEND_TIMEOUT, self.client.send(request)).await;
+        if let Ok(Err(status)) = &result {
+            self.note_refusal(status);
+        }
+        let ok = matches!(result, Ok(Ok(_)));
         if !ok {
             let _ = self.reports.send(PeerReport::Unreachable(self.to));
         }
@@ -218,21 +264,40 @@ impl PeerSender {
 pub struct PeerService<O> {
     cluster_id: u64,
     node: RaftHandle<O>,
+    /// Refused senders, for throttling the warning (a leaf lock, held only to check it).
+    warned: Mutex<WarnThrottle>,
 }
 
 impl<O: Send + 'static> PeerService<O> {
     /// Serves peers of cluster `cluster_id`, stepping their messages into `node`. Wrap it in
     /// `PeerServer` with `max_decoding_message_size(MAX_PEER_MESSAGE)`.
     pub fn new(cluster_id: u64, node: RaftHandle<O>) -> Self {
-        PeerService { cluster_id, node }
+        PeerService {
+            cluster_id,
+            node,
+            warned: Mutex::default(),
+        }
     }
 }
 
 impl<O: Send + 'static> PeerService<O> {
     async fn deliver(&self, batch: MessageBatch) -> Result<(), Status> {
         if batch.cluster_id != self.cluster_id {
+            let warn = self
+                .warned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .allow(batch.from);
+            if warn {
+                tracing::warn!(
+                    from = %format!("{:x}", batch.from),
+                    "rejected peer message: cluster ID mismatch (local {:x}, remote {:x})",
+                    self.cluster_id,
+                    batch.cluster_id
+                );
+            }
             return Err(Status::failed_precondition(format!(
-                "cluster id mismatch: local {:x}, remote {:x}",
+                "cluster ID mismatch: local {:x}, remote {:x}",
                 self.cluster_id, batch.cluster_id
             )));
         }

@@ -2,9 +2,13 @@
 //!
 //! Entries hold a protobuf `detcdpb.InternalRequest`; applying one mutates the MVCC store or the
 //! member table deterministically (same log ⇒ same state and same results on every member).
-//! Lock order: `store`, then `leases`, then `membership`; never held across an await.
+//! Lock order (see [`lock_rank`](super::lock_rank)): `store`, then `leases`, then `membership`,
+//! then the leader's expiry clock (`ServerCore::clock`); every guard is taken through
+//! [`Ranked::acquire`], which panics on an out-of-order acquisition in debug builds. Guards are
+//! never held across an await, and preferably never two at once.
 
 use super::error::RequestError;
+use super::lock_rank::{Rank, Ranked};
 use super::membership::Membership;
 use super::txn;
 use crate::lease::Lessor;
@@ -21,9 +25,15 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The state every member replicates, shared with the RPC handlers.
+///
+/// Its three locks rank `store` < `leases` < `membership` (< `ServerCore`'s expiry clock): a
+/// thread holding one may only take a later one ([`super::lock_rank`]).
 pub struct ReplicatedState {
+    /// The MVCC store; rank [`Rank::Store`] (first).
     store: RwLock<Store>,
+    /// The lease table; rank [`Rank::Leases`] (after the store).
     leases: RwLock<Lessor>,
+    /// The member table; rank [`Rank::Membership`] (after the lease table).
     membership: RwLock<Membership>,
     /// Woken after every apply that moves the revision (watchers wait on it). A `Notify`, not
     /// a `watch` channel: tokio's `watch` picks among wakers with a process-global RNG, which
@@ -62,32 +72,44 @@ impl ReplicatedState {
     }
 
     /// Read access to the key-value store.
-    pub fn store(&self) -> RwLockReadGuard<'_, Store> {
-        self.store.read().unwrap_or_else(|e| e.into_inner())
+    pub fn store(&self) -> Ranked<RwLockReadGuard<'_, Store>> {
+        Ranked::acquire(Rank::Store, || {
+            self.store.read().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
     /// Write access to the key-value store (apply path, and read-only txns).
-    pub fn store_mut(&self) -> RwLockWriteGuard<'_, Store> {
-        self.store.write().unwrap_or_else(|e| e.into_inner())
+    pub fn store_mut(&self) -> Ranked<RwLockWriteGuard<'_, Store>> {
+        Ranked::acquire(Rank::Store, || {
+            self.store.write().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
     /// Read access to the lease table.
-    pub fn leases(&self) -> RwLockReadGuard<'_, Lessor> {
-        self.leases.read().unwrap_or_else(|e| e.into_inner())
+    pub fn leases(&self) -> Ranked<RwLockReadGuard<'_, Lessor>> {
+        Ranked::acquire(Rank::Leases, || {
+            self.leases.read().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
     /// Write access to the lease table (apply path, and read-only txns).
-    pub fn leases_mut(&self) -> RwLockWriteGuard<'_, Lessor> {
-        self.leases.write().unwrap_or_else(|e| e.into_inner())
+    pub fn leases_mut(&self) -> Ranked<RwLockWriteGuard<'_, Lessor>> {
+        Ranked::acquire(Rank::Leases, || {
+            self.leases.write().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
     /// Read access to the member table.
-    pub fn membership(&self) -> RwLockReadGuard<'_, Membership> {
-        self.membership.read().unwrap_or_else(|e| e.into_inner())
+    pub fn membership(&self) -> Ranked<RwLockReadGuard<'_, Membership>> {
+        Ranked::acquire(Rank::Membership, || {
+            self.membership.read().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
-    fn membership_mut(&self) -> RwLockWriteGuard<'_, Membership> {
-        self.membership.write().unwrap_or_else(|e| e.into_inner())
+    fn membership_mut(&self) -> Ranked<RwLockWriteGuard<'_, Membership>> {
+        Ranked::acquire(Rank::Membership, || {
+            self.membership.write().unwrap_or_else(|e| e.into_inner())
+        })
     }
 }
 

@@ -4,13 +4,15 @@
 
 use super::apply::{Applied, ReplicatedState};
 use super::error::RequestError;
+use super::lock_rank::{Rank, Ranked};
 use super::validate::{self, Limits};
 use crate::io::Disk;
+use crate::lease::ExpiryClock;
 use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
 use crate::pb::etcdserverpb::ResponseHeader;
 use crate::raft::{RaftHandle, RaftStatus};
 use prost::Message as _;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 /// The etcd API version detcd speaks (reported by `Status`).
@@ -32,8 +34,11 @@ pub struct ServerCore {
     pub request_timeout: Duration,
     /// The member's data directory (for its on-disk size).
     pub disk: Disk,
-    /// Lease deadlines (meaningful on the leader only).
-    pub expiry: std::sync::Mutex<crate::lease::ExpiryClock>,
+    /// Lease deadlines (meaningful on the leader only). Take it only through
+    /// [`ServerCore::clock`]: it ranks last ([`Rank::Expiry`]), after the store, lease-table and
+    /// member-table locks of [`ReplicatedState`], so never take one of those while holding it
+    /// (copy what is needed out of the lease table first, then take the clock).
+    pub(super) expiry: std::sync::Mutex<ExpiryClock>,
     /// Smallest TTL a lease is granted (etcd: 1.5 election timeouts, rounded up).
     pub min_lease_ttl: i64,
 }
@@ -52,6 +57,13 @@ impl ServerCore {
     /// Fills in the ids and term of a header that carries only a revision.
     pub fn complete(&self, header: Option<ResponseHeader>) -> Option<ResponseHeader> {
         Some(self.header(header.map_or(0, |h| h.revision)))
+    }
+
+    /// The leader's expiry clock (lock rank [`Rank::Expiry`]: hold no other state lock then).
+    pub fn clock(&self) -> Ranked<MutexGuard<'_, ExpiryClock>> {
+        Ranked::acquire(Rank::Expiry, || {
+            self.expiry.lock().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
     /// Raft status.

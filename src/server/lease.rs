@@ -1,7 +1,7 @@
 //! The `etcdserverpb.Lease` service, the leader's expiry loop, and forwarding to the leader.
 //!
 //! Grants and revocations go through raft (every member's lease table is identical). Expiry is
-//! decided by the leader alone, from its in-memory [`ExpiryClock`]: when a member becomes
+//! decided by the leader alone, from its in-memory [`ExpiryClock`](crate::lease::ExpiryClock): when a member becomes
 //! leader every lease gets its full TTL again (as etcd does), keep-alives push a lease's
 //! deadline to now + TTL, and an expired lease is revoked through raft — so its keys disappear
 //! in one revision on every member. Keep-alives and TimeToLive need the leader's clock, so a
@@ -10,7 +10,7 @@
 use super::apply::Applied;
 use super::core::ServerCore;
 use super::error::RequestError;
-use crate::lease::ExpiryClock;
+use crate::io::clock;
 use crate::pb::detcdpb::internal_request::Request as Internal;
 use crate::pb::detcdpb::lease_forward_client::LeaseForwardClient;
 use crate::pb::detcdpb::lease_forward_server::LeaseForward;
@@ -22,9 +22,9 @@ use crate::pb::etcdserverpb::{
 };
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -49,10 +49,6 @@ impl LeaseService {
 
     fn is_leader(&self) -> bool {
         self.core.status().leader == self.core.member_id
-    }
-
-    fn clock(&self) -> std::sync::MutexGuard<'_, ExpiryClock> {
-        self.core.expiry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The leader's peer client, if a leader is known.
@@ -94,7 +90,7 @@ impl LeaseService {
         }
         let ttl = self.core.state.leases().get(id).map_or(0, |l| l.ttl);
         if ttl > 0 {
-            self.clock().renew(id, ttl, Instant::now());
+            self.core.clock().renew(id, ttl, clock::now());
         }
         Ok(LeaseKeepAliveResponse {
             header: Some(self.core.header(self.core.state.store().current_revision())),
@@ -112,8 +108,16 @@ impl LeaseService {
             return self.forwarded(leader.time_to_live(r)).await;
         }
         let header = Some(self.core.header(self.core.state.store().current_revision()));
-        let leases = self.core.state.leases();
-        let Some(lease) = leases.get(r.id) else {
+        // Copy the lease out and release the lease table before taking the clock.
+        let found = self.core.state.leases().get(r.id).map(|lease| {
+            let keys = if r.keys {
+                lease.keys.iter().map(|k| k.clone().into()).collect()
+            } else {
+                Vec::new()
+            };
+            (lease.ttl, keys)
+        });
+        let Some((granted_ttl, keys)) = found else {
             return Ok(LeaseTimeToLiveResponse {
                 header,
                 id: r.id,
@@ -122,19 +126,16 @@ impl LeaseService {
             });
         };
         let remaining = self
+            .core
             .clock()
-            .remaining(r.id, Instant::now())
-            .unwrap_or(lease.ttl);
+            .remaining(r.id, clock::now())
+            .unwrap_or(granted_ttl);
         Ok(LeaseTimeToLiveResponse {
             header,
             id: r.id,
             ttl: remaining,
-            granted_ttl: lease.ttl,
-            keys: if r.keys {
-                lease.keys.iter().map(|k| k.clone().into()).collect()
-            } else {
-                Vec::new()
-            },
+            granted_ttl,
+            keys,
         })
     }
 }
@@ -161,7 +162,7 @@ impl Lease for LeaseService {
         match self.core.propose(Internal::LeaseGrant(r)).await? {
             Applied::LeaseGrant(mut resp) => {
                 if self.is_leader() {
-                    self.clock().renew(resp.id, resp.ttl, Instant::now());
+                    self.core.clock().renew(resp.id, resp.ttl, clock::now());
                 }
                 resp.header = self.core.complete(resp.header);
                 Ok(Response::new(resp))
@@ -269,24 +270,37 @@ pub async fn run_expiry(core: Arc<ServerCore>) {
     loop {
         tokio::time::sleep(EXPIRY_CHECK).await;
         let status = core.status();
-        let now = Instant::now();
+        if status.leader != core.member_id {
+            core.clock().clear();
+            led_term = None;
+            continue;
+        }
+        // The lease table's ids and TTLs, copied out so the clock is taken alone (lock order);
+        // a lease granted meanwhile is tracked on the next pass, never expired early.
+        let live: BTreeMap<i64, i64> = core
+            .state
+            .leases()
+            .leases()
+            .map(|l| (l.id, l.ttl))
+            .collect();
+        let now = clock::now();
         let expired = {
-            let mut clock = core.expiry.lock().unwrap_or_else(|e| e.into_inner());
-            if status.leader != core.member_id {
-                clock.clear();
-                led_term = None;
-                continue;
-            }
+            let mut clock = core.clock();
             if led_term != Some(status.term) {
                 // Newly elected: every lease gets a full TTL from now.
                 clock.clear();
                 led_term = Some(status.term);
             }
-            let leases = core.state.leases();
-            for lease in leases.leases() {
-                clock.track(lease.id, lease.ttl, now);
+            for (&id, &ttl) in &live {
+                clock.track(id, ttl, now);
             }
-            clock.retain(|id| leases.exists(id));
+            clock.retain(|id| live.contains_key(&id));
+            #[cfg(madsim)]
+            let now = if crate::fault::active(crate::fault::Bug::LeaseEarlyExpiry) {
+                now + std::time::Duration::from_secs(2)
+            } else {
+                now
+            };
             let expired = clock.expired(now);
             for id in &expired {
                 clock.renew(*id, REVOKE_RETRY_SECS, now);

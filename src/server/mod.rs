@@ -1,6 +1,6 @@
 //! The etcd-compatible server: recovery, the raft node, the gRPC services, and startup.
 //!
-//! Start-up order: recover the WAL and snapshot, rebuild the replicated state, start the raft
+//! Start-up order: bind every listening address ([`listen`]), recover the WAL and snapshot, rebuild the replicated state, start the raft
 //! node and the peer transport, serve peers and clients, then publish this member's name and
 //! client URLs through raft (as etcd does) so `member list` shows them everywhere.
 
@@ -11,7 +11,9 @@ pub mod election;
 pub mod error;
 pub mod kv;
 pub mod lease;
+pub mod listen;
 pub mod lock;
+pub mod lock_rank;
 pub mod maintenance;
 pub mod membership;
 pub mod range;
@@ -64,6 +66,9 @@ pub enum StartError {
     /// The data directory could not be created.
     #[error("data dir: {0}")]
     DataDir(#[from] crate::io::DiskError),
+    /// A client or peer address could not be bound.
+    #[error(transparent)]
+    Listen(#[from] listen::ListenError),
 }
 
 /// A started member.
@@ -82,6 +87,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         return Err(StartError::NotInCluster(config.name.clone()));
     }
     let cid = cluster_id(&bootstrap.ids());
+    let peer_listeners = bind_all(&config.listen_peer)?;
+    let client_listeners = bind_all(&config.listen_client)?;
     let disk = Disk::new(config.data_dir.join("member"));
     disk.create_dir_all("")?;
     let (durable, recovered) = DurableLog::open(disk.clone())?;
@@ -160,23 +167,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
     });
 
     let mut tasks = Vec::new();
-    for addr in &config.listen_peer {
+    for listener in peer_listeners {
         let service = PeerServer::new(PeerService::new(cid, raft.clone()))
             .max_decoding_message_size(MAX_PEER_MESSAGE);
         let forward = LeaseForwardServer::new(lease::LeaseService::new(core.clone()));
-        let addr: SocketAddr = *addr;
-        tasks.push(tokio::spawn(async move {
-            Server::builder()
-                .add_service(service)
-                .add_service(forward)
-                .serve(addr)
-                .await
-        }));
+        let router = Server::builder().add_service(service).add_service(forward);
+        tasks.push(tokio::spawn(listener.serve(router)));
     }
-    for addr in &config.listen_client {
+    for listener in client_listeners {
         tasks.push(tokio::spawn(serve_clients(
             core.clone(),
-            *addr,
+            listener,
             config.max_request_bytes,
         )));
     }
@@ -190,13 +191,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
     Ok(RunningMember { core, tasks })
 }
 
+/// Binds every address in `addrs`, failing on the first that cannot be bound.
+fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<listen::Listener>, StartError> {
+    Ok(addrs
+        .iter()
+        .map(|addr| listen::bind(*addr))
+        .collect::<Result<_, _>>()?)
+}
+
 async fn serve_clients(
     core: Arc<ServerCore>,
-    addr: SocketAddr,
+    listener: listen::Listener,
     max_request_bytes: usize,
 ) -> Result<(), tonic::transport::Error> {
     let limit = max_request_bytes + GRPC_OVERHEAD_BYTES;
-    Server::builder()
+    let router = Server::builder()
         .add_service(
             KvServer::new(kv::KvService::new(core.clone())).max_decoding_message_size(limit),
         )
@@ -223,9 +232,8 @@ async fn serve_clients(
         .add_service(
             ElectionServer::new(election::ElectionService::new(core.clone()))
                 .max_decoding_message_size(limit),
-        )
-        .serve(addr)
-        .await
+        );
+    listener.serve(router).await
 }
 
 /// Proposes this member's name and client URLs until the cluster has applied them.

@@ -8,6 +8,8 @@
 //! read) and never blocks the apply path. A watcher whose next revision has been compacted away
 //! is canceled with `compact_revision` set, as etcd does. A client that resumes on another member
 //! from its last revision + 1 gets exactly the rest, since every member applies the same log.
+//! A stream's watchers live until the client drops the response stream (or it errors); a client
+//! that only half-closes its request side keeps receiving events, as with etcd.
 
 use super::core::ServerCore;
 use super::range::to_proto;
@@ -79,7 +81,12 @@ struct Session {
 
 impl Session {
     async fn run(mut self, mut inbound: Streaming<WatchRequest>) {
-        while let Ok(Some(req)) = inbound.message().await {
+        let half_closed = loop {
+            let req = match inbound.message().await {
+                Ok(Some(req)) => req,
+                Ok(None) => break true,
+                Err(_) => break false,
+            };
             let sent = match req.request_union {
                 Some(RequestUnion::CreateRequest(c)) => self.create(c).await,
                 Some(RequestUnion::CancelRequest(c)) => self.cancel(c.watch_id).await,
@@ -95,8 +102,13 @@ impl Session {
                 None => true,
             };
             if !sent {
-                break;
+                break false;
             }
+        };
+        if half_closed {
+            // The client will send nothing more but still reads: as etcd does, its watchers
+            // keep delivering until it drops (cancels) the response stream.
+            self.out.closed().await;
         }
         for (_, w) in std::mem::take(&mut self.watchers) {
             w.abort();

@@ -31,6 +31,9 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The `--initial-cluster-token` members start with.
+pub const TOKEN: &str = "detcd-test";
+
 /// One member's fixed identity.
 pub struct MemberSpec {
     pub name: String,
@@ -44,6 +47,7 @@ pub struct Cluster {
     pub members: Vec<MemberSpec>,
     procs: Vec<Option<Child>>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -54,7 +58,12 @@ impl Cluster {
 
     /// Like [`Cluster::start`] with extra server flags for every member.
     pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
-        let mut c = Self::prepare(n, extra);
+        Self::start_with_env(n, extra, &[])
+    }
+
+    /// Like [`Cluster::start_with`], with extra environment variables for every member.
+    pub fn start_with_env(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
+        let mut c = Self::new(n, extra, env);
         for i in 0..n {
             c.start_member(i);
         }
@@ -63,8 +72,8 @@ impl Cluster {
         c
     }
 
-    /// A cluster of `n` members with fresh ports and data dirs, none of them started yet.
-    pub fn prepare(n: usize, extra: &[&str]) -> Cluster {
+    /// `n` members with their ports and data dirs, none of them started yet.
+    pub fn new(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let members = (0..n)
             .map(|i| MemberSpec {
                 name: format!("m{}", i + 1),
@@ -77,6 +86,10 @@ impl Cluster {
             members,
             procs: (0..n).map(|_| None).collect(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -108,6 +121,11 @@ impl Cluster {
 
     /// Starts (or restarts) member `i` from its data dir.
     pub fn start_member(&mut self, i: usize) {
+        self.start_member_with(i, TOKEN, &[]);
+    }
+
+    /// Starts member `i` with `--initial-cluster-token token` and extra flags of its own.
+    pub fn start_member_with(&mut self, i: usize, token: &str, extra: &[&str]) {
         assert!(self.procs[i].is_none(), "member {i} already running");
         let m = &self.members[i];
         let log = std::fs::OpenOptions::new()
@@ -124,12 +142,16 @@ impl Cluster {
         )
         .args([
             "--initial-cluster-token",
-            "detcd-test",
+            token,
             "--initial-cluster-state",
             "new",
         ])
         .args(["--logger", "capnslog"])
         .args(&self.extra_args)
+        .args(extra)
+        // Plain text in the log files (tracing colours its output unless NO_COLOR is set).
+        .env("NO_COLOR", "1")
+        .envs(self.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

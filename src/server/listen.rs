@@ -1,0 +1,91 @@
+//! Listening sockets. A member binds every client and peer address before it recovers or
+//! serves anything, as etcd does, so a taken port stops start-up with the address and the OS
+//! error — `listen tcp 127.0.0.1:2380: bind: address already in use` — instead of a serving task
+//! failing later with a bare `transport error`.
+//!
+//! Under madsim, madsim-tonic binds inside `serve(addr)` and has no incoming-stream API, so
+//! [`bind`] only records the address there and [`Listener::serve`] binds when it starts.
+
+use std::net::SocketAddr;
+use tonic::transport::server::Router;
+
+/// A bound listening address, ready to serve.
+pub struct Listener {
+    addr: SocketAddr,
+    #[cfg(not(madsim))]
+    incoming: tonic::transport::server::TcpIncoming,
+}
+
+/// A listening address that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("listen tcp {addr}: bind: {}", go_text(.source))]
+pub struct ListenError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// What the OS said.
+    pub source: std::io::Error,
+}
+
+/// The OS error as Go prints it: `address already in use`, not `Address already in use (os
+/// error 98)`.
+fn go_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_lowercase().chain(chars).collect()
+    })
+}
+
+/// Binds `addr` (in simulation: records it).
+pub fn bind(addr: SocketAddr) -> Result<Listener, ListenError> {
+    #[cfg(not(madsim))]
+    {
+        let incoming = tonic::transport::server::TcpIncoming::bind(addr)
+            .map_err(|source| ListenError { addr, source })?
+            .with_nodelay(Some(true));
+        Ok(Listener { addr, incoming })
+    }
+    #[cfg(madsim)]
+    Ok(Listener { addr })
+}
+
+impl Listener {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `router` on this listener until it fails.
+    pub async fn serve(self, router: Router) -> Result<(), tonic::transport::Error> {
+        #[cfg(not(madsim))]
+        {
+            router.serve_with_incoming(self.incoming).await
+        }
+        #[cfg(madsim)]
+        {
+            router.serve(self.addr).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_like_go() {
+        let e = ListenError {
+            addr: "127.0.0.1:2380".parse().unwrap(),
+            source: std::io::Error::from_raw_os_error(98),
+        };
+        assert_eq!(
+            e.to_string(),
+            "listen tcp 127.0.0.1:2380: bind: address already in use"
+        );
+        assert_eq!(go_text(&std::io::Error::other("")), "");
+    }
+}
