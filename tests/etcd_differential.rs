@@ -84,6 +84,12 @@ fn normalize(text: &str) -> String {
 type Step = (&'static [&'static str], Option<&'static str>);
 
 const SCRIPT: &[Step] = &[
+    // A fresh store (revision 1, never compacted): 0 and 1 may be compacted, 0 only once.
+    (&["compaction", "0"], None),
+    (&["compaction", "0"], None),
+    (&["compaction", "1"], None),
+    (&["compaction", "1"], None),
+    (&["compaction", "2"], None),
     (&["put", "a", "1"], None),
     (&["put", "b", "2"], None),
     (&["put", "a", "3"], None),
