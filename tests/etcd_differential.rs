@@ -84,6 +84,12 @@ fn normalize(text: &str) -> String {
 type Step = (&'static [&'static str], Option<&'static str>);
 
 const SCRIPT: &[Step] = &[
+    // A fresh store (revision 1, never compacted): 0 and 1 may be compacted, 0 only once.
+    (&["compaction", "0"], None),
+    (&["compaction", "0"], None),
+    (&["compaction", "1"], None),
+    (&["compaction", "1"], None),
+    (&["compaction", "2"], None),
     (&["put", "a", "1"], None),
     (&["put", "b", "2"], None),
     (&["put", "a", "3"], None),
@@ -211,4 +217,40 @@ fn watch_output(endpoint: &str, args: &[&str]) -> String {
     let _ = child.kill();
     let out = child.wait_with_output().expect("watch output");
     normalize(&format!("{}{}", common::stdout(&out), common::stderr(&out)))
+}
+
+/// What a Put of `value_len` bytes gets from the server at `endpoint`: the gRPC code and message.
+async fn oversized_put(endpoint: &str, value_len: usize) -> (tonic::Code, String) {
+    use detcd::pb::etcdserverpb::{kv_client::KvClient, PutRequest};
+    let channel = tonic::transport::Channel::from_shared(format!("http://{endpoint}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let put = PutRequest {
+        key: b"big".to_vec().into(),
+        value: vec![b'v'; value_len].into(),
+        ..Default::default()
+    };
+    // No client-side limit: the server's answer is what is compared.
+    let status = KvClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .put(put)
+        .await
+        .expect_err("an oversized put is refused");
+    (status.code(), status.message().to_string())
+}
+
+#[tokio::test]
+async fn oversized_requests_get_etcds_codes_and_messages() {
+    let etcd = start(&etcd_binary());
+    let detcd = start(env!("CARGO_BIN_EXE_detcd"));
+    // Over --max-request-bytes (1.5 MiB) but under the gRPC limit (+ 512 KiB); then over both.
+    for len in [1_700_000, 2_090_000, 3_000_000] {
+        let (want, got) = (
+            oversized_put(&etcd.endpoint, len).await,
+            oversized_put(&detcd.endpoint, len).await,
+        );
+        assert_eq!(got, want, "a put of {len} bytes: detcd vs etcd");
+    }
 }

@@ -139,6 +139,24 @@ impl Disk {
         sync_parent(&path).map_err(|e| DiskError::new(OP, path, e))
     }
 
+    /// Renames file `from` to `to` (replacing a file there) and makes it durable.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), DiskError> {
+        const OP: &str = "rename";
+        let (src, dst) = (self.resolve(OP, from)?, self.resolve(OP, to)?);
+        let result = (|| {
+            if fs::metadata(&src)?.is_dir() {
+                return Err(io::Error::other("is a directory"));
+            }
+            fs::rename(&src, &dst)?;
+            sync_parent(&dst)?;
+            if src.parent() != dst.parent() {
+                sync_parent(&src)?;
+            }
+            Ok(())
+        })();
+        result.map_err(|e| DiskError::new(OP, src, e))
+    }
+
     /// Atomically and durably replaces (or creates) file `rel` with `bytes`.
     pub fn write_atomic(&self, rel: &str, bytes: &[u8]) -> Result<(), DiskError> {
         self.write_atomic_parts(rel, &[bytes])

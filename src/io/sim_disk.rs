@@ -15,7 +15,7 @@
 //!   `Disk` methods are synchronous and durable on return (mirroring the
 //!   production backend, which fsyncs files and directories before
 //!   returning): `write_atomic` replaces a file all-or-nothing, `truncate`
-//!   is truncate+sync, `remove`, `create_dir_all` and file creation by
+//!   is truncate+sync, `remove`, `rename`, `create_dir_all` and file creation by
 //!   `open_append` are durable directory operations.
 //! * [`crash`] drops every `pending` byte. With `tear = Some(seed)` the last
 //!   appended file instead keeps a seeded-random prefix of its pending
@@ -338,6 +338,23 @@ impl Disk {
         let id = self.inode(&st, "remove", &norm)?;
         st.names.remove(&norm);
         st.inodes.remove(&id);
+        Ok(())
+    }
+
+    /// Renames file `from` to `to` (replacing a file there), durably. The
+    /// inode moves with the name, so an open `AppendFile` stays valid.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), DiskError> {
+        const OP: &str = "rename";
+        let (src, dst) = (self.resolve(OP, from)?, self.resolve(OP, to)?);
+        let mut st = lock(&self.state);
+        let id = self.inode(&st, OP, &src)?;
+        self.creatable(&st, OP, &dst)?;
+        st.names.remove(&src);
+        if let Some(old) = st.names.insert(dst, id) {
+            if old != id {
+                st.inodes.remove(&old);
+            }
+        }
         Ok(())
     }
 

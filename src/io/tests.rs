@@ -44,6 +44,32 @@ fn files_and_dirs() {
 }
 
 #[test]
+fn rename_moves_and_replaces_files() {
+    let (_t, disk) = disk();
+    disk.create_dir_all("d/sub").unwrap();
+    disk.write_atomic("d/a", b"aaa").unwrap();
+    disk.write_atomic("d/b", b"bb").unwrap();
+    disk.rename("d/a", "d/a.broken").unwrap();
+    assert!(!disk.exists("d/a"));
+    assert_eq!(disk.read("d/a.broken").unwrap(), b"aaa");
+    disk.rename("d/b", "d/a.broken").unwrap();
+    assert_eq!(
+        disk.read("d/a.broken").unwrap(),
+        b"bb",
+        "replaces the target"
+    );
+    assert_eq!(disk.list("d").unwrap(), vec!["a.broken", "sub"]);
+    disk.rename("d/a.broken", "d/sub/moved").unwrap();
+    assert_eq!(disk.read("d/sub/moved").unwrap(), b"bb");
+    assert_eq!(disk.total_size().unwrap(), 2);
+    let missing = disk.rename("d/a", "d/c").unwrap_err();
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    assert!(disk.rename("d/sub/moved", "nodir/x").is_err());
+    assert!(disk.rename("d/sub", "d/x").is_err(), "files only");
+    assert!(disk.rename("d/sub/moved", "../x").is_err());
+}
+
+#[test]
 fn append_sync_truncate() {
     let (_t, disk) = disk();
     disk.create_dir_all("").unwrap();

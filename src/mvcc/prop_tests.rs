@@ -102,7 +102,7 @@ impl Model {
     fn new() -> Self {
         Model {
             states: vec![BTreeMap::new(), BTreeMap::new()],
-            compacted: 0,
+            compacted: -1,
             events: Vec::new(),
         }
     }
@@ -300,7 +300,7 @@ fn run(ops: Vec<Op>) {
                 assert_eq!(store_txn(&mut store, &ops), model.txn(&ops));
             }
             Op::Compact(sel) => {
-                let rev = pick_rev(sel, model.current(), 1).max(0);
+                let rev = pick_rev(sel, model.current(), 1).max(-1);
                 assert_eq!(store.compact(rev), model.compact(rev), "compact {rev}");
             }
             Op::Range(ks, es, sel, limit) => {

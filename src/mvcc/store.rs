@@ -8,12 +8,13 @@
 //!   and snapshots walk history in commit order. A value is stored here once;
 //!   the key bytes are an `Arc<[u8]>` shared with the index entry.
 //! * `current` / `compacted`: the newest committed main revision (starts at
-//!   1, like etcd) and the last compaction point (0 = never).
+//!   1, like etcd) and the last compaction point (-1 = never, etcd's
+//!   `compactMainRev`: so a fresh store accepts `compact(0)`, once).
 //!
 //! Invariants (verified by `check_invariants` in tests):
 //! * The revisions referenced by all key indexes are exactly the keys of
 //!   `records`, and a record is a tombstone exactly when its index says so.
-//! * `0 <= compacted <= current`; every record's main revision is
+//! * `-1 <= compacted <= current`; every record's main revision is
 //!   `<= current`; every record `<= compacted` is the one value some key
 //!   had at `compacted` (tombstones `<= compacted` are gone).
 //! * `live_keys` = number of keys live at `current`; `bytes` = sum of
@@ -38,6 +39,8 @@ use crate::mvcc::{Event, EventKind, KeyValue, MvccError, RangeResult};
 /// Fixed per-record overhead counted by [`Store::approx_bytes`]: revision,
 /// metadata and a share of map bookkeeping. Only a rough estimate.
 const RECORD_OVERHEAD: usize = 64;
+/// [`Store::compacted_revision`] of a store never compacted.
+const NEVER_COMPACTED: i64 = -1;
 
 /// One change in history: what a key looked like after the change at its
 /// revision (the revision itself is the map key in `Store::records`).
@@ -146,7 +149,7 @@ impl Store {
             index: BTreeMap::new(),
             records: BTreeMap::new(),
             current: 1,
-            compacted: 0,
+            compacted: NEVER_COMPACTED,
             live_keys: 0,
             bytes: 0,
         }
@@ -157,7 +160,7 @@ impl Store {
         self.current
     }
 
-    /// The last compaction revision, 0 if never compacted.
+    /// The last compaction revision, -1 if never compacted (what etcd reports in HashKV).
     pub fn compacted_revision(&self) -> i64 {
         self.compacted
     }
@@ -219,7 +222,8 @@ impl Store {
     }
 
     /// Compact history at main revision `rev`: afterwards reads need a
-    /// revision `>= rev`. Keeps, per key, only the value it had at `rev`
+    /// revision `>= rev`. As in etcd, `rev` must be above the last compaction
+    /// (a fresh store accepts 0) and at most current. Keeps, per key, only the value it had at `rev`
     /// (if live) and everything newer; tombstones `<= rev` are dropped along
     /// with their generations.
     pub fn compact(&mut self, rev: i64) -> Result<(), MvccError> {
@@ -383,7 +387,7 @@ impl Store {
             }
         }
         store.current = s.current_revision.max(max_main);
-        store.compacted = s.compacted_revision.clamp(0, store.current);
+        store.compacted = s.compacted_revision.clamp(NEVER_COMPACTED, store.current);
         store
     }
 
@@ -522,7 +526,7 @@ impl Store {
                 return Err(format!("tombstone {rev} survived compaction"));
             }
         }
-        if !(0 <= self.compacted && self.compacted <= self.current) {
+        if !(NEVER_COMPACTED <= self.compacted && self.compacted <= self.current) {
             return Err("compacted out of bounds".into());
         }
         if live != self.live_keys {

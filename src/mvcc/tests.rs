@@ -64,7 +64,7 @@ fn doc_example() {
 fn new_store_starts_at_revision_one() {
     let s = Store::new();
     assert_eq!(s.current_revision(), 1);
-    assert_eq!(s.compacted_revision(), 0);
+    assert_eq!(s.compacted_revision(), -1, "never compacted");
     assert_eq!(s.key_count(), 0);
     assert_eq!(s.approx_bytes(), 0);
     let r = s.range(b"\0", b"\0", 0, 0).unwrap();
@@ -295,10 +295,17 @@ fn read_revision_errors() {
 
 #[test]
 fn compact_revision_errors() {
+    // As etcd: a fresh store was never compacted (-1), so 0 and then 1 may be compacted.
     let mut s = Store::new();
+    assert_eq!(s.compacted_revision(), -1);
+    assert_eq!(s.hash_kv(0).unwrap().1, -1, "HashKV reports -1 like etcd");
+    s.compact(0).unwrap();
+    assert_eq!(s.compacted_revision(), 0);
     assert_eq!(s.compact(0), Err(MvccError::Compacted));
+    assert_eq!(s.compact(-1), Err(MvccError::Compacted));
     assert_eq!(s.compact(2), Err(MvccError::FutureRevision));
     s.compact(1).unwrap();
+    assert_eq!(Store::new().compact(1), Ok(()), "1 without 0 first");
     put(&mut s, "a", "1"); // 2
     put(&mut s, "a", "2"); // 3
     s.compact(2).unwrap();
@@ -423,7 +430,8 @@ fn events_since_reports_puts_and_deletes_with_prev() {
     assert!(s.events_since(b"\0", b"\0", 7).unwrap().is_empty());
     assert!(s.events_since(b"\0", b"\0", 100).unwrap().is_empty());
     assert!(s.events_since(b"c", b"a", 2).unwrap().is_empty());
-    assert_eq!(s.events_since(b"a", b"", 0), Err(MvccError::Compacted));
+    // Never compacted: from revision 0 (there is nothing at 0) is all of history.
+    assert_eq!(s.events_since(b"a", b"", 0), s.events_since(b"a", b"", 1));
     // Watch semantics: start must be strictly after the compaction point,
     // and prev_kv may come from the record kept by compaction.
     put(&mut s, "b", "2"); // 7

@@ -5,9 +5,40 @@
 //!
 //! Under madsim, madsim-tonic binds inside `serve(addr)` and has no incoming-stream API, so
 //! [`bind`] only records the address there and [`Listener::serve`] binds when it starts.
+//!
+//! Every listener serves a router built from [`server`], which (in real builds) answers a
+//! message over the gRPC limit the way etcd does ([`super::grpc_limit`]).
 
 use std::net::SocketAddr;
 use tonic::transport::server::Router;
+use tonic::transport::Server;
+
+/// The gRPC server builder of every listener.
+#[cfg(not(madsim))]
+pub type Builder =
+    Server<tower_layer::Stack<super::grpc_limit::LimitErrors, tower_layer::Identity>>;
+/// The gRPC server builder of every listener (madsim encodes nothing: no limit to translate).
+#[cfg(madsim)]
+pub type Builder = Server;
+
+/// A router from [`server`], ready for [`Listener::serve`].
+#[cfg(not(madsim))]
+pub type Routed = Router<tower_layer::Stack<super::grpc_limit::LimitErrors, tower_layer::Identity>>;
+/// A router from [`server`], ready for [`Listener::serve`].
+#[cfg(madsim)]
+pub type Routed = Router;
+
+/// A gRPC server builder with etcd's answer to over-limit messages.
+pub fn server() -> Builder {
+    #[cfg(not(madsim))]
+    {
+        Server::builder().layer(super::grpc_limit::LimitErrors)
+    }
+    #[cfg(madsim)]
+    {
+        Server::builder()
+    }
+}
 
 /// A bound listening address, ready to serve.
 pub struct Listener {
@@ -60,7 +91,7 @@ impl Listener {
     }
 
     /// Serves `router` on this listener until it fails.
-    pub async fn serve(self, router: Router) -> Result<(), tonic::transport::Error> {
+    pub async fn serve(self, router: Routed) -> Result<(), tonic::transport::Error> {
         #[cfg(not(madsim))]
         {
             router.serve_with_incoming(self.incoming).await

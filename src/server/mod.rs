@@ -9,6 +9,8 @@ pub mod cluster;
 pub mod core;
 pub mod election;
 pub mod error;
+#[cfg(not(madsim))]
+pub mod grpc_limit;
 pub mod kv;
 pub mod lease;
 pub mod listen;
@@ -43,7 +45,6 @@ use crate::raft::{NodeConfig, NodeParts, RaftError, RaftNode, StateMachine};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::Server;
 
 /// Extra bytes a gRPC request may carry beyond `--max-request-bytes` (etcd's allowance).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -171,7 +172,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         let service = PeerServer::new(PeerService::new(cid, raft.clone()))
             .max_decoding_message_size(MAX_PEER_MESSAGE);
         let forward = LeaseForwardServer::new(lease::LeaseService::new(core.clone()));
-        let router = Server::builder().add_service(service).add_service(forward);
+        let router = listen::server().add_service(service).add_service(forward);
         tasks.push(tokio::spawn(listener.serve(router)));
     }
     for listener in client_listeners {
@@ -205,7 +206,7 @@ async fn serve_clients(
     max_request_bytes: usize,
 ) -> Result<(), tonic::transport::Error> {
     let limit = max_request_bytes + GRPC_OVERHEAD_BYTES;
-    let router = Server::builder()
+    let router = listen::server()
         .add_service(
             KvServer::new(kv::KvService::new(core.clone())).max_decoding_message_size(limit),
         )

@@ -9,10 +9,12 @@
 //!   complete unless the disk damaged it afterwards.
 //! * "Newest" means the largest `(index, term)`; the name and the header
 //!   must agree, otherwise the file is invalid.
-//! * `load_newest` never returns an invalid snapshot: invalid files are
-//!   logged, deleted and skipped in favour of the next newest. I/O errors
-//!   are returned, not skipped.
-//! * Names that do not parse as snapshot names are ignored (never deleted).
+//! * `load_newest` never returns an invalid snapshot: an invalid file is
+//!   logged, renamed `<name>.broken` (kept for the operator, as etcd does)
+//!   and skipped in favour of the next newest. I/O errors are returned, not
+//!   skipped.
+//! * Names that do not parse as snapshot names (`.broken` files included)
+//!   are ignored: never loaded, never deleted.
 
 use tracing::warn;
 
@@ -23,6 +25,8 @@ const MAGIC: [u8; 4] = *b"DSNP";
 const VERSION: u32 = 1;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 28;
+/// Appended to the name of an invalid snapshot file (etcd's `.broken`).
+const BROKEN_SUFFIX: &str = ".broken";
 
 /// Snapshot files in one directory of a [`Disk`].
 #[derive(Clone, Debug)]
@@ -121,16 +125,19 @@ impl SnapshotStore {
     }
 
     /// The newest valid snapshot as `(index, term, payload)`, or `None`.
-    /// Invalid (corrupt, torn, misnamed) files met on the way are deleted.
+    /// Invalid (corrupt, torn, misnamed) files met on the way are renamed
+    /// `<name>.broken`.
     pub fn load_newest(&self) -> Result<Option<(u64, u64, Vec<u8>)>, StorageError> {
         for (index, term) in self.list()?.into_iter().rev() {
             let rel = self.rel(index, term);
             match decode(self.disk.read(&rel)?, index, term) {
                 Ok(payload) => return Ok(Some((index, term, payload))),
                 Err((offset, reason)) => {
+                    let broken = format!("{rel}{BROKEN_SUFFIX}");
                     warn!(path = %self.disk.path(&rel).display(), offset, %reason,
-                        "deleting invalid snapshot file");
-                    self.disk.remove(&rel)?;
+                        renamed_to = %self.disk.path(&broken).display(),
+                        "invalid snapshot file kept as broken");
+                    self.disk.rename(&rel, &broken)?;
                 }
             }
         }

@@ -1,5 +1,5 @@
-//! Tests of `storage::snapshot`: save/load, newest selection, skipping and
-//! deleting damaged files, purge. Invariant: each test owns a fresh root.
+//! Tests of `storage::snapshot`: save/load, newest selection, skipping
+//! damaged files and keeping them as `.broken`, purge. Invariant: each test owns a fresh root.
 
 use tempfile::TempDir;
 
@@ -39,7 +39,7 @@ fn save_and_load_newest() {
 }
 
 #[test]
-fn damaged_snapshots_are_skipped_and_deleted() {
+fn damaged_snapshots_are_skipped_and_kept_as_broken() {
     let (_t, disk, store) = fresh();
     store.save(1, 1, b"one").unwrap();
     store.save(2, 1, b"two").unwrap();
@@ -55,13 +55,24 @@ fn damaged_snapshots_are_skipped_and_deleted() {
     let other = disk.read(&path(1, 1)).unwrap();
     disk.write_atomic(&path(2, 1), &other).unwrap();
     disk.write_atomic("snap/notes.txt", b"keep me").unwrap();
+    let torn = disk.read(&path(3, 1)).unwrap();
     assert_eq!(store.load_newest().unwrap(), Some((1, 1, b"one".to_vec())));
     assert_eq!(store.list().unwrap(), vec![(1, 1)]);
     assert!(disk.exists("snap/notes.txt"));
+    // Each bad file is kept, unchanged, for the operator (as etcd does).
+    let broken = |i, t| format!("{}.broken", path(i, t));
+    assert_eq!(disk.read(&broken(4, 2)).unwrap(), bytes);
+    assert_eq!(disk.read(&broken(3, 1)).unwrap(), torn);
+    assert_eq!(disk.read(&broken(2, 1)).unwrap(), other);
     // Every file bad: None, and nothing valid is left behind.
     disk.write_atomic(&path(1, 1), b"").unwrap();
     assert_eq!(store.load_newest().unwrap(), None);
     assert!(store.list().unwrap().is_empty());
+    assert!(disk.exists(&broken(1, 1)));
+    // Purging never touches the broken files.
+    store.save(9, 3, b"nine").unwrap();
+    assert_eq!(store.purge(0).unwrap(), 1);
+    assert_eq!(disk.list("snap").unwrap().len(), 5, "4 broken + notes");
 }
 
 #[test]
