@@ -19,16 +19,23 @@ pub enum Bug {
     RevokeKeepsKeys,
     /// Lock and Campaign grant the turn without waiting for earlier contenders.
     LockSkipsQueue,
+    /// Compaction also removes the newest version of a key last changed below the compaction
+    /// point, so the key vanishes.
+    CompactDropsLatest,
+    /// A limited range reports `more = false` although keys were cut off.
+    RangeMoreFalse,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 7] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
         Bug::RevokeKeepsKeys,
         Bug::LockSkipsQueue,
+        Bug::CompactDropsLatest,
+        Bug::RangeMoreFalse,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -39,6 +46,8 @@ impl Bug {
             Bug::WatchDropsEvent => "watch-drops-event",
             Bug::RevokeKeepsKeys => "revoke-keeps-keys",
             Bug::LockSkipsQueue => "lock-skips-queue",
+            Bug::CompactDropsLatest => "compact-drops-latest",
+            Bug::RangeMoreFalse => "range-more-false",
         }
     }
 

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 /// Seeds tried per bug before the test gives up.
 const BUDGET: u64 = 12;
+/// Seeds tried for the KV-workload bugs, which need a particular op to meet a particular state.
+const KV_BUDGET: u64 = 40;
 
-fn first_failing_seed(bug: Bug) -> Option<(u64, Vec<String>)> {
-    (1..=BUDGET).find_map(|seed| {
+fn first_failing_seed(bug: Bug, budget: u64) -> Option<(u64, Vec<String>)> {
+    (1..=budget).find_map(|seed| {
         let report = run_seed(SeedOptions {
             bug: Some(bug),
             chaos: Duration::from_secs(20),
@@ -23,8 +25,13 @@ fn first_failing_seed(bug: Bug) -> Option<(u64, Vec<String>)> {
 /// `checker` (any failure counts when `None`: a lost fsync may surface as a raft panic, a
 /// linearizability violation or diverging members).
 fn assert_caught(bug: Bug, checker: Option<&str>) {
+    assert_caught_within(bug, checker, BUDGET);
+}
+
+/// [`assert_caught`] with a seed budget.
+fn assert_caught_within(bug: Bug, checker: Option<&str>, budget: u64) {
     let (seed, failures) =
-        first_failing_seed(bug).unwrap_or_else(|| panic!("{} went unnoticed", bug.name()));
+        first_failing_seed(bug, budget).unwrap_or_else(|| panic!("{} went unnoticed", bug.name()));
     println!("{} caught by seed {seed}: {failures:?}", bug.name());
     if let Some(prefix) = checker {
         assert!(
@@ -57,4 +64,14 @@ fn revoke_keeping_keys_is_caught() {
 #[test]
 fn lock_skipping_the_queue_is_caught() {
     assert_caught(Bug::LockSkipsQueue, Some("lock"));
+}
+
+#[test]
+fn compaction_dropping_the_latest_version_is_caught() {
+    assert_caught_within(Bug::CompactDropsLatest, Some("linearizability"), KV_BUDGET);
+}
+
+#[test]
+fn range_reporting_no_more_is_caught() {
+    assert_caught_within(Bug::RangeMoreFalse, Some("linearizability"), KV_BUDGET);
 }
