@@ -342,8 +342,9 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         max_steps: LINEARIZABILITY_BUDGET,
         ..linearizability::CheckOptions::new(1)
     };
-    if let Err(e) = linearizability::check_linearizable_with(&history, &options) {
-        failures.push(format!("linearizability: {e}"));
+    match linearizability::check_linearizable_with(&history, &options) {
+        Ok(lin) => trace.event(format!("linearizability: {} search steps", lin.steps)),
+        Err(e) => failures.push(format!("linearizability: {e}")),
     }
     trace.event(format!(
         "checked {} ops: {} failures",
