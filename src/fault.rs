@@ -27,11 +27,16 @@ pub enum Bug {
     /// The leader looks for expired leases with a clock running 2 s ahead of the one it stamps
     /// keep-alives with, so leases expire before their TTL.
     LeaseEarlyExpiry,
+    /// Compaction also removes the newest version of a key last changed below the compaction
+    /// point, so the key vanishes.
+    CompactDropsLatest,
+    /// A limited range reports `more = false` although keys were cut off.
+    RangeMoreFalse,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -40,6 +45,8 @@ impl Bug {
         Bug::ForgetCommitIndex,
         Bug::IgnoreFsyncError,
         Bug::LeaseEarlyExpiry,
+        Bug::CompactDropsLatest,
+        Bug::RangeMoreFalse,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -53,6 +60,8 @@ impl Bug {
             Bug::ForgetCommitIndex => "forget-commit-index",
             Bug::IgnoreFsyncError => "ignore-fsync-error",
             Bug::LeaseEarlyExpiry => "lease-early-expiry",
+            Bug::CompactDropsLatest => "compact-drops-latest",
+            Bug::RangeMoreFalse => "range-more-false",
         }
     }
 

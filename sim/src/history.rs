@@ -10,13 +10,19 @@
 //! the checkers, which report violations as malformed input):
 //! - operation ids are unique (the recording API makes `ops[i].id == i`);
 //! - an `Ok` or `Failed` operation has `complete = Some(t)` with `t >= invoke`;
-//! - an `Ok` outcome's response variant matches the request variant, and a `Delete` reports
-//!   `deleted` of 0 or 1 (single-key deletes only).
+//! - an `Ok` outcome's response variant matches the request variant (a `Compacted` response only
+//!   answers a `Range` at a past revision or a `Compact`), and a `Delete` reports `deleted` of 0
+//!   or 1 (single-key deletes only); a txn's results match the ops of the branch it took.
+//!
+//! The single-key variants (`Put`, `Get`, `Delete`, `Cas`) are special cases of `Range`,
+//! `DeleteRange` and `Txn` (see `crate::requests`); checkers treat them as such.
 //!
 //! An `Unknown` operation's `complete` is meaningless (the recording API stores `None`); the
 //! checkers ignore it. An operation that was invoked but never completed stays `Unknown`.
 
 use std::fmt;
+
+use crate::requests::{DeleteSpec, Kvs, List, OpResult, RangeResult, RangeSpec, TxnSpec};
 
 /// Simulated time in nanoseconds since the run started.
 pub type Time = u64;
@@ -35,6 +41,14 @@ pub enum Request {
         expected_mod: i64,
         value: String,
     },
+    /// A range read (see [`RangeSpec`]).
+    Range(RangeSpec),
+    /// Delete every key of a range.
+    DeleteRange(DeleteSpec),
+    /// A multi-key transaction.
+    Txn(TxnSpec),
+    /// Compact history up to `revision`.
+    Compact { revision: i64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +80,26 @@ pub enum Response {
         succeeded: bool,
         kv: Option<KeyState>,
     },
+    Range {
+        revision: i64,
+        result: RangeResult,
+    },
+    DeleteRange {
+        revision: i64,
+        deleted: i64,
+        prev_kvs: Vec<(String, KeyState)>,
+    },
+    /// One result per op of the branch taken.
+    Txn {
+        revision: i64,
+        succeeded: bool,
+        results: Vec<OpResult>,
+    },
+    Compact {
+        revision: i64,
+    },
+    /// Rejected with `etcdserver: mvcc: required revision has been compacted` (no header).
+    Compacted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,52 +128,55 @@ pub struct History {
 }
 
 impl Request {
-    /// The single key the request touches.
-    pub fn key(&self) -> &str {
-        match self {
-            Request::Put { key, .. }
-            | Request::Get { key, .. }
-            | Request::Delete { key }
-            | Request::Cas { key, .. } => key,
-        }
-    }
-
-    /// Whether the request may change the store (Put, Delete, Cas).
+    /// Whether the request may change the keyspace (everything but reads and compactions).
     pub fn is_write(&self) -> bool {
-        !matches!(self, Request::Get { .. })
+        !matches!(
+            self,
+            Request::Get { .. } | Request::Range(_) | Request::Compact { .. }
+        )
     }
 
-    /// Whether this is a serializable (possibly stale) get.
-    pub fn is_serializable_get(&self) -> bool {
-        matches!(
-            self,
-            Request::Get {
-                serializable: true,
-                ..
-            }
-        )
+    /// Whether this is a serializable (possibly stale) read.
+    pub fn is_serializable_read(&self) -> bool {
+        match self {
+            Request::Get { serializable, .. } => *serializable,
+            Request::Range(r) => r.serializable,
+            _ => false,
+        }
     }
 }
 
 impl Response {
-    /// The header revision of the response.
-    pub fn revision(&self) -> i64 {
+    /// The header revision of the response (`None` for `Compacted`, which has no header).
+    pub fn revision(&self) -> Option<i64> {
         match self {
             Response::Put { revision }
             | Response::Get { revision, .. }
             | Response::Delete { revision, .. }
-            | Response::Cas { revision, .. } => *revision,
+            | Response::Cas { revision, .. }
+            | Response::Range { revision, .. }
+            | Response::DeleteRange { revision, .. }
+            | Response::Txn { revision, .. }
+            | Response::Compact { revision } => Some(*revision),
+            Response::Compacted => None,
         }
     }
 
-    /// Whether the response reports a state change: a put, a delete that removed a key, or a
-    /// Cas whose compare held. Such a response's revision is the revision the op created.
+    /// Whether the response reports a state change: a put, a delete that removed a key, a Cas
+    /// whose compare held, a txn whose branch put or deleted something. Such a response's
+    /// revision is the revision the op created.
     pub fn is_state_change(&self) -> bool {
         match self {
             Response::Put { .. } => true,
-            Response::Get { .. } => false,
-            Response::Delete { deleted, .. } => *deleted > 0,
+            Response::Get { .. }
+            | Response::Range { .. }
+            | Response::Compact { .. }
+            | Response::Compacted => false,
+            Response::Delete { deleted, .. } | Response::DeleteRange { deleted, .. } => {
+                *deleted > 0
+            }
             Response::Cas { succeeded, .. } => *succeeded,
+            Response::Txn { results, .. } => results.iter().any(OpResult::changed),
         }
     }
 }
@@ -161,7 +198,34 @@ impl Operation {
         match (&self.request, response) {
             (Request::Put { .. }, Response::Put { .. })
             | (Request::Get { .. }, Response::Get { .. })
-            | (Request::Cas { .. }, Response::Cas { .. }) => Ok(()),
+            | (Request::Cas { .. }, Response::Cas { .. })
+            | (Request::Range(_), Response::Range { .. })
+            | (Request::Compact { .. }, Response::Compact { .. } | Response::Compacted) => Ok(()),
+            (Request::Range(r), Response::Compacted) if r.revision > 0 => Ok(()),
+            (
+                Request::DeleteRange(d),
+                Response::DeleteRange {
+                    deleted, prev_kvs, ..
+                },
+            ) => {
+                if d.prev_kv && *deleted != prev_kvs.len() as i64 {
+                    return Err(format!("deleted {deleted} but {} prev_kvs", prev_kvs.len()));
+                }
+                Ok(())
+            }
+            (
+                Request::Txn(t),
+                Response::Txn {
+                    succeeded, results, ..
+                },
+            ) => {
+                let ops = t.branch(*succeeded);
+                if ops.len() != results.len() || ops.iter().zip(results).any(|(o, r)| !r.matches(o))
+                {
+                    return Err("txn results do not match the ops of its branch".to_string());
+                }
+                Ok(())
+            }
             (Request::Delete { .. }, Response::Delete { deleted, .. }) => {
                 if *deleted == 0 || *deleted == 1 {
                     Ok(())
@@ -265,6 +329,10 @@ impl fmt::Display for Request {
                 expected_mod,
                 value,
             } => write!(f, "Cas({key:?} if mod=={expected_mod} then ={value:?})"),
+            Request::Range(r) => r.fmt(f),
+            Request::DeleteRange(d) => d.fmt(f),
+            Request::Txn(t) => t.fmt(f),
+            Request::Compact { revision } => write!(f, "Compact({revision})"),
         }
     }
 }
@@ -287,6 +355,22 @@ impl fmt::Display for Response {
                 succeeded: false,
                 kv,
             } => write!(f, "rev {revision}, failed, saw {}", MaybeKv(kv)),
+            Response::Range { revision, result } => write!(f, "rev {revision}, {result}"),
+            Response::DeleteRange {
+                revision,
+                deleted,
+                prev_kvs,
+            } => write!(f, "rev {revision}, deleted {deleted} {}", Kvs(prev_kvs)),
+            Response::Txn {
+                revision,
+                succeeded,
+                results,
+            } => {
+                let branch = if *succeeded { "succeeded" } else { "failed" };
+                write!(f, "rev {revision}, {branch}: [{}]", List(results))
+            }
+            Response::Compact { revision } => write!(f, "rev {revision}, compacted"),
+            Response::Compacted => f.write_str("error: required revision has been compacted"),
         }
     }
 }

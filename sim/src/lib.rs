@@ -11,20 +11,25 @@ compile_error!("detcd-sim only means something in a simulator build: use scripts
 
 pub mod checkers;
 pub mod cluster;
+pub mod compaction;
 pub mod coordination;
 pub mod faults;
+mod grpc;
 pub mod history;
-mod key_projection;
+mod kv_compile;
 mod kv_model;
+mod kv_range;
 pub mod linearizability;
+pub mod requests;
 mod revision_order;
 mod revision_plan;
 pub mod runner;
-pub mod serializable;
+mod search;
 pub mod served_probe;
 pub mod trace;
 pub mod watchers;
 pub mod workload;
+pub mod workload_gen;
 
 #[cfg(test)]
 mod linearizability_proptests;

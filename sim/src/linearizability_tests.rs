@@ -1,4 +1,4 @@
-//! Unit tests of `crate::linearizability` and `crate::serializable` on hand-written histories:
+//! Unit tests of `crate::linearizability` on hand-written histories:
 //! valid ones must pass, and each kind of violation must be reported as such.
 
 use crate::history::{History, KeyState, Outcome, Request, Response};
@@ -334,11 +334,7 @@ fn serializable_reads() {
     let bad_read = |h: &History, revision, kv| {
         let mut bad = h.clone();
         ok(&mut bad, 3, (20, 21), sget("a"), get_ok(revision, kv));
-        let e = assert_violation(check_linearizable(&bad, 1));
-        assert!(
-            matches!(e, LinearizabilityError::SerializableRead { op: 5, .. }),
-            "{e}"
-        );
+        assert_violation(check_linearizable(&bad, 1));
     };
     bad_read(&h, 3, kv("never", 3, 3, 1)); // never written
     bad_read(&h, 3, kv("1", 2, 2, 1)); // overwritten by revision 3
@@ -378,11 +374,7 @@ fn initial_revision_other_than_one() {
     check_linearizable(&h, 100).unwrap();
     // Assuming the wrong initial revision leaves revisions 2..=100 unexplained.
     let e = assert_violation(check_linearizable(&h, 1));
-    assert!(
-        e.to_string()
-            .contains("Unknown writes to have created them"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("no Unknown write can have"), "{e}");
     // A read before the initial revision.
     assert_violation(check_linearizable(&h, 101));
 }
@@ -448,7 +440,7 @@ fn unobserved_unknown_writes_do_not_blow_up() {
         panic!("{e}")
     };
     assert_eq!(f.revision, Some(8), "{e}");
-    assert!(e.to_string().contains("key \"k0\" alone"), "{e}");
+    assert!(e.to_string().contains("Get(\"k0\")"), "{e}");
 }
 
 #[test]

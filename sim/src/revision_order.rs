@@ -32,13 +32,14 @@ pub(crate) fn validate(history: &History) -> Result<(), LinearizabilityError> {
     Ok(())
 }
 
-/// `(op index, revision, is_write)` of every `Ok` linearizable op, in history order.
+/// `(op index, header revision, is_write)` of every `Ok` linearizable op that has a header (not
+/// `Compacted`), in history order.
 pub(crate) fn ok_linearizable(history: &History) -> Vec<(usize, i64, bool)> {
     let mut out = Vec::new();
     for (i, op) in history.ops.iter().enumerate() {
         if let Outcome::Ok(resp) = &op.outcome {
-            if !op.request.is_serializable_get() {
-                out.push((i, resp.revision(), resp.is_state_change()));
+            if let (Some(rev), false) = (resp.revision(), op.request.is_serializable_read()) {
+                out.push((i, rev, resp.is_state_change()));
             }
         }
     }

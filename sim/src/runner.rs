@@ -11,10 +11,12 @@ use crate::coordination::{self, CoordinationLog, SharedCoordinationLog};
 use crate::faults;
 use crate::history::{History, Outcome, Request};
 use crate::linearizability;
+use crate::requests::RangeSpec;
 use crate::served_probe::{self, SharedServedLog};
 use crate::trace::Trace;
 use crate::watchers::{self, SharedWatchLog, WatchLog};
 use crate::workload::{Client, SharedHistory};
+use crate::workload_gen::{prefix_end, Keyspace};
 use detcd::fault::Bug;
 use madsim::rand::prelude::*;
 use std::collections::hash_map::DefaultHasher;
@@ -156,9 +158,9 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         catch_up_entries: rng.gen_range(5..100),
     };
     let clients = rng.gen_range(3..7);
-    let keys = rng.gen_range(2..6);
+    let keys = Keyspace::random(&mut rng);
     let op_timeout = Duration::from_millis(rng.gen_range(1500..4000));
-    trace.event(format!("members={members} clients={clients} keys={keys} {params:?} op_timeout={op_timeout:?} bug={:?}", options.bug));
+    trace.event(format!("members={members} clients={clients} keys={} prefixes={} {params:?} op_timeout={op_timeout:?} bug={:?}", keys.len(), keys.prefixes().len(), options.bug));
 
     let mut cluster = SimCluster::start(members, params);
     let history: SharedHistory = Arc::new(Mutex::new(History::default()));
@@ -172,10 +174,11 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, (c + 1) as u8)))
             .build();
         let history = history.clone();
+        let keys = keys.clone();
         tasks.push(node.spawn(async move {
             tokio::time::sleep(Duration::from_secs(3)).await;
             Client::new(c as u64, members, history, start, op_timeout)
-                .run_random(keys, chaos_end)
+                .run_random(keys, chaos_end - options.chaos / 3, chaos_end)
                 .await;
         }));
     }
@@ -242,16 +245,12 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             let mut trace = trace;
             let violations = availability::probe(&mut cluster, &mut client, &mut trace).await;
             // Liveness phase: final linearizable read of every key, retried until it works.
-            for k in 0..keys {
-                let key = format!("k{k}");
+            for prefix in keys.prefixes() {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                 let mut m = 0;
                 while tokio::time::Instant::now() < deadline {
                     m += 1;
-                    let req = Request::Get {
-                        key: key.clone(),
-                        serializable: false,
-                    };
+                    let req = Request::Range(RangeSpec::new(prefix.clone(), prefix_end(prefix)));
                     if matches!(client.invoke(m % members, req).await, Outcome::Ok(_)) {
                         break;
                     }
@@ -374,8 +373,9 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         max_steps: LINEARIZABILITY_BUDGET,
         ..linearizability::CheckOptions::new(1)
     };
-    if let Err(e) = linearizability::check_linearizable_with(&history, &options) {
-        failures.push(format!("linearizability: {e}"));
+    match linearizability::check_linearizable_with(&history, &options) {
+        Ok(lin) => trace.event(format!("linearizability: {} search steps", lin.steps)),
+        Err(e) => failures.push(format!("linearizability: {e}")),
     }
     trace.event(format!(
         "checked {} ops: {} failures",

@@ -185,6 +185,7 @@ impl Store {
                     }
                 }
             }
+            _ => unreachable!("testgen issues single-key requests only"),
         }
     }
 

@@ -1,7 +1,9 @@
 //! Watch clients for the watch checker: each watches every key through the real gRPC watch
 //! stream of a random member and records the events it receives. Every few seconds (and
 //! whenever its stream breaks or stalls) it drops the stream and resumes on another member from
-//! its last revision + 1, as a real client does after a failure.
+//! its last revision + 1, as a real client does after a failure. If that revision was compacted
+//! meanwhile (the stream is canceled with `compact_revision`), it resumes from the compaction
+//! point, as a real client must; the events below it are lost to it (see `crate::checkers::watch`).
 
 use crate::cluster::client_url;
 use detcd::pb::etcdserverpb::watch_client::WatchClient;
@@ -22,6 +24,9 @@ pub struct WatchLog {
     pub events: Vec<SeenEvent>,
     /// How many times it resumed on a (possibly different) member.
     pub resumes: u64,
+    /// The highest `compact_revision` a canceled stream reported (0 = never): the watcher skipped
+    /// to it.
+    pub skipped_to: i64,
 }
 
 /// Shared log of one watch client.
@@ -33,12 +38,10 @@ pub async fn watch_all(members: usize, log: SharedWatchLog, until: tokio::time::
     while tokio::time::Instant::now() < until {
         let member = rng.gen_range(0..members);
         let session = Duration::from_millis(rng.gen_range(1000..6000));
-        let next = log
-            .lock()
-            .expect("watch log")
-            .events
-            .last()
-            .map_or(1, |e| e.0 + 1);
+        let next = {
+            let log = log.lock().expect("watch log");
+            log.events.last().map_or(1, |e| e.0 + 1).max(log.skipped_to)
+        };
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         let _ =
             tokio::time::timeout(session.min(left), session_on(member, next, log.clone())).await;
@@ -70,10 +73,11 @@ async fn session_on(member: usize, start_revision: i64, log: SharedWatchLog) {
     };
     let mut stream = response.into_inner();
     while let Ok(Some(resp)) = stream.message().await {
+        let mut log = log.lock().expect("watch log");
         if resp.canceled {
+            log.skipped_to = log.skipped_to.max(resp.compact_revision);
             return;
         }
-        let mut log = log.lock().expect("watch log");
         for e in resp.events {
             let kv = e.kv.unwrap_or_default();
             log.events.push((

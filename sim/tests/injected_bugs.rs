@@ -96,3 +96,23 @@ fn expiring_leases_early_is_caught() {
         SeedOptions::new(0).chaos,
     );
 }
+
+#[test]
+fn compaction_dropping_the_latest_version_is_caught() {
+    assert_caught_within(
+        Bug::CompactDropsLatest,
+        Some("linearizability"),
+        WIDE_BUDGET,
+        Duration::from_secs(20),
+    );
+}
+
+#[test]
+fn range_reporting_no_more_is_caught() {
+    assert_caught_within(
+        Bug::RangeMoreFalse,
+        Some("linearizability"),
+        WIDE_BUDGET,
+        Duration::from_secs(20),
+    );
+}

@@ -186,6 +186,15 @@ impl KeyIndex {
         // <= at (the value visible at `at`) and everything after it.
         if let Some(g) = self.generations.first_mut() {
             let n = g.revs.partition_point(|r| r.main <= at);
+            #[cfg(madsim)]
+            let n = if crate::fault::active(crate::fault::Bug::CompactDropsLatest)
+                && n > 0
+                && n == g.revs.len()
+            {
+                n + 1
+            } else {
+                n
+            };
             if n > 1 {
                 removed.extend(g.revs.drain(..n - 1));
             }

@@ -55,6 +55,10 @@ pub fn execute(src: &impl RangeSource, r: &RangeRequest) -> Result<RangeResponse
     if requested_limit > 0 && kvs.len() > requested_limit {
         kvs.truncate(requested_limit);
         more = true;
+        #[cfg(madsim)]
+        if crate::fault::active(crate::fault::Bug::RangeMoreFalse) {
+            more = false;
+        }
     }
     let kvs = if r.count_only {
         Vec::new()

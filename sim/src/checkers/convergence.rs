@@ -12,8 +12,10 @@ pub struct MemberState {
     pub revision: i64,
     /// HashKV at that revision.
     pub hash: u32,
-    /// (revision, key, is_delete) of every event the member kept.
+    /// (revision, key, is_delete) of every event the member kept (those after `compacted`).
     pub events: Vec<(i64, Vec<u8>, bool)>,
+    /// The member's compaction revision (0 = never compacted).
+    pub compacted: i64,
 }
 
 fn member_state(cluster: &SimCluster, i: usize) -> Option<MemberState> {
@@ -36,6 +38,7 @@ fn member_state(cluster: &SimCluster, i: usize) -> Option<MemberState> {
         revision: store.current_revision(),
         hash,
         events,
+        compacted,
     })
 }
 
