@@ -138,6 +138,15 @@ pub fn client_url(i: usize) -> String {
     format!("http://{}:2379", member_ip(i))
 }
 
+/// A lazily connecting gRPC channel to member `i`'s client port (1 s connect timeout), as every
+/// simulated client uses.
+pub fn member_channel(i: usize) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(client_url(i))
+        .expect("valid member URL")
+        .connect_timeout(Duration::from_secs(1))
+        .connect_lazy()
+}
+
 /// The running simulated cluster.
 pub struct SimCluster {
     handle: Handle,

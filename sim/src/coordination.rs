@@ -6,7 +6,7 @@
 //! make a *fenced* write — a txn that puts their fencing token (the create revision of their
 //! lock key) into a shared key only if their lock key still exists — then unlock.
 
-use crate::cluster::client_url;
+use crate::cluster::member_channel;
 use detcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::lease_client::LeaseClient;
@@ -20,7 +20,7 @@ use detcd::pb::v3lockpb::{LockRequest, UnlockRequest};
 use madsim::rand::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// The shared key lock holders write their fencing tokens into.
 pub const FENCED_KEY: &str = "fenced";
@@ -70,12 +70,7 @@ pub struct CoordinationLog {
 pub type SharedCoordinationLog = Arc<Mutex<CoordinationLog>>;
 
 fn channel(member: usize) -> Option<Channel> {
-    Some(
-        Endpoint::from_shared(client_url(member))
-            .ok()?
-            .connect_timeout(Duration::from_secs(1))
-            .connect_lazy(),
-    )
+    Some(member_channel(member))
 }
 
 const OP_TIMEOUT: Duration = Duration::from_secs(3);

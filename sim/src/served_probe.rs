@@ -3,14 +3,13 @@
 //! and when. [`crate::checkers::served_revision`] then requires that no member ever answers from
 //! an older revision than it had already answered from — across crashes and restarts too.
 
-use crate::cluster::client_url;
+use crate::cluster::member_channel;
 use crate::workload::now_ns;
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::RangeRequest;
 use madsim::rand::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::Endpoint;
 
 /// One answered read: which member, when it was sent and answered (ns since the run started),
 /// and the header revision.
@@ -36,15 +35,7 @@ pub async fn probe_members(
     start: tokio::time::Instant,
     until: tokio::time::Instant,
 ) {
-    let clients: Vec<_> = (0..n)
-        .map(|i| {
-            let channel = Endpoint::from_shared(client_url(i))
-                .expect("valid member URL")
-                .connect_timeout(Duration::from_millis(500))
-                .connect_lazy();
-            KvClient::new(channel)
-        })
-        .collect();
+    let clients: Vec<_> = (0..n).map(|i| KvClient::new(member_channel(i))).collect();
     let mut rng = madsim::rand::thread_rng();
     while tokio::time::Instant::now() < until {
         for (member, client) in clients.iter().enumerate() {

@@ -5,14 +5,13 @@
 //! meanwhile (the stream is canceled with `compact_revision`), it resumes from the compaction
 //! point, as a real client must; the events below it are lost to it (see `crate::checkers::watch`).
 
-use crate::cluster::client_url;
+use crate::cluster::member_channel;
 use detcd::pb::etcdserverpb::watch_client::WatchClient;
 use detcd::pb::etcdserverpb::watch_request::RequestUnion;
 use detcd::pb::etcdserverpb::{WatchCreateRequest, WatchRequest};
 use madsim::rand::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::Endpoint;
 
 /// One event as a watcher saw it: (revision, key, is_delete, value).
 pub type SeenEvent = (i64, Vec<u8>, bool, Vec<u8>);
@@ -51,14 +50,7 @@ pub async fn watch_all(members: usize, log: SharedWatchLog, until: tokio::time::
 }
 
 async fn session_on(member: usize, start_revision: i64, log: SharedWatchLog) {
-    let Ok(endpoint) = Endpoint::from_shared(client_url(member)) else {
-        return;
-    };
-    let mut client = WatchClient::new(
-        endpoint
-            .connect_timeout(Duration::from_secs(1))
-            .connect_lazy(),
-    );
+    let mut client = WatchClient::new(member_channel(member));
     let create = WatchRequest {
         request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
             key: vec![0].into(),

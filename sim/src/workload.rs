@@ -7,7 +7,7 @@
 //! or compaction that errors or times out is `Unknown` (it may or may not have taken effect, at
 //! any time after its invoke), except that a compaction refused as a future revision is `Failed`.
 
-use crate::cluster::client_url;
+use crate::cluster::member_channel;
 use crate::grpc::execute;
 use crate::history::{History, Operation, Outcome, Request};
 use crate::workload_gen::{Generator, Keyspace};
@@ -15,7 +15,7 @@ use detcd::pb::etcdserverpb::kv_client::KvClient;
 use madsim::rand::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// A history shared by the clients of one run.
 pub type SharedHistory = Arc<Mutex<History>>;
@@ -44,15 +44,7 @@ impl Client {
         start: tokio::time::Instant,
         op_timeout: Duration,
     ) -> Client {
-        let members = (0..n)
-            .map(|i| {
-                let channel = Endpoint::from_shared(client_url(i))
-                    .expect("valid member URL")
-                    .connect_timeout(Duration::from_secs(1))
-                    .connect_lazy();
-                KvClient::new(channel)
-            })
-            .collect();
+        let members = (0..n).map(|i| KvClient::new(member_channel(i))).collect();
         Client {
             id,
             members,
