@@ -69,10 +69,6 @@ pub struct CoordinationLog {
 /// Shared log.
 pub type SharedCoordinationLog = Arc<Mutex<CoordinationLog>>;
 
-fn channel(member: usize) -> Option<Channel> {
-    Some(member_channel(member))
-}
-
 const OP_TIMEOUT: Duration = Duration::from_secs(3);
 
 async fn with_timeout<T, E>(f: impl std::future::Future<Output = Result<T, E>>) -> Option<T> {
@@ -94,9 +90,7 @@ pub async fn lease_client(
     let mut n = 0;
     while tokio::time::Instant::now() < until {
         n += 1;
-        let Some(ch) = channel(rng.gen_range(0..members)) else {
-            return;
-        };
+        let ch = member_channel(rng.gen_range(0..members));
         let (mut leases, mut kv) = (LeaseClient::new(ch.clone()), KvClient::new(ch));
         let mode = rng.gen_range(0..3);
         let ttl = 3;
@@ -191,9 +185,7 @@ pub async fn lease_client(
 pub async fn lock_client(members: usize, log: SharedCoordinationLog, until: tokio::time::Instant) {
     let mut rng = madsim::rand::thread_rng();
     while tokio::time::Instant::now() < until {
-        let Some(ch) = channel(rng.gen_range(0..members)) else {
-            return;
-        };
+        let ch = member_channel(rng.gen_range(0..members));
         let (mut leases, mut locks, mut kv) = (
             LeaseClient::new(ch.clone()),
             LockClient::new(ch.clone()),

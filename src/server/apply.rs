@@ -73,43 +73,31 @@ impl ReplicatedState {
 
     /// Read access to the key-value store.
     pub fn store(&self) -> Ranked<RwLockReadGuard<'_, Store>> {
-        Ranked::acquire(Rank::Store, || {
-            self.store.read().unwrap_or_else(|e| e.into_inner())
-        })
+        read_ranked(Rank::Store, &self.store)
     }
 
     /// Write access to the key-value store (apply path, and read-only txns).
     pub fn store_mut(&self) -> Ranked<RwLockWriteGuard<'_, Store>> {
-        Ranked::acquire(Rank::Store, || {
-            self.store.write().unwrap_or_else(|e| e.into_inner())
-        })
+        write_ranked(Rank::Store, &self.store)
     }
 
     /// Read access to the lease table.
     pub fn leases(&self) -> Ranked<RwLockReadGuard<'_, Lessor>> {
-        Ranked::acquire(Rank::Leases, || {
-            self.leases.read().unwrap_or_else(|e| e.into_inner())
-        })
+        read_ranked(Rank::Leases, &self.leases)
     }
 
     /// Write access to the lease table (apply path, and read-only txns).
     pub fn leases_mut(&self) -> Ranked<RwLockWriteGuard<'_, Lessor>> {
-        Ranked::acquire(Rank::Leases, || {
-            self.leases.write().unwrap_or_else(|e| e.into_inner())
-        })
+        write_ranked(Rank::Leases, &self.leases)
     }
 
     /// Read access to the member table.
     pub fn membership(&self) -> Ranked<RwLockReadGuard<'_, Membership>> {
-        Ranked::acquire(Rank::Membership, || {
-            self.membership.read().unwrap_or_else(|e| e.into_inner())
-        })
+        read_ranked(Rank::Membership, &self.membership)
     }
 
     fn membership_mut(&self) -> Ranked<RwLockWriteGuard<'_, Membership>> {
-        Ranked::acquire(Rank::Membership, || {
-            self.membership.write().unwrap_or_else(|e| e.into_inner())
-        })
+        write_ranked(Rank::Membership, &self.membership)
     }
 }
 
@@ -302,4 +290,15 @@ impl StateMachine for EtcdStateMachine {
         self.state.publish_revision();
         Ok(())
     }
+}
+
+/// Takes `lock` for reading under `rank` (a poisoned lock is still usable: apply never panics
+/// half-way through a change).
+fn read_ranked<T>(rank: Rank, lock: &RwLock<T>) -> Ranked<RwLockReadGuard<'_, T>> {
+    Ranked::acquire(rank, || lock.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Takes `lock` for writing under `rank`.
+fn write_ranked<T>(rank: Rank, lock: &RwLock<T>) -> Ranked<RwLockWriteGuard<'_, T>> {
+    Ranked::acquire(rank, || lock.write().unwrap_or_else(|e| e.into_inner()))
 }
