@@ -9,6 +9,7 @@
 #[cfg(not(madsim))]
 compile_error!("detcd-sim only means something in a simulator build: use scripts/sim.sh or RUSTFLAGS=\"--cfg madsim\"");
 
+mod absence;
 pub mod checkers;
 pub mod cluster;
 pub mod compaction;

@@ -39,6 +39,15 @@ fn linearizability_budget() -> u64 {
         .unwrap_or(LINEARIZABILITY_BUDGET)
 }
 
+/// Writes every op of `history`, one per line, to `path` (`DETCD_SIM_HISTORY`, for studying a
+/// failed or undecided seed). A write error is reported, not fatal.
+fn dump_history(history: &History, path: &str) {
+    let text: String = history.ops.iter().map(|op| format!("{op}\n")).collect();
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("cannot write the history to {path}: {e}");
+    }
+}
+
 /// How to run a seed.
 #[derive(Clone, Copy, Debug)]
 pub struct SeedOptions {
@@ -389,6 +398,9 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         max_steps: linearizability_budget(),
         ..linearizability::CheckOptions::new(1)
     };
+    if let Ok(path) = std::env::var("DETCD_SIM_HISTORY") {
+        dump_history(&history, &path);
+    }
     match linearizability::check_linearizable_with(&history, &options) {
         Ok(lin) => trace.event(format!("linearizability: {} search steps", lin.steps)),
         Err(e) => failures.push(format!("linearizability: {e}")),

@@ -12,6 +12,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 
+use crate::absence::{Absences, Undeletable};
 use crate::history::History;
 use crate::kv_model::{mismatch, run, Store};
 use crate::linearizability::{Failure, LinearizabilityError, Linearization};
@@ -58,6 +59,7 @@ pub(crate) struct Search<'a> {
     /// `(revision, unknown index)` placed on the current branch.
     fillers: Vec<(i64, usize)>,
     deepest: Option<DeadEnd>,
+    absences: Absences,
 }
 
 impl<'a> Search<'a> {
@@ -70,6 +72,7 @@ impl<'a> Search<'a> {
             memo: HashSet::new(),
             fillers: Vec::new(),
             deepest: None,
+            absences: Absences::new(plan),
         }
     }
 
@@ -123,7 +126,10 @@ impl<'a> Search<'a> {
             used[u / 64] |= 1 << (u % 64);
             self.fillers.push((state.revision(), u));
             self.tick()?;
-            next = Some((state, used));
+            match self.absences.check(plan, &state, &used) {
+                Some(why) => self.undeletable(&state, why),
+                None => next = Some((state, used)),
+            }
         }
     }
 
@@ -272,6 +278,25 @@ impl<'a> Search<'a> {
              responses saw]",
             gap.describe(plan, self.history),
             plan.unknown.len()
+        );
+        self.dead_end(state, true, vec![(usize::MAX, why)]);
+    }
+
+    /// Records that a key present in `state` can no longer be gone by the read that saw it absent.
+    fn undeletable(&mut self, state: &Store, why: Undeletable) {
+        let how = match why.short_of {
+            0 => "no write still to come can delete it in between".to_string(),
+            n => format!(
+                "the gaps in between are {n} short of the distinct writes needed to delete it and \
+                 other such keys"
+            ),
+        };
+        let why = format!(
+            "{:?} is present after revision {}, but {} saw it absent at revision {}, and {how}",
+            self.plan.interner.key_name(why.key),
+            state.revision(),
+            self.history.ops[why.reader],
+            why.seen_absent
         );
         self.dead_end(state, true, vec![(usize::MAX, why)]);
     }

@@ -1,0 +1,257 @@
+//! Lookahead pruning for the gap search: keys that are present now but that a later read saw
+//! absent must be deletable in between, by enough distinct writes.
+//!
+//! Owns [`Absences`], built once per `crate::revision_plan::Plan`: per key, the placed reads that
+//! saw it absent (a read whose result holds every present key of its interval: `kvs.len() ==
+//! count`), the revisions of `Ok` writes whose reported branch deletes it, and the `Unknown`
+//! writes with a delete covering it; per gap, the keys that are surely present before it and
+//! that it may not write (`kept`: a read saw the key at `R >= gap` created before the gap, and
+//! the gap forbids writing it).
+//!
+//! Soundness. After revision `s`, let `k` be present with its next absent sighting at `R > s`
+//! and no `Ok` write in `(s, R]` deleting it. Then an unused unknown write must delete `k` at a
+//! gap `g` in `(s, R]` it is admitted to (`min_slot`, reservation, pin, `k` neither forbidden nor
+//! no-delete at `g`), with a branch whose delete covering `k` touches no key of `kept(g)` and
+//! whose puts touch no forbidden key of `g` (such a branch would write a key `g` may not
+//! write). Keys with no common admissible deleter need distinct writes, hence distinct gaps: if
+//! a set of such keys, ordered by deadline `R`, has more keys up to some deadline than gaps in
+//! `(s, R]` that a deleter may fill, no extension is a linearization. Both checks only reject
+//! branches with no linearization. Without them a depth-first search learns it at `R`, after
+//! branching on every gap before `R` (seed 603: seventeen gaps in a row ahead of reads of the
+//! whole keyspace).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::kv_model::{KeyId, Out, Program, Step, Store};
+use crate::revision_plan::{is_used, Plan};
+
+/// Why a branch cannot be extended: `key` is present after the branch's revision but a read (op
+/// `reader`, an index into `History::ops`) saw it absent at `seen_absent`, and no write, or not
+/// enough distinct writes (`short_of` keys short), can delete it in between.
+pub(crate) struct Undeletable {
+    pub key: KeyId,
+    pub seen_absent: i64,
+    pub reader: usize,
+    pub short_of: usize,
+}
+
+pub(crate) struct Absences {
+    /// Per key: sorted `(revision, op index)` of the placed reads that saw it absent.
+    absent_at: Vec<Vec<(i64, usize)>>,
+    /// Per key: sorted revisions of `Ok` writes whose branch deletes it.
+    ok_deletes: Vec<Vec<i64>>,
+    /// Per key: unknown writes (indices into `Plan::unknown`) with a delete covering it.
+    deleters: Vec<Vec<usize>>,
+    /// Per gap revision: keys surely present before it that it may not write (sorted).
+    kept: BTreeMap<i64, Vec<KeyId>>,
+}
+
+/// A key the branch must still delete.
+struct Needed {
+    key: KeyId,
+    deadline: i64,
+    reader: usize,
+    deleters: BTreeSet<usize>,
+}
+
+impl Absences {
+    pub fn new(plan: &Plan) -> Self {
+        let n = plan.interner.key_count();
+        let mut absent_at = vec![Vec::new(); n];
+        let mut ok_deletes = vec![Vec::new(); n];
+        let mut deleters = vec![Vec::new(); n];
+        let mut kept: BTreeMap<i64, Vec<KeyId>> =
+            plan.gaps.keys().map(|&g| (g, Vec::new())).collect();
+        for (s, slot) in plan.slots.iter().enumerate() {
+            let rev = plan.initial + s as i64;
+            for r in &slot.reads {
+                let branch = branch(&r.prog, r.expect.succeeded);
+                for (step, out) in branch.iter().zip(&r.expect.results) {
+                    let (Step::Range(q), Out::Range(o)) = (step, out) else {
+                        continue;
+                    };
+                    for &(k, e) in o.kvs.iter().filter(|(_, e)| e.create < rev) {
+                        for (&g, keys) in kept.range_mut(e.create + 1..=rev) {
+                            if plan.gaps[&g].forbidden.binary_search(&k).is_ok() {
+                                keys.push(k);
+                            }
+                        }
+                    }
+                    if o.kvs.len() as i64 != o.count {
+                        continue;
+                    }
+                    for k in q.lo..q.hi {
+                        if o.kvs.iter().all(|&(seen, _)| seen != k) {
+                            absent_at[k as usize].push((rev, r.op));
+                        }
+                    }
+                }
+            }
+            if let Some(w) = &slot.write {
+                for_deleted(branch(&w.prog, w.expect.succeeded), |k| {
+                    ok_deletes[k as usize].push(rev)
+                });
+            }
+        }
+        for (i, u) in plan.unknown.iter().enumerate() {
+            for_deleted(&u.prog.success, |k| deleters[k as usize].push(i));
+            for_deleted(&u.prog.failure, |k| deleters[k as usize].push(i));
+        }
+        for list in &mut absent_at {
+            list.sort_unstable();
+        }
+        for list in &mut ok_deletes {
+            list.dedup();
+        }
+        for list in kept.values_mut() {
+            list.sort_unstable();
+            list.dedup();
+        }
+        for list in &mut deleters {
+            list.dedup();
+        }
+        Self {
+            absent_at,
+            ok_deletes,
+            deleters,
+            kept,
+        }
+    }
+
+    /// A present key of `state` that the writes still to come cannot delete in time, if any.
+    pub fn check(&self, plan: &Plan, state: &Store, used: &[u64]) -> Option<Undeletable> {
+        let s = state.revision();
+        let mut needed = Vec::new();
+        for key in 0..plan.interner.key_count() as KeyId {
+            if state.get(key).is_none() {
+                continue;
+            }
+            let absent = &self.absent_at[key as usize];
+            let Some(&(deadline, reader)) = absent.get(absent.partition_point(|&(r, _)| r <= s))
+            else {
+                continue;
+            };
+            let ok = &self.ok_deletes[key as usize];
+            if ok
+                .get(ok.partition_point(|&r| r <= s))
+                .is_some_and(|&r| r <= deadline)
+            {
+                continue;
+            }
+            let deleters = self.deleters(plan, key, s, deadline, used);
+            if deleters.is_empty() {
+                return Some(Undeletable {
+                    key,
+                    seen_absent: deadline,
+                    reader,
+                    short_of: 0,
+                });
+            }
+            needed.push(Needed {
+                key,
+                deadline,
+                reader,
+                deleters,
+            });
+        }
+        self.count_gaps(plan, s, needed)
+    }
+
+    /// Picks keys with pairwise disjoint deleters (each needs its own write, so its own gap), by
+    /// deadline, and checks that every deadline has enough gaps a deleter may fill.
+    fn count_gaps(&self, plan: &Plan, s: i64, mut needed: Vec<Needed>) -> Option<Undeletable> {
+        needed.sort_by_key(|n| (n.deadline, n.key));
+        let mut taken: BTreeSet<usize> = BTreeSet::new();
+        let mut picked: Vec<&Needed> = Vec::new();
+        for n in &needed {
+            if n.deleters.is_disjoint(&taken) {
+                taken.extend(&n.deleters);
+                picked.push(n);
+            }
+        }
+        for (j, n) in picked.iter().enumerate() {
+            let gaps = plan
+                .gaps
+                .range(s + 1..=n.deadline)
+                .filter(|(_, g)| g.pinned.is_none_or(|p| taken.contains(&p)))
+                .count();
+            if gaps <= j {
+                return Some(Undeletable {
+                    key: n.key,
+                    seen_absent: n.deadline,
+                    reader: n.reader,
+                    short_of: j + 1 - gaps,
+                });
+            }
+        }
+        None
+    }
+
+    /// The unused unknown writes that may delete `key` at a gap in `(after, until]`.
+    fn deleters(
+        &self,
+        plan: &Plan,
+        key: KeyId,
+        after: i64,
+        until: i64,
+        used: &[u64],
+    ) -> BTreeSet<usize> {
+        self.deleters[key as usize]
+            .iter()
+            .copied()
+            .filter(|&u| {
+                let w = &plan.unknown[u];
+                let from = w.min_slot.max(after + 1);
+                !is_used(used, u)
+                    && from <= until
+                    && plan.gaps.range(from..=until).any(|(&g, gap)| {
+                        w.reserved_for.is_none_or(|r| r == g)
+                            && gap.pinned.is_none_or(|p| p == u)
+                            && gap.forbidden.binary_search(&key).is_err()
+                            && gap.no_delete.binary_search(&key).is_err()
+                            && self.may_delete_at(plan, &w.prog, key, g)
+                    })
+            })
+            .collect()
+    }
+
+    /// Whether a branch of `prog` deletes `key` at gap `g` without writing what `g` forbids.
+    fn may_delete_at(&self, plan: &Plan, prog: &Program, key: KeyId, g: i64) -> bool {
+        let kept = &self.kept[&g];
+        let forbidden = &plan.gaps[&g].forbidden;
+        [&prog.success, &prog.failure].into_iter().any(|steps| {
+            let mut covers = false;
+            for step in steps {
+                match *step {
+                    Step::Delete { lo, hi, .. } => {
+                        if kept.iter().any(|&k| (lo..hi).contains(&k)) {
+                            return false;
+                        }
+                        covers |= (lo..hi).contains(&key);
+                    }
+                    Step::Put { key: k, .. } if forbidden.binary_search(&k).is_ok() => {
+                        return false;
+                    }
+                    _ => {}
+                }
+            }
+            covers
+        })
+    }
+}
+
+fn branch(prog: &Program, succeeded: bool) -> &[Step] {
+    if succeeded {
+        &prog.success
+    } else {
+        &prog.failure
+    }
+}
+
+fn for_deleted(steps: &[Step], mut f: impl FnMut(KeyId)) {
+    for step in steps {
+        if let Step::Delete { lo, hi, .. } = *step {
+            (lo..hi).for_each(&mut f);
+        }
+    }
+}
