@@ -32,11 +32,14 @@ pub enum Bug {
     CompactDropsLatest,
     /// A limited range reports `more = false` although keys were cut off.
     RangeMoreFalse,
+    /// A leader renews a lease on a keep-alive without confirming it still leads, so a deposed
+    /// leader that has not noticed yet answers keep-alives while the new one expires the lease.
+    RenewOnStaleLeader,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -47,6 +50,7 @@ impl Bug {
         Bug::LeaseEarlyExpiry,
         Bug::CompactDropsLatest,
         Bug::RangeMoreFalse,
+        Bug::RenewOnStaleLeader,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -62,6 +66,7 @@ impl Bug {
             Bug::LeaseEarlyExpiry => "lease-early-expiry",
             Bug::CompactDropsLatest => "compact-drops-latest",
             Bug::RangeMoreFalse => "range-more-false",
+            Bug::RenewOnStaleLeader => "renew-on-stale-leader",
         }
     }
 

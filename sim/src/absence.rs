@@ -1,14 +1,15 @@
 //! Lookahead pruning for the gap search: keys that are present now but that a later read saw
 //! absent must be deletable in between, by enough distinct writes.
 //!
-//! Owns [`Absences`], built once per `crate::revision_plan::Plan`: per key, the placed reads that
-//! saw it absent (a read whose result holds every present key of its interval: `kvs.len() ==
-//! count`), the revisions of `Ok` writes whose reported branch deletes it, and the `Unknown`
+//! Owns [`Absences`], built once per `crate::revision_plan::Plan`: per key, the revisions at
+//! which a placed op shows it absent (a read whose result holds every present key of its
+//! interval, `kvs.len() == count`; or any key state seen with create revision `c`, which means
+//! absent at `c - 1`), the revisions of `Ok` writes whose reported branch deletes it, and the `Unknown`
 //! writes with a delete covering it; per gap, the keys that are surely present before it and
 //! that it may not write (`kept`: a read saw the key at `R >= gap` created before the gap, and
 //! the gap forbids writing it).
 //!
-//! Soundness. After revision `s`, let `k` be present with its next absent sighting at `R > s`
+//! Soundness. After revision `s`, let `k` be present with its next absent sighting at `R >= s`
 //! and no `Ok` write in `(s, R]` deleting it. Then an unused unknown write must delete `k` at a
 //! gap `g` in `(s, R]` it is admitted to (`min_slot`, reservation, pin, `k` neither forbidden nor
 //! no-delete at `g`), with a branch whose delete covering `k` touches no key of `kept(g)` and
@@ -36,7 +37,7 @@ pub(crate) struct Undeletable {
 }
 
 pub(crate) struct Absences {
-    /// Per key: sorted `(revision, op index)` of the placed reads that saw it absent.
+    /// Per key: sorted `(revision, op index)` of the placed ops that show it absent.
     absent_at: Vec<Vec<(i64, usize)>>,
     /// Per key: sorted revisions of `Ok` writes whose branch deletes it.
     ok_deletes: Vec<Vec<i64>>,
@@ -92,6 +93,19 @@ impl Absences {
                     ok_deletes[k as usize].push(rev)
                 });
             }
+            // A key seen with create revision `c` was absent at `c - 1`.
+            for o in slot.reads.iter().chain(&slot.write) {
+                for out in &o.expect.results {
+                    let kvs = match out {
+                        Out::Range(r) => &r.kvs,
+                        Out::Delete { prev, .. } => prev,
+                        Out::Put => continue,
+                    };
+                    for &(k, e) in kvs.iter().filter(|(_, e)| e.create > plan.initial + 1) {
+                        absent_at[k as usize].push((e.create - 1, o.op));
+                    }
+                }
+            }
         }
         for (i, u) in plan.unknown.iter().enumerate() {
             for_deleted(&u.prog.success, |k| deleters[k as usize].push(i));
@@ -99,6 +113,7 @@ impl Absences {
         }
         for list in &mut absent_at {
             list.sort_unstable();
+            list.dedup_by_key(|(rev, _)| *rev);
         }
         for list in &mut ok_deletes {
             list.dedup();
@@ -127,7 +142,7 @@ impl Absences {
                 continue;
             }
             let absent = &self.absent_at[key as usize];
-            let Some(&(deadline, reader)) = absent.get(absent.partition_point(|&(r, _)| r <= s))
+            let Some(&(deadline, reader)) = absent.get(absent.partition_point(|&(r, _)| r < s))
             else {
                 continue;
             };

@@ -98,6 +98,8 @@ pub async fn lease_client(
         else {
             continue;
         };
+        // The leader's TTL runs from the grant, so the first keep-alive's deadline does too.
+        let granted_at = tokio::time::Instant::now();
         let lease = grant.into_inner().id;
         let key = format!("lease/{id}-{n}");
         let put = PutRequest {
@@ -141,9 +143,10 @@ pub async fn lease_client(
             }
             1 => {
                 // Keep-alives every 1.5 s on a 3 s lease: each answered within KEEP_ALIVE_GAP of
-                // the previous answer (or of the grant) leaves the leader at least a second of
-                // margin (clock rate ±5 %, message delays), so it must never expire.
-                let mut last_answer = tokio::time::Instant::now();
+                // the previous answer (or of the grant, not of the put, which may be slow) leaves
+                // the leader at least a second of margin (clock rate ±5 %, message delays), so it
+                // must never expire.
+                let mut last_answer = granted_at;
                 let mut in_time = true;
                 let mut lost = false;
                 for _ in 0..rng.gen_range(3..8) {

@@ -47,6 +47,9 @@ pub enum Fault {
     },
     /// Kill a member, flip a bit in its synced WAL or snapshot data, restart it.
     FlipBit { member: usize, seed: u64 },
+    /// Make every fsync of a member's disk take this many milliseconds (a slow or overloaded
+    /// disk: etcd's "slow fdatasync").
+    SlowDisk { member: usize, sync_ms: u64 },
 }
 
 /// EIO and ENOSPC.
@@ -73,9 +76,9 @@ pub fn schedule(n: usize, count: usize, flip_bits: bool) -> Vec<Step> {
         .map(|_| {
             let choice = if n == 1 {
                 // Faults that need no second member.
-                [3, 4, 6, 7, 8, 9][rng.gen_range(0..6)]
+                [3, 4, 6, 7, 8, 9, 11][rng.gen_range(0..7)]
             } else {
-                rng.gen_range(0..11)
+                rng.gen_range(0..12)
             };
             let fault = match choice {
                 0 => {
@@ -103,6 +106,15 @@ pub fn schedule(n: usize, count: usize, flip_bits: bool) -> Vec<Step> {
                     member: rng.gen_range(0..n),
                     errno: DISK_ERRNOS[rng.gen_range(0..2)],
                     syncs_only: rng.gen_bool(0.5),
+                },
+                11 => Fault::SlowDisk {
+                    member: rng.gen_range(0..n),
+                    // Mostly a slow disk; sometimes stalls past an election timeout.
+                    sync_ms: if rng.gen_bool(0.6) {
+                        rng.gen_range(5..300)
+                    } else {
+                        rng.gen_range(800..2500)
+                    },
                 },
                 10 if n >= 3 && !flipped => {
                     flipped = true;
@@ -207,6 +219,17 @@ pub async fn run_step(cluster: &mut SimCluster, step: &Step, trace: &mut Trace) 
             let faults = detcd::io::DiskFaults {
                 writes: (!syncs_only).then_some(*errno),
                 syncs: Some(*errno),
+                ..Default::default()
+            };
+            detcd::io::set_faults(&root, faults);
+            tokio::time::sleep(step.hold).await;
+            detcd::io::set_faults(&root, detcd::io::DiskFaults::default());
+        }
+        Fault::SlowDisk { member, sync_ms } => {
+            let root = cluster.data_dir(*member).join("member");
+            let faults = detcd::io::DiskFaults {
+                sync_latency: Duration::from_millis(*sync_ms),
+                ..Default::default()
             };
             detcd::io::set_faults(&root, faults);
             tokio::time::sleep(step.hold).await;

@@ -21,6 +21,7 @@ mod kv_compile;
 mod kv_model;
 mod kv_range;
 pub mod linearizability;
+mod presence;
 pub mod requests;
 mod revision_order;
 mod revision_plan;

@@ -16,6 +16,7 @@ use crate::absence::{Absences, Undeletable};
 use crate::history::History;
 use crate::kv_model::{mismatch, run, Store};
 use crate::linearizability::{Failure, LinearizabilityError, Linearization};
+use crate::presence::{Presences, Unreachable};
 use crate::revision_plan::{is_used, Plan};
 
 /// How many distinct "could not place" reasons a [`Failure`] keeps.
@@ -60,6 +61,7 @@ pub(crate) struct Search<'a> {
     fillers: Vec<(i64, usize)>,
     deepest: Option<DeadEnd>,
     absences: Absences,
+    presences: Presences,
 }
 
 impl<'a> Search<'a> {
@@ -73,6 +75,7 @@ impl<'a> Search<'a> {
             fillers: Vec::new(),
             deepest: None,
             absences: Absences::new(plan),
+            presences: Presences::new(plan),
         }
     }
 
@@ -126,9 +129,12 @@ impl<'a> Search<'a> {
             used[u / 64] |= 1 << (u % 64);
             self.fillers.push((state.revision(), u));
             self.tick()?;
-            match self.absences.check(plan, &state, &used) {
-                Some(why) => self.undeletable(&state, why),
-                None => next = Some((state, used)),
+            if let Some(why) = self.presences.check(plan, &state, &used) {
+                self.unreachable(&state, why);
+            } else if let Some(why) = self.absences.check(plan, &state, &used) {
+                self.undeletable(&state, why);
+            } else {
+                next = Some((state, used));
             }
         }
     }
@@ -282,6 +288,19 @@ impl<'a> Search<'a> {
         self.dead_end(state, true, vec![(usize::MAX, why)]);
     }
 
+    /// Records that a key in `state` can no longer become what a later op saw.
+    fn unreachable(&mut self, state: &Store, why: Unreachable) {
+        let why = format!(
+            "{:?} after revision {} cannot become what {} saw at revision {}: {}",
+            self.plan.interner.key_name(why.key),
+            state.revision(),
+            self.history.ops[why.reader],
+            why.seen_at,
+            why.why
+        );
+        self.dead_end(state, true, vec![(usize::MAX, why)]);
+    }
+
     /// Records that a key present in `state` can no longer be gone by the read that saw it absent.
     fn undeletable(&mut self, state: &Store, why: Undeletable) {
         let how = match why.short_of {
@@ -292,7 +311,7 @@ impl<'a> Search<'a> {
             ),
         };
         let why = format!(
-            "{:?} is present after revision {}, but {} saw it absent at revision {}, and {how}",
+            "{:?} is present after revision {}, but {} shows it absent at revision {}, and {how}",
             self.plan.interner.key_name(why.key),
             state.revision(),
             self.history.ops[why.reader],

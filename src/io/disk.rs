@@ -35,6 +35,10 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// Nothing to wait for: a real fsync has already blocked its caller for as long as it took.
+    /// (The simulated disk owes injected sync latency here.)
+    pub async fn settle(&self) {}
+
     /// A handle rooted at `root`. Nothing is created until a method needs it.
     pub fn new(root: impl Into<PathBuf>) -> Disk {
         Disk {

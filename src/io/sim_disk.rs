@@ -33,7 +33,9 @@
 //! set, writes (appends, atomic writes, truncations, file creation) and/or
 //! syncs fail with the given OS error (EIO, ENOSPC); a failed append leaves
 //! nothing behind, and a failed sync drops the pending bytes (as Linux may
-//! after an fsync error), so nothing that failed to persist survives.
+//! after an fsync error), so nothing that failed to persist survives. A sync
+//! latency makes each successful sync owe that much time, which the disk's
+//! user waits out in [`Disk::settle`] before it acts on what it synced.
 //! [`flip_bit`] damages synced data in the older half of a file, where a
 //! crash can never leave garbage, so only corruption can explain it.
 
@@ -83,6 +85,9 @@ pub struct DiskFaults {
     pub writes: Option<i32>,
     /// Syncs fail with this errno (and drop what they would have made durable).
     pub syncs: Option<i32>,
+    /// Every successful sync takes this long: the time is owed until the disk's user waits it
+    /// out with [`Disk::settle`] (a real fsync blocks its caller in place).
+    pub sync_latency: std::time::Duration,
 }
 
 /// Sets (or, with the default value, clears) the faults of the disk rooted at `root`.
@@ -151,6 +156,8 @@ struct SimState {
     last_appended: Option<u64>,
     /// Injected faults.
     faults: DiskFaults,
+    /// Sync latency owed since the last [`Disk::settle`].
+    owed: std::time::Duration,
 }
 
 impl SimState {
@@ -207,6 +214,15 @@ impl std::fmt::Debug for Disk {
 }
 
 impl Disk {
+    /// Waits out the latency owed by the syncs done since the last call (see
+    /// [`DiskFaults::sync_latency`]).
+    pub async fn settle(&self) {
+        let owed = std::mem::take(&mut lock(&self.state).owed);
+        if !owed.is_zero() {
+            tokio::time::sleep(owed).await;
+        }
+    }
+
     /// The simulated disk for `root`, created empty on first use.
     pub fn new(root: impl Into<PathBuf>) -> Disk {
         let root = root.into();
@@ -493,6 +509,7 @@ impl AppendFile {
             let pending = std::mem::take(&mut file.pending);
             file.synced.extend_from_slice(&pending);
         }
+        st.owed += st.faults.sync_latency;
         Ok(())
     }
 

@@ -43,6 +43,7 @@ impl Recovered {
 
 /// The WAL and the snapshot files of one member.
 pub struct DurableLog {
+    disk: Disk,
     wal: Wal,
     snapshots: SnapshotStore,
     mark: CommitMark,
@@ -57,10 +58,11 @@ impl DurableLog {
             None => None,
         };
         let (mark, marked_commit) = CommitMark::open(disk.clone())?;
-        let (wal, records) = Wal::open(disk, "wal")?;
+        let (wal, records) = Wal::open(disk.clone(), "wal")?;
         let recovered = replay(snapshot, &records, marked_commit)?;
         Ok((
             DurableLog {
+                disk,
                 wal,
                 snapshots,
                 mark,
@@ -91,6 +93,12 @@ impl DurableLog {
         }
         self.wal.sync()?;
         Ok(())
+    }
+
+    /// Waits as long as the syncs since the last call took, where that is not already behind us
+    /// (simulated sync latency; see `crate::io::Disk::settle`).
+    pub async fn settle(&self) {
+        self.disk.settle().await;
     }
 
     /// Records in the commit mark that everything up to `commit` is committed and durable in

@@ -6,6 +6,7 @@
 
 pub mod commit_mark;
 pub mod durable;
+mod election_timer;
 pub mod node;
 pub mod read_index;
 pub mod status;

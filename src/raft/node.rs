@@ -4,7 +4,10 @@
 //! Ready order (the durability invariant): messages a leader may send before persisting go out
 //! first; a received snapshot is saved and installed; new entries and the hard state are appended
 //! to the WAL and fsynced **once per Ready**; only then are committed entries applied and the
-//! messages that depend on the new state (votes, append acks) sent.
+//! messages that depend on the new state (votes, append acks) sent. The two halves are
+//! `persist_ready` and `finish_ready`; between them the run loop waits out the time the fsync
+//! took (`DurableLog::settle`: nothing in production, where fsync blocks in place; the injected
+//! sync latency in the simulator), so a slow disk delays acks, applies and ticks as it would.
 //!
 //! Commit durability (a member never answers from less than it acknowledged, across restarts
 //! too): an entry is applied — and so acknowledged or served — only once a hard state carrying a
@@ -25,13 +28,14 @@
 
 use super::commit_mark::MARK_INTERVAL_TICKS;
 use super::durable::DurableLog;
+use super::election_timer::ElectionTimer;
 use super::read_index::{ReadIndexQueue, ReadWaiter};
 use super::status::{RaftStatus, SharedStatus};
 use super::storage::RaftStorage;
 use super::transport::{PeerReport, Transport};
 use super::{RaftError, StateMachine};
 use raft::eraftpb::{ConfChangeV2, Entry, EntryType, Message, Snapshot};
-use raft::{RawNode, StateRole, Storage};
+use raft::{RawNode, Ready, Storage};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -191,8 +195,7 @@ pub struct RaftNode<S: StateMachine> {
     config: NodeConfig,
     ticks: u64,
     last_snapshot_index: u64,
-    election_key: (u64, StateRole, u64),
-    election_resets: u64,
+    election_timer: ElectionTimer,
     is_learner: bool,
     /// Highest commit index whose hard state and entries are durable in the WAL.
     durable_commit: u64,
@@ -254,6 +257,7 @@ impl<S: StateMachine> RaftNode<S> {
         };
         let last_snapshot_index = parts.storage.latest_snapshot().get_metadata().index;
         let seq_start = madsim::rand::random::<u64>() >> 1;
+        let election_timer = ElectionTimer::new(config.seed, config.id, config.election_ticks);
         let mut node = RaftNode {
             raw,
             storage: parts.storage,
@@ -269,12 +273,11 @@ impl<S: StateMachine> RaftNode<S> {
             config,
             ticks: 0,
             last_snapshot_index,
-            election_key: (u64::MAX, StateRole::Follower, 0),
-            election_resets: 0,
+            election_timer,
             is_learner: false,
             durable_commit,
         };
-        node.derandomize_election_timeout();
+        node.election_timer.derandomize(&mut node.raw);
         // Apply everything recovered as committed before anyone can read this member.
         while node.raw.raft.raft_log.applied < node.raw.raft.raft_log.committed
             && node.raw.has_ready()
@@ -324,7 +327,7 @@ impl<S: StateMachine> RaftNode<S> {
                 },
                 Some(report) = self.reports.recv() => self.on_report(report),
             }
-            self.derandomize_election_timeout();
+            self.election_timer.derandomize(&mut self.raw);
             // A read round that completes inside a Ready lets the reads queued behind it start
             // at once, so keep going until no new round is issued.
             loop {
@@ -334,7 +337,7 @@ impl<S: StateMachine> RaftNode<S> {
                 if let Some(ctx) = &issued {
                     self.raw.read_index(ctx.clone());
                 }
-                self.on_ready()?;
+                self.on_ready_settled().await?;
                 if issued.is_none() {
                     break;
                 }
@@ -403,36 +406,30 @@ impl<S: StateMachine> RaftNode<S> {
         }
     }
 
-    /// raft-rs draws election timeouts from an OS-seeded RNG, which a simulation cannot replay.
-    /// Whenever raft may have reset its timer — term, role or leader changed, or the election
-    /// clock is at zero (a pre-candidate re-campaigning at the same term resets it without any
-    /// other visible change) — the timeout is replaced by one derived from the node's seed and a
-    /// counter, so the same seed yields the same elections.
-    fn derandomize_election_timeout(&mut self) {
-        let r = &self.raw.raft;
-        let key = (r.term, r.state, r.leader_id);
-        if key == self.election_key && r.election_elapsed != 0 {
-            return;
+    /// Handles one Ready without waiting (recovery at start, before anything is served).
+    fn on_ready(&mut self) -> Result<(), RaftError> {
+        match self.persist_ready()? {
+            Some(ready) => self.finish_ready(ready),
+            None => Ok(()),
         }
-        self.election_key = key;
-        self.election_resets += 1;
-        let min = self.config.election_ticks as u64;
-        let mix = splitmix64(
-            self.config.seed
-                ^ self.config.id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                ^ self.election_resets.rotate_left(32)
-                ^ r.term,
-        );
-        let timeout = min + mix % min;
-        self.raw
-            .raft
-            .set_randomized_election_timeout(timeout as usize);
     }
 
-    fn on_ready(&mut self) -> Result<(), RaftError> {
+    /// Handles one Ready, waiting out the time its fsync took before anything acts on it: votes
+    /// and acks leave, and entries apply, only once they are durable.
+    async fn on_ready_settled(&mut self) -> Result<(), RaftError> {
+        if let Some(ready) = self.persist_ready()? {
+            self.durable.settle().await;
+            self.finish_ready(ready)?;
+        }
+        Ok(())
+    }
+
+    /// The first half of a Ready: sends what may leave before persisting, installs a snapshot,
+    /// appends and fsyncs entries and hard state. None if raft has nothing ready.
+    fn persist_ready(&mut self) -> Result<Option<Ready>, RaftError> {
         if !self.raw.has_ready() {
             self.reads.release(self.raw.raft.raft_log.applied);
-            return Ok(());
+            return Ok(None);
         }
         let mut ready = self.raw.ready();
         if !ready.messages().is_empty() {
@@ -456,6 +453,12 @@ impl<S: StateMachine> RaftNode<S> {
             self.durable.sync()?;
             self.durable_commit = self.durable_commit.max(self.storage.commit());
         }
+        Ok(Some(ready))
+    }
+
+    /// The second half of a Ready, once it is durable: applies committed entries, sends the
+    /// messages that needed persistence, advances raft.
+    fn finish_ready(&mut self, mut ready: Ready) -> Result<(), RaftError> {
         let committed = ready.take_committed_entries();
         self.apply(committed)?;
         if !ready.persisted_messages().is_empty() {
@@ -588,13 +591,6 @@ fn own_proposal(ctx: &[u8], me: u64) -> Option<u64> {
     let member = u64::from_be_bytes(ctx.get(..8)?.try_into().ok()?);
     let seq = u64::from_be_bytes(ctx.get(8..16)?.try_into().ok()?);
     (member == me).then_some(seq)
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 #[cfg(test)]

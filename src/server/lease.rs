@@ -81,7 +81,14 @@ impl LeaseService {
     }
 
     /// Renews `id` on the leader's clock (TTL 0 if the lease does not exist).
+    ///
+    /// The leader first confirms with a quorum that it still leads (ReadIndex, as etcd 3.5.13+
+    /// does): a deposed leader that has not heard of it yet — stalled on a slow disk, say —
+    /// would otherwise renew a clock nobody consults while the new leader expires the lease.
     async fn renew(&self, id: i64) -> Result<LeaseKeepAliveResponse, RequestError> {
+        if self.is_leader() && !skips_leadership_check() {
+            self.core.linearizable_read().await?;
+        }
         if !self.is_leader() {
             let mut leader = self.leader_client().await?;
             return self
@@ -262,6 +269,14 @@ impl LeaseForward for LeaseService {
             LeaseService::time_to_live(self, request.into_inner()).await?,
         ))
     }
+}
+
+/// Whether the injected bug `renew-on-stale-leader` is on (sim builds only).
+fn skips_leadership_check() -> bool {
+    #[cfg(madsim)]
+    return crate::fault::active(crate::fault::Bug::RenewOnStaleLeader);
+    #[cfg(not(madsim))]
+    false
 }
 
 /// The leader's expiry loop: runs for the life of the member.
