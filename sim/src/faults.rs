@@ -47,9 +47,14 @@ pub enum Fault {
     },
     /// Kill a member, flip a bit in its synced WAL or snapshot data, restart it.
     FlipBit { member: usize, seed: u64 },
-    /// Make every fsync of a member's disk take this many milliseconds (a slow or overloaded
-    /// disk: etcd's "slow fdatasync").
-    SlowDisk { member: usize, sync_ms: u64 },
+    /// Make every fsync of a member's disk (the leader's if `leader`) take this many
+    /// milliseconds (a slow or overloaded disk: etcd's "slow fdatasync"); past an election
+    /// timeout the member is deposed while it still believes it leads.
+    SlowDisk {
+        leader: bool,
+        member: usize,
+        sync_ms: u64,
+    },
 }
 
 /// EIO and ENOSPC.
@@ -108,12 +113,13 @@ pub fn schedule(n: usize, count: usize, flip_bits: bool) -> Vec<Step> {
                     syncs_only: rng.gen_bool(0.5),
                 },
                 11 => Fault::SlowDisk {
+                    leader: rng.gen_bool(0.6),
                     member: rng.gen_range(0..n),
                     // Mostly a slow disk; sometimes stalls past an election timeout.
                     sync_ms: if rng.gen_bool(0.6) {
                         rng.gen_range(5..300)
                     } else {
-                        rng.gen_range(800..2500)
+                        rng.gen_range(1000..5000)
                     },
                 },
                 10 if n >= 3 && !flipped => {
@@ -225,8 +231,18 @@ pub async fn run_step(cluster: &mut SimCluster, step: &Step, trace: &mut Trace) 
             tokio::time::sleep(step.hold).await;
             detcd::io::set_faults(&root, detcd::io::DiskFaults::default());
         }
-        Fault::SlowDisk { member, sync_ms } => {
-            let root = cluster.data_dir(*member).join("member");
+        Fault::SlowDisk {
+            leader,
+            member,
+            sync_ms,
+        } => {
+            let victim = if *leader {
+                cluster.leader().unwrap_or(*member)
+            } else {
+                *member
+            };
+            trace.event(format!("slowing m{}", victim + 1));
+            let root = cluster.data_dir(victim).join("member");
             let faults = detcd::io::DiskFaults {
                 sync_latency: Duration::from_millis(*sync_ms),
                 ..Default::default()

@@ -116,3 +116,16 @@ fn range_reporting_no_more_is_caught() {
         Duration::from_secs(20),
     );
 }
+
+/// A leader deposed while stalled on a slow disk only answers keep-alives alone long enough for
+/// the new leader to expire the lease when the stall outlasts a TTL and a keep-alive client is
+/// on that member: rarer than the other bugs' triggers, so it gets more seeds.
+#[test]
+fn renewing_on_a_stale_leader_is_caught() {
+    assert_caught_within(
+        Bug::RenewOnStaleLeader,
+        Some("lease"),
+        250,
+        SeedOptions::new(0).chaos,
+    );
+}

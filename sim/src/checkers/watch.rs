@@ -38,7 +38,8 @@ pub fn check(logs: &[WatchLog], reference: &MemberState) -> Result<(), String> {
                 log.resumes
             ));
         }
-        if log.skipped_to > floor {
+        // `skipped_to` 0 means never skipped; `floor` is -1 when nothing was ever compacted.
+        if log.skipped_to > 0 && log.skipped_to > floor {
             return Err(format!(
                 "watcher {c}: told revision {} was compacted, but the members compacted only to {floor}",
                 log.skipped_to
