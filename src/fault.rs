@@ -32,9 +32,10 @@ pub enum Bug {
     CompactDropsLatest,
     /// A limited range reports `more = false` although keys were cut off.
     RangeMoreFalse,
-    /// A leader renews a lease on a keep-alive without confirming it still leads, so a deposed
-    /// leader that has not noticed yet answers keep-alives while the new one expires the lease.
-    RenewOnStaleLeader,
+    /// A leader renews leases on keep-alives, and revokes the ones its clock says expired,
+    /// without confirming it still leads: a deposed leader that has not noticed yet answers
+    /// keep-alives while the new one expires the lease, or revokes a lease kept alive elsewhere.
+    LeaseOnStaleLeader,
 }
 
 impl Bug {
@@ -50,7 +51,7 @@ impl Bug {
         Bug::LeaseEarlyExpiry,
         Bug::CompactDropsLatest,
         Bug::RangeMoreFalse,
-        Bug::RenewOnStaleLeader,
+        Bug::LeaseOnStaleLeader,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -66,7 +67,7 @@ impl Bug {
             Bug::LeaseEarlyExpiry => "lease-early-expiry",
             Bug::CompactDropsLatest => "compact-drops-latest",
             Bug::RangeMoreFalse => "range-more-false",
-            Bug::RenewOnStaleLeader => "renew-on-stale-leader",
+            Bug::LeaseOnStaleLeader => "lease-on-stale-leader",
         }
     }
 

@@ -94,12 +94,13 @@ pub async fn lease_client(
         let (mut leases, mut kv) = (LeaseClient::new(ch.clone()), KvClient::new(ch));
         let mode = rng.gen_range(0..3);
         let ttl = 3;
+        // The leader's TTL runs from when it applies the grant, which can be long before a
+        // lagging member answers: the first keep-alive's deadline runs from the request.
+        let granted_at = tokio::time::Instant::now();
         let Some(grant) = with_timeout(leases.lease_grant(LeaseGrantRequest { ttl, id: 0 })).await
         else {
             continue;
         };
-        // The leader's TTL runs from the grant, so the first keep-alive's deadline does too.
-        let granted_at = tokio::time::Instant::now();
         let lease = grant.into_inner().id;
         let key = format!("lease/{id}-{n}");
         let put = PutRequest {
@@ -143,7 +144,7 @@ pub async fn lease_client(
             }
             1 => {
                 // Keep-alives every 1.5 s on a 3 s lease: each answered within KEEP_ALIVE_GAP of
-                // the previous answer (or of the grant, not of the put, which may be slow) leaves
+                // the previous answer (or of the grant request) leaves
                 // the leader at least a second of margin (clock rate ±5 %, message delays), so it
                 // must never expire.
                 let mut last_answer = granted_at;

@@ -123,7 +123,7 @@ fn range_reporting_no_more_is_caught() {
 #[test]
 fn renewing_on_a_stale_leader_is_caught() {
     assert_caught_within(
-        Bug::RenewOnStaleLeader,
+        Bug::LeaseOnStaleLeader,
         Some("lease"),
         250,
         SeedOptions::new(0).chaos,

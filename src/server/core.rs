@@ -98,6 +98,14 @@ impl ServerCore {
         }
     }
 
+    /// Whether this member led in `term` and still does after a ReadIndex round, i.e. a quorum
+    /// confirmed it leads (a ReadIndex alone also succeeds on a member that has just stepped
+    /// down: the new leader answers it).
+    pub async fn confirm_leadership(&self, term: u64) -> bool {
+        let leads = |s: RaftStatus| s.leader == self.member_id && s.term == term;
+        leads(self.status()) && self.linearizable_read().await.is_ok() && leads(self.status())
+    }
+
     fn timeout_error(&self) -> RequestError {
         if self.raft.status().leader == 0 {
             RequestError::NoLeader

@@ -82,12 +82,18 @@ impl LeaseService {
 
     /// Renews `id` on the leader's clock (TTL 0 if the lease does not exist).
     ///
-    /// The leader first confirms with a quorum that it still leads (ReadIndex, as etcd 3.5.13+
-    /// does): a deposed leader that has not heard of it yet — stalled on a slow disk, say —
+    /// The leader first confirms with a quorum that it still leads (ReadIndex, as etcd does since
+    /// its issue 15247): a deposed leader that has not heard of it yet — stalled on a slow disk, say —
     /// would otherwise renew a clock nobody consults while the new leader expires the lease.
     async fn renew(&self, id: i64) -> Result<LeaseKeepAliveResponse, RequestError> {
-        if self.is_leader() && !skips_leadership_check() {
-            self.core.linearizable_read().await?;
+        let term = self.core.status().term;
+        if self.is_leader()
+            && !skips_leadership_check()
+            && !self.core.confirm_leadership(term).await
+            && self.is_leader()
+        {
+            // Still believes it leads, but no quorum confirmed it: renew nothing.
+            return Err(RequestError::NotLeader);
         }
         if !self.is_leader() {
             let mut leader = self.leader_client().await?;
@@ -271,10 +277,11 @@ impl LeaseForward for LeaseService {
     }
 }
 
-/// Whether the injected bug `renew-on-stale-leader` is on (sim builds only).
+/// Whether the injected bug `lease-on-stale-leader` is on (sim builds only): leases renewed and
+/// expired without confirming leadership.
 fn skips_leadership_check() -> bool {
     #[cfg(madsim)]
-    return crate::fault::active(crate::fault::Bug::RenewOnStaleLeader);
+    return crate::fault::active(crate::fault::Bug::LeaseOnStaleLeader);
     #[cfg(not(madsim))]
     false
 }
@@ -325,6 +332,12 @@ pub async fn run_expiry(core: Arc<ServerCore>) {
         for id in expired {
             let core = core.clone();
             tokio::spawn(async move {
+                // A deposed leader's clock is stale (keep-alives went to the new leader): confirm
+                // leadership first, as etcd does since its issue 15247. A ReadIndex alone is not
+                // enough — a member that has stepped down gets one from the new leader.
+                if !skips_leadership_check() && !core.confirm_leadership(status.term).await {
+                    return;
+                }
                 let revoke = Internal::LeaseRevoke(LeaseRevokeRequest { id });
                 if let Err(e) = core.propose(revoke).await {
                     tracing::debug!(lease = id, error = %e, "revoking an expired lease failed");
