@@ -14,26 +14,25 @@
 //! gap `g` in `(s, R]` it is admitted to (`min_slot`, reservation, pin, `k` neither forbidden nor
 //! no-delete at `g`), with a branch whose delete covering `k` touches no key of `kept(g)` and
 //! whose puts touch no forbidden key of `g` (such a branch would write a key `g` may not
-//! write). Keys with no common admissible deleter need distinct writes, hence distinct gaps: if
-//! a set of such keys, ordered by deadline `R`, has more keys up to some deadline than gaps in
-//! `(s, R]` that a deleter may fill, no extension is a linearization. Both checks only reject
-//! branches with no linearization. Without them a depth-first search learns it at `R`, after
+//! write). If there is none, no extension is a linearization; otherwise the delete is a need of
+//! `crate::gap_budget`, which counts it against the gaps left together with the puts that
+//! `crate::presence` finds owed. These checks only reject branches with no linearization. Without them a depth-first search learns it at `R`, after
 //! branching on every gap before `R` (seed 603: seventeen gaps in a row ahead of reads of the
 //! whole keyspace).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::gap_budget::Need;
 use crate::kv_model::{KeyId, Out, Program, Step, Store};
 use crate::revision_plan::{is_used, Plan};
 
-/// Why a branch cannot be extended: `key` is present after the branch's revision but a read (op
-/// `reader`, an index into `History::ops`) saw it absent at `seen_absent`, and no write, or not
-/// enough distinct writes (`short_of` keys short), can delete it in between.
+/// Why a branch cannot be extended: `key` is present after the branch's revision but op
+/// `reader` (an index into `History::ops`) shows it absent at `seen_absent`, and no write still
+/// to come can delete it in between.
 pub(crate) struct Undeletable {
     pub key: KeyId,
     pub seen_absent: i64,
     pub reader: usize,
-    pub short_of: usize,
 }
 
 pub(crate) struct Absences {
@@ -45,14 +44,6 @@ pub(crate) struct Absences {
     deleters: Vec<Vec<usize>>,
     /// Per gap revision: keys surely present before it that it may not write (sorted).
     kept: BTreeMap<i64, Vec<KeyId>>,
-}
-
-/// A key the branch must still delete.
-struct Needed {
-    key: KeyId,
-    deadline: i64,
-    reader: usize,
-    deleters: BTreeSet<usize>,
 }
 
 impl Absences {
@@ -133,8 +124,14 @@ impl Absences {
         }
     }
 
-    /// A present key of `state` that the writes still to come cannot delete in time, if any.
-    pub fn check(&self, plan: &Plan, state: &Store, used: &[u64]) -> Option<Undeletable> {
+    /// A present key of `state` that no write still to come can delete in time, or else the
+    /// deletes the branch still needs (for `crate::gap_budget`).
+    pub fn check(
+        &self,
+        plan: &Plan,
+        state: &Store,
+        used: &[u64],
+    ) -> Result<Vec<Need>, Undeletable> {
         let s = state.revision();
         let mut needed = Vec::new();
         for key in 0..plan.interner.key_count() as KeyId {
@@ -155,51 +152,21 @@ impl Absences {
             }
             let deleters = self.deleters(plan, key, s, deadline, used);
             if deleters.is_empty() {
-                return Some(Undeletable {
+                return Err(Undeletable {
                     key,
                     seen_absent: deadline,
                     reader,
-                    short_of: 0,
                 });
             }
-            needed.push(Needed {
+            needed.push(Need {
                 key,
                 deadline,
                 reader,
-                deleters,
+                count: 1,
+                writers: deleters,
             });
         }
-        self.count_gaps(plan, s, needed)
-    }
-
-    /// Picks keys with pairwise disjoint deleters (each needs its own write, so its own gap), by
-    /// deadline, and checks that every deadline has enough gaps a deleter may fill.
-    fn count_gaps(&self, plan: &Plan, s: i64, mut needed: Vec<Needed>) -> Option<Undeletable> {
-        needed.sort_by_key(|n| (n.deadline, n.key));
-        let mut taken: BTreeSet<usize> = BTreeSet::new();
-        let mut picked: Vec<&Needed> = Vec::new();
-        for n in &needed {
-            if n.deleters.is_disjoint(&taken) {
-                taken.extend(&n.deleters);
-                picked.push(n);
-            }
-        }
-        for (j, n) in picked.iter().enumerate() {
-            let gaps = plan
-                .gaps
-                .range(s + 1..=n.deadline)
-                .filter(|(_, g)| g.pinned.is_none_or(|p| taken.contains(&p)))
-                .count();
-            if gaps <= j {
-                return Some(Undeletable {
-                    key: n.key,
-                    seen_absent: n.deadline,
-                    reader: n.reader,
-                    short_of: j + 1 - gaps,
-                });
-            }
-        }
-        None
+        Ok(needed)
     }
 
     /// The unused unknown writes that may delete `key` at a gap in `(after, until]`.

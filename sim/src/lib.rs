@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod compaction;
 pub mod coordination;
 pub mod faults;
+mod gap_budget;
 mod grpc;
 pub mod history;
 mod kv_compile;

@@ -11,10 +11,14 @@
 //! `e.mod <= s`). Its version grows by one per put, so the puts in `(s, e.mod]` number exactly
 //! `e.version - version` (one per revision: etcd rejects a txn that puts a key twice, and the
 //! workload never sends one): `Ok` writes account for some, and each of the rest needs its own gap
-//! in `(s, e.mod]` that an unused unknown write with a put of `k` may fill. Violating any of
-//! this, no extension is a linearization. (Seed 12: six puts of one key to place in a run of
+//! in `(s, e.mod]` that an unused unknown write with a put of `k` may fill (and those puts are
+//! a need of `crate::gap_budget`, counted with every other key's). Violating any of this, no
+//! extension is a linearization. (Seed 12: six puts of one key to place in a run of
 //! gaps, found only at the read that saw version 6.)
 
+use std::collections::BTreeSet;
+
+use crate::gap_budget::Need;
 use crate::kv_model::{Entry, KeyId, Out, Step, Store};
 use crate::revision_plan::{is_used, Plan};
 
@@ -88,15 +92,25 @@ impl Presences {
         }
     }
 
-    /// A key of `state` that can no longer become what a later op saw, if any.
-    pub fn check(&self, plan: &Plan, state: &Store, used: &[u64]) -> Option<Unreachable> {
+    /// A key of `state` that can no longer become what a later op saw, or else the puts the
+    /// branch still owes (for `crate::gap_budget`).
+    pub fn check(
+        &self,
+        plan: &Plan,
+        state: &Store,
+        used: &[u64],
+    ) -> Result<Vec<Need>, Unreachable> {
         let s = state.revision();
-        (0..plan.interner.key_count() as KeyId).find_map(|key| {
+        let mut needs = Vec::new();
+        for key in 0..plan.interner.key_count() as KeyId {
             let seen = &self.seen[key as usize];
             let from = seen.partition_point(|&(r, _, _)| r < s);
-            let &(seen_at, reader, e) = seen[from..].iter().find(|(_, _, e)| e.create <= s)?;
+            let Some(&(seen_at, reader, e)) = seen[from..].iter().find(|(_, _, e)| e.create <= s)
+            else {
+                continue;
+            };
             let fail = |why| {
-                Some(Unreachable {
+                Err(Unreachable {
                     key,
                     seen_at,
                     reader,
@@ -124,11 +138,46 @@ impl Presences {
             if needed < 0 {
                 return fail("writes still to come put it more often than that op saw");
             }
-            if needed > 0 && self.free_gaps(plan, key, s, e.modr, used) < needed as usize {
+            if needed == 0 {
+                continue;
+            }
+            if self.free_gaps(plan, key, s, e.modr, used) < needed as usize {
                 return fail("too few gaps remain for the puts of it that op's version needs");
             }
-            None
-        })
+            needs.push(Need {
+                key,
+                deadline: e.modr,
+                reader,
+                count: needed as usize,
+                writers: self.writers(plan, key, s, e.modr, used),
+            });
+        }
+        Ok(needs)
+    }
+
+    /// The unused unknown writes that may put `key` at a gap in `(after, until]`.
+    fn writers(
+        &self,
+        plan: &Plan,
+        key: KeyId,
+        after: i64,
+        until: i64,
+        used: &[u64],
+    ) -> BTreeSet<usize> {
+        self.putters[key as usize]
+            .iter()
+            .copied()
+            .filter(|&u| {
+                let w = &plan.unknown[u];
+                !is_used(used, u)
+                    && plan.gaps.range(after + 1..=until).any(|(&g, gap)| {
+                        w.min_slot <= g
+                            && w.reserved_for.is_none_or(|r| r == g)
+                            && gap.pinned.is_none_or(|p| p == u)
+                            && gap.forbidden.binary_search(&key).is_err()
+                    })
+            })
+            .collect()
     }
 
     /// Gaps in `(after, until]` that an unused unknown write with a put of `key` may fill.

@@ -12,11 +12,12 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use crate::absence::{Absences, Undeletable};
+use crate::absence::Absences;
+use crate::gap_budget::shortfall;
 use crate::history::History;
 use crate::kv_model::{mismatch, run, Store};
 use crate::linearizability::{Failure, LinearizabilityError, Linearization};
-use crate::presence::{Presences, Unreachable};
+use crate::presence::Presences;
 use crate::revision_plan::{is_used, Plan};
 
 /// How many distinct "could not place" reasons a [`Failure`] keeps.
@@ -129,12 +130,9 @@ impl<'a> Search<'a> {
             used[u / 64] |= 1 << (u % 64);
             self.fillers.push((state.revision(), u));
             self.tick()?;
-            if let Some(why) = self.presences.check(plan, &state, &used) {
-                self.unreachable(&state, why);
-            } else if let Some(why) = self.absences.check(plan, &state, &used) {
-                self.undeletable(&state, why);
-            } else {
-                next = Some((state, used));
+            match self.lookahead(&state, &used) {
+                Some(why) => self.dead_end(&state, true, vec![(usize::MAX, why)]),
+                None => next = Some((state, used)),
             }
         }
     }
@@ -288,36 +286,45 @@ impl<'a> Search<'a> {
         self.dead_end(state, true, vec![(usize::MAX, why)]);
     }
 
-    /// Records that a key in `state` can no longer become what a later op saw.
-    fn unreachable(&mut self, state: &Store, why: Unreachable) {
-        let why = format!(
-            "{:?} after revision {} cannot become what {} saw at revision {}: {}",
-            self.plan.interner.key_name(why.key),
-            state.revision(),
-            self.history.ops[why.reader],
-            why.seen_at,
-            why.why
-        );
-        self.dead_end(state, true, vec![(usize::MAX, why)]);
-    }
-
-    /// Records that a key present in `state` can no longer be gone by the read that saw it absent.
-    fn undeletable(&mut self, state: &Store, why: Undeletable) {
-        let how = match why.short_of {
-            0 => "no write still to come can delete it in between".to_string(),
-            n => format!(
-                "the gaps in between are {n} short of the distinct writes needed to delete it and \
-                 other such keys"
-            ),
+    /// Why no extension of the branch at `state` can match what later ops saw, if the lookahead
+    /// of `crate::presence`, `crate::absence` and `crate::gap_budget` finds a reason.
+    fn lookahead(&self, state: &Store, used: &[u64]) -> Option<String> {
+        let (plan, ops) = (self.plan, &self.history.ops);
+        let s = state.revision();
+        let name = |k| plan.interner.key_name(k);
+        let mut needs = match self.presences.check(plan, state, used) {
+            Ok(needs) => needs,
+            Err(u) => {
+                return Some(format!(
+                    "{:?} after revision {s} cannot become what {} saw at revision {}: {}",
+                    name(u.key),
+                    ops[u.reader],
+                    u.seen_at,
+                    u.why
+                ))
+            }
         };
-        let why = format!(
-            "{:?} is present after revision {}, but {} shows it absent at revision {}, and {how}",
-            self.plan.interner.key_name(why.key),
-            state.revision(),
-            self.history.ops[why.reader],
-            why.seen_absent
-        );
-        self.dead_end(state, true, vec![(usize::MAX, why)]);
+        match self.absences.check(plan, state, used) {
+            Ok(more) => needs.extend(more),
+            Err(u) => {
+                return Some(format!(
+                    "{:?} is present after revision {s}, but {} shows it absent at revision {}, \
+                     and no write still to come can delete it in between",
+                    name(u.key),
+                    ops[u.reader],
+                    u.seen_absent
+                ))
+            }
+        }
+        let (need, short) = shortfall(plan, s, needs)?;
+        Some(format!(
+            "after revision {s}, the gaps up to revision {} are {short} short of the distinct \
+             writes still needed (puts and deletes) for keys to look as later ops saw them, \
+             {:?} as {} saw it among them",
+            need.deadline,
+            name(need.key),
+            ops[need.reader]
+        ))
     }
 
     /// Records a dead end after `state`; `unplaced` = (op index or `usize::MAX`, reason).
