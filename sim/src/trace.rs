@@ -20,9 +20,13 @@ impl Trace {
         }
     }
 
-    /// Records an event at the current simulated time.
+    /// Records an event at the current simulated time (and prints it at once when
+    /// `DETCD_SIM_TRACE` is set, for runs that end in a panic before the trace is shown).
     pub fn event(&mut self, what: String) {
         let at = self.start.map_or(0, |s| s.elapsed().as_nanos());
+        if std::env::var_os("DETCD_SIM_TRACE").is_some() {
+            eprintln!("  [{:>9.3}s] {what}", at as f64 / 1e9);
+        }
         self.events.push((at, what));
     }
 

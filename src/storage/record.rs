@@ -190,6 +190,25 @@ pub(crate) fn scan_segment(buf: &[u8]) -> SegmentScan {
     }
 }
 
+/// Whether damage found at frame offset `pos` of a segment's tail is what a crash during an
+/// append leaves (see `crate::io`): a frame cut short (its header or payload runs past the end of
+/// the file), or one whose bytes end in zeros through the end of the file (the size grew before
+/// the data reached the disk). A complete frame that fails its checksum and ends in data is
+/// corruption of synced bytes, never a torn write. (A frame that happens to end in a zero byte
+/// cannot be told apart, so it counts as torn.)
+pub(crate) fn is_torn_tail(buf: &[u8], pos: usize) -> bool {
+    let have = buf.len() - pos;
+    if have < FRAME_HEADER_LEN {
+        return true;
+    }
+    let len = read_u32(buf, pos) as usize;
+    let end = pos + FRAME_HEADER_LEN + len;
+    if end > buf.len() {
+        return true;
+    }
+    buf[end - 1..].iter().all(|&b| b == 0)
+}
+
 /// Offset of the first valid frame starting strictly after `pos`, if any.
 /// Used to tell a torn tail (nothing valid follows the damage) from
 /// corruption in the middle (valid records follow it).

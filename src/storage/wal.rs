@@ -12,10 +12,13 @@
 //!   (`Disk::write_atomic`), so a damaged header is always hard corruption.
 //! * Only the last segment may have an unsynced (and thus possibly torn)
 //!   tail: automatic rolling syncs the old segment before creating the next.
-//!   At open, damage in the last segment with no valid record after it is a
-//!   torn tail: the file is truncated to the last good record (synced) and a
-//!   warning is logged. Damage followed by a valid record, or damage in any
-//!   earlier segment, is `StorageError::Corrupt`. (Limitation: a torn frame
+//!   At open, damage in the last segment with no valid record after it that
+//!   a crash can leave (a record cut short, or ending in zeros through the
+//!   end of the file: `record::is_torn_tail`) is a torn tail: the file is
+//!   truncated to the last good record (synced) and a warning is logged.
+//!   Damage followed by a valid record, a complete record failing its
+//!   checksum with data at its end, or damage in any earlier segment, is
+//!   `StorageError::Corrupt`. (Limitation: a torn frame
 //!   whose *payload* embeds a byte-exact valid frame is misreported as
 //!   corruption; the opposite mistake, dropping synced data, cannot happen
 //!   this way.)
@@ -26,8 +29,8 @@ use tracing::warn;
 
 use crate::io::{AppendFile, Disk};
 use crate::storage::record::{
-    encode_frame, find_valid_frame_after, frame_header, scan_segment, Record, SegmentHeader,
-    FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN,
+    encode_frame, find_valid_frame_after, frame_header, is_torn_tail, scan_segment, Record,
+    SegmentHeader, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::storage::StorageError;
 
@@ -132,6 +135,12 @@ impl Layout<'_> {
                 }
                 if let Some(next) = find_valid_frame_after(&bytes, offset) {
                     let reason = format!("{reason}; a valid record follows at offset {next}");
+                    return Err(self.corrupt(seq, offset, reason));
+                }
+                if !is_torn_tail(&bytes, offset) {
+                    let reason = format!(
+                        "{reason} in a complete record: synced data changed, not a torn write"
+                    );
                     return Err(self.corrupt(seq, offset, reason));
                 }
                 warn!(
