@@ -27,5 +27,6 @@ step "tests (madsim build, release: unit tests, determinism, injected bugs, regr
 "${sim_env[@]}" cargo test --workspace --release
 
 step "simulation: 1,000 seeds, then a determinism check (each seed run twice)"
-bash scripts/sim.sh --seeds 1..1000 --skip sim/undecided.txt
+# 1,000 seeds: 1..1001 less the one undecided seed there (sim/undecided.txt).
+bash scripts/sim.sh --seeds 1..1001 --skip sim/undecided.txt
 bash scripts/sim.sh --seeds 1001..1030 --check-determinism --skip sim/undecided.txt

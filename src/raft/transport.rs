@@ -5,6 +5,12 @@
 //! is reported unreachable, queued messages are dropped (raft retransmits) and the stream is
 //! reopened. Batches carrying a snapshot go as single `Send` calls so their delivery can be
 //! reported to raft. A full queue drops messages too, so a dead peer never blocks the node task.
+//! A stream that has carried messages for [`SILENCE_LIMIT`] without a word back from the peer
+//! (raft answers nearly everything: appends, heartbeats, votes) is presumed stuck and reopened:
+//! a connection through a partition can neither fail nor deliver for a long time (TCP backs off
+//! its retransmissions, up to 10 s in madsim's model), and HTTP/2 keep-alive, which would cut it
+//! in production, does not exist in the simulator (seed 1837: no leader for 8 s after a
+//! partition healed, because one member's messages waited behind a backed-off connection).
 //!
 //! Inbound, [`PeerService`] decodes each message and steps it into the local node. A batch from
 //! another cluster (a member started with another `--initial-cluster-token`) is refused with
@@ -36,6 +42,14 @@ pub const MAX_PEER_MESSAGE: usize = 1 << 30;
 
 /// A recurring peer warning (refused messages) is logged at most this often per peer.
 pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// When each peer's last batch arrived: written by [`PeerService`], read by the senders (a leaf
+/// lock, held only to read or write one entry).
+pub type HeardFrom = Arc<Mutex<BTreeMap<u64, Instant>>>;
+
+/// How long a stream may carry messages without a batch back from the peer before it is
+/// reopened (three election timeouts of silence would already have cost the peer its leader).
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 
 /// When a recurring warning was last logged, per peer.
 #[derive(Default)]
@@ -80,9 +94,15 @@ pub struct Transport {
     cluster_id: u64,
     queues: Arc<RwLock<BTreeMap<u64, mpsc::Sender<Message>>>>,
     reports: mpsc::UnboundedSender<PeerReport>,
+    heard: HeardFrom,
 }
 
 impl Transport {
+    /// The record of when each peer was last heard from, for [`PeerService::new`].
+    pub fn heard(&self) -> HeardFrom {
+        self.heard.clone()
+    }
+
     /// A transport for member `from`; reports go to the returned receiver.
     pub fn new(from: u64, cluster_id: u64) -> (Self, mpsc::UnboundedReceiver<PeerReport>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -91,6 +111,7 @@ impl Transport {
             cluster_id,
             queues: Arc::default(),
             reports: tx,
+            heard: Arc::default(),
         };
         (t, rx)
     }
@@ -113,6 +134,7 @@ impl Transport {
             queue: rx,
             reports: self.reports.clone(),
             warned: WarnThrottle::default(),
+            heard: self.heard.clone(),
         };
         tokio::spawn(sender.run());
         Ok(())
@@ -149,6 +171,7 @@ struct PeerSender {
     queue: mpsc::Receiver<Message>,
     reports: mpsc::UnboundedSender<PeerReport>,
     warned: WarnThrottle,
+    heard: HeardFrom,
 }
 
 /// How long a broken stream waits before reconnecting (messages meanwhile are dropped).
@@ -160,7 +183,11 @@ impl PeerSender {
     /// Keeps one stream open to the peer and pipelines batches onto it; batches carrying a
     /// snapshot go as separate calls so their delivery can be reported.
     async fn run(mut self) {
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let opened = Instant::now();
+            let mut sent_at: Option<Instant> = None;
             let (tx, rx) = mpsc::channel::<MessageBatch>(STREAM_BUFFER);
             let mut client = self.client.clone();
             let mut call = Box::pin(async move {
@@ -187,6 +214,14 @@ impl PeerSender {
                             self.send_with_report(batch).await;
                         } else if tx.try_send(self.encode(&batch)).is_err() {
                             break true;
+                        } else {
+                            sent_at = Some(Instant::now());
+                        }
+                    }
+                    _ = check.tick() => {
+                        if self.stuck(opened, sent_at) {
+                            tracing::debug!(to = self.to, "peer silent on an open stream; reopening");
+                            break true;
                         }
                     }
                 }
@@ -204,6 +239,20 @@ impl PeerSender {
                 }
             }
         }
+    }
+
+    /// Whether the stream opened at `opened`, last used at `sent_at`, has gone unanswered for
+    /// [`SILENCE_LIMIT`]: something was sent after the peer was last heard from (or the stream
+    /// opened), and that is longer ago than the limit.
+    fn stuck(&self, opened: Instant, sent_at: Option<Instant>) -> bool {
+        let heard = self
+            .heard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.to)
+            .copied();
+        let since = heard.map_or(opened, |h| h.max(opened));
+        sent_at.is_some_and(|sent| sent > since) && since.elapsed() > SILENCE_LIMIT
     }
 
     /// Warns (throttled) when the peer refused our messages rather than being unreachable.
@@ -264,17 +313,20 @@ impl PeerSender {
 pub struct PeerService<O> {
     cluster_id: u64,
     node: RaftHandle<O>,
+    heard: HeardFrom,
     /// Refused senders, for throttling the warning (a leaf lock, held only to check it).
     warned: Mutex<WarnThrottle>,
 }
 
 impl<O: Send + 'static> PeerService<O> {
     /// Serves peers of cluster `cluster_id`, stepping their messages into `node`. Wrap it in
-    /// `PeerServer` with `max_decoding_message_size(MAX_PEER_MESSAGE)`.
-    pub fn new(cluster_id: u64, node: RaftHandle<O>) -> Self {
+    /// `PeerServer` with `max_decoding_message_size(MAX_PEER_MESSAGE)`. Arrivals are recorded
+    /// in `heard` (the local [`Transport::heard`]).
+    pub fn new(cluster_id: u64, node: RaftHandle<O>, heard: HeardFrom) -> Self {
         PeerService {
             cluster_id,
             node,
+            heard,
             warned: Mutex::default(),
         }
     }
@@ -301,6 +353,10 @@ impl<O: Send + 'static> PeerService<O> {
                 self.cluster_id, batch.cluster_id
             )));
         }
+        self.heard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(batch.from, Instant::now());
         for bytes in batch.messages {
             let msg = Message::parse_from_bytes(&bytes)
                 .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;

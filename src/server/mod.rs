@@ -122,6 +122,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
     );
 
     let (transport, reports) = Transport::new(me, cid);
+    let heard_from = transport.heard();
     for member in state.membership().members.values() {
         if member.id != me {
             if let Some(url) = member.peer_urls.first() {
@@ -169,7 +170,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
 
     let mut tasks = Vec::new();
     for listener in peer_listeners {
-        let service = PeerServer::new(PeerService::new(cid, raft.clone()))
+        let service = PeerServer::new(PeerService::new(cid, raft.clone(), heard_from.clone()))
             .max_decoding_message_size(MAX_PEER_MESSAGE);
         let forward = LeaseForwardServer::new(lease::LeaseService::new(core.clone()));
         let router = listen::server().add_service(service).add_service(forward);

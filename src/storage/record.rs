@@ -194,8 +194,9 @@ pub(crate) fn scan_segment(buf: &[u8]) -> SegmentScan {
 /// append leaves (see `crate::io`): a frame cut short (its header or payload runs past the end of
 /// the file), or one whose bytes end in zeros through the end of the file (the size grew before
 /// the data reached the disk). A complete frame that fails its checksum and ends in data is
-/// corruption of synced bytes, never a torn write. (A frame that happens to end in a zero byte
-/// cannot be told apart, so it counts as torn.)
+/// corruption of synced bytes, never a torn write; so is a frame "cut short" only because its
+/// length field grew (a shorter length matches its checksum). (A frame that happens to end in a
+/// zero byte cannot be told apart, so it counts as torn.)
 pub(crate) fn is_torn_tail(buf: &[u8], pos: usize) -> bool {
     let have = buf.len() - pos;
     if have < FRAME_HEADER_LEN {
@@ -204,9 +205,26 @@ pub(crate) fn is_torn_tail(buf: &[u8], pos: usize) -> bool {
     let len = read_u32(buf, pos) as usize;
     let end = pos + FRAME_HEADER_LEN + len;
     if end > buf.len() {
-        return true;
+        // Cut short, unless a damaged length field only makes it look so: a tear keeps a prefix
+        // of the frame, so no shorter payload can match the stored checksum (but for a 2^-32
+        // chance per length), whereas after a changed length the real payload does.
+        return !shorter_payload_matches(buf, pos);
     }
     buf[end - 1..].iter().all(|&b| b == 0)
+}
+
+/// Whether some payload length that fits in `buf` matches the checksum of the frame at `pos`.
+fn shorter_payload_matches(buf: &[u8], pos: usize) -> bool {
+    let stored = read_u32(buf, pos + 4);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[buf[pos + 8]]);
+    if h.clone().finalize() == stored {
+        return true;
+    }
+    buf[pos + FRAME_HEADER_LEN..].iter().any(|&b| {
+        h.update(&[b]);
+        h.clone().finalize() == stored
+    })
 }
 
 /// Offset of the first valid frame starting strictly after `pos`, if any.

@@ -138,9 +138,8 @@ impl Layout<'_> {
                     return Err(self.corrupt(seq, offset, reason));
                 }
                 if !is_torn_tail(&bytes, offset) {
-                    let reason = format!(
-                        "{reason} in a complete record: synced data changed, not a torn write"
-                    );
+                    let reason =
+                        format!("{reason}: synced data changed (not what a torn write leaves)");
                     return Err(self.corrupt(seq, offset, reason));
                 }
                 warn!(
