@@ -57,7 +57,7 @@ impl Absences {
         for (s, slot) in plan.slots.iter().enumerate() {
             let rev = plan.initial + s as i64;
             for r in &slot.reads {
-                let branch = branch(&r.prog, r.expect.succeeded);
+                let branch = r.reported_branch();
                 for (step, out) in branch.iter().zip(&r.expect.results) {
                     let (Step::Range(q), Out::Range(o)) = (step, out) else {
                         continue;
@@ -80,9 +80,7 @@ impl Absences {
                 }
             }
             if let Some(w) = &slot.write {
-                for_deleted(branch(&w.prog, w.expect.succeeded), |k| {
-                    ok_deletes[k as usize].push(rev)
-                });
+                for_deleted(w.reported_branch(), |k| ok_deletes[k as usize].push(rev));
             }
             // A key seen with create revision `c` was absent at `c - 1`.
             for o in slot.reads.iter().chain(&slot.write) {
@@ -182,16 +180,12 @@ impl Absences {
             .iter()
             .copied()
             .filter(|&u| {
-                let w = &plan.unknown[u];
-                let from = w.min_slot.max(after + 1);
                 !is_used(used, u)
-                    && from <= until
-                    && plan.gaps.range(from..=until).any(|(&g, gap)| {
-                        w.reserved_for.is_none_or(|r| r == g)
-                            && gap.pinned.is_none_or(|p| p == u)
-                            && gap.forbidden.binary_search(&key).is_err()
+                    && after < until
+                    && plan.gaps.range(after + 1..=until).any(|(&g, gap)| {
+                        plan.may_write_at(u, g, key)
                             && gap.no_delete.binary_search(&key).is_err()
-                            && self.may_delete_at(plan, &w.prog, key, g)
+                            && self.may_delete_at(plan, &plan.unknown[u].prog, key, g)
                     })
             })
             .collect()
@@ -219,14 +213,6 @@ impl Absences {
             }
             covers
         })
-    }
-}
-
-fn branch(prog: &Program, succeeded: bool) -> &[Step] {
-    if succeeded {
-        &prog.success
-    } else {
-        &prog.failure
     }
 }
 

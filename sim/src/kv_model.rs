@@ -325,6 +325,17 @@ pub(crate) struct Program {
     pub failure: Vec<Step>,
 }
 
+impl Program {
+    /// The steps of the success or the failure branch.
+    pub fn branch(&self, succeeded: bool) -> &[Step] {
+        if succeeded {
+            &self.success
+        } else {
+            &self.failure
+        }
+    }
+}
+
 /// What one step produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Out {
@@ -377,11 +388,7 @@ fn holds(c: &Cmp, e: Option<&Entry>) -> bool {
 pub(crate) fn run(prog: &Program, store: &Store, interner: &Interner) -> Exec {
     let rev = store.revision + 1;
     let succeeded = prog.compares.iter().all(|c| holds(c, store.get(c.key)));
-    let steps = if succeeded {
-        &prog.success
-    } else {
-        &prog.failure
-    };
+    let steps = prog.branch(succeeded);
     let mut writes = Writes::new();
     let mut results = Vec::with_capacity(steps.len());
     for step in steps {

@@ -65,12 +65,7 @@ impl Presences {
                     }
                 }
             }
-            let branch = if w.expect.succeeded {
-                &w.prog.success
-            } else {
-                &w.prog.failure
-            };
-            for_puts(branch, |k| ok_puts[k as usize].push(rev));
+            for_puts(w.reported_branch(), |k| ok_puts[k as usize].push(rev));
         }
         for (i, u) in plan.unknown.iter().enumerate() {
             for_puts(&u.prog.success, |k| putters[k as usize].push(i));
@@ -141,7 +136,13 @@ impl Presences {
             if needed == 0 {
                 continue;
             }
-            if self.free_gaps(plan, key, s, e.modr, used) < needed as usize {
+            let writers = self.writers(plan, key, s, e.modr, used);
+            let free = plan
+                .gaps
+                .range(s + 1..=e.modr)
+                .filter(|(&g, _)| writers.iter().any(|&u| plan.may_write_at(u, g, key)))
+                .count();
+            if free < needed as usize {
                 return fail("too few gaps remain for the puts of it that op's version needs");
             }
             needs.push(Need {
@@ -149,7 +150,7 @@ impl Presences {
                 deadline: e.modr,
                 reader,
                 count: needed as usize,
-                writers: self.writers(plan, key, s, e.modr, used),
+                writers,
             });
         }
         Ok(needs)
@@ -168,33 +169,13 @@ impl Presences {
             .iter()
             .copied()
             .filter(|&u| {
-                let w = &plan.unknown[u];
                 !is_used(used, u)
-                    && plan.gaps.range(after + 1..=until).any(|(&g, gap)| {
-                        w.min_slot <= g
-                            && w.reserved_for.is_none_or(|r| r == g)
-                            && gap.pinned.is_none_or(|p| p == u)
-                            && gap.forbidden.binary_search(&key).is_err()
-                    })
+                    && plan
+                        .gaps
+                        .range(after + 1..=until)
+                        .any(|(&g, _)| plan.may_write_at(u, g, key))
             })
             .collect()
-    }
-
-    /// Gaps in `(after, until]` that an unused unknown write with a put of `key` may fill.
-    fn free_gaps(&self, plan: &Plan, key: KeyId, after: i64, until: i64, used: &[u64]) -> usize {
-        plan.gaps
-            .range(after + 1..=until)
-            .filter(|(&g, gap)| {
-                gap.forbidden.binary_search(&key).is_err()
-                    && self.putters[key as usize].iter().any(|&u| {
-                        let w = &plan.unknown[u];
-                        !is_used(used, u)
-                            && w.min_slot <= g
-                            && w.reserved_for.is_none_or(|r| r == g)
-                            && gap.pinned.is_none_or(|p| p == u)
-                    })
-            })
-            .count()
     }
 }
 

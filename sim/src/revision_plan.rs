@@ -42,6 +42,13 @@ pub(crate) struct OkOp {
     pub expect: Expect,
 }
 
+impl OkOp {
+    /// The branch its response reported taking.
+    pub fn reported_branch(&self) -> &[Step] {
+        self.prog.branch(self.expect.succeeded)
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     pub write: Option<OkOp>,
@@ -135,6 +142,16 @@ pub(crate) struct Plan {
 impl Plan {
     pub fn slot(&self, rev: i64) -> &Slot {
         &self.slots[(rev - self.initial) as usize]
+    }
+
+    /// Whether unknown write `u` may create gap revision `g` and write `key` there: invoked
+    /// early enough, not reserved for or pinned to another gap, and `key` not forbidden there.
+    pub fn may_write_at(&self, u: usize, g: i64, key: KeyId) -> bool {
+        let (w, gap) = (&self.unknown[u], &self.gaps[&g]);
+        w.min_slot <= g
+            && w.reserved_for.is_none_or(|r| r == g)
+            && gap.pinned.is_none_or(|p| p == u)
+            && gap.forbidden.binary_search(&key).is_err()
     }
 
     /// Whether no op placed after revision `rev` can observe or change `key`.
@@ -394,12 +411,7 @@ impl Plan {
         let mut ok_puts: BTreeMap<(KeyId, i64), ()> = BTreeMap::new();
         for (s, slot) in self.slots.iter().enumerate() {
             let Some(w) = &slot.write else { continue };
-            let branch = if w.expect.succeeded {
-                &w.prog.success
-            } else {
-                &w.prog.failure
-            };
-            for step in branch {
+            for step in w.reported_branch() {
                 if let Step::Put { key, .. } = *step {
                     ok_puts.insert((key, initial + s as i64), ());
                 }

@@ -53,6 +53,34 @@ fn write_log(disk: &Disk, records: &[Record]) {
     wal.sync().unwrap();
 }
 
+/// A log of `n` records synced in one segment: the segment's name, its bytes and where its last
+/// record starts, for tests that damage the tail.
+struct Tail {
+    _dir: TempDir,
+    disk: Disk,
+    records: Vec<Record>,
+    seg: String,
+    full: Vec<u8>,
+    last_start: usize,
+}
+
+fn tail_of(n: usize) -> Tail {
+    let (dir, disk) = fresh();
+    let records: Vec<Record> = (0..n).map(rec).collect();
+    write_log(&disk, &records);
+    let seg = last_segment(&disk);
+    let full = disk.read(&seg).unwrap();
+    let last_start = full.len() - frame_len(records.last().unwrap());
+    Tail {
+        _dir: dir,
+        disk,
+        records,
+        seg,
+        full,
+        last_start,
+    }
+}
+
 fn assert_corrupt(result: Result<(Wal, Vec<Record>), StorageError>, want_offset: usize) {
     match result {
         Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, want_offset as u64),
@@ -131,12 +159,14 @@ proptest! {
 
 #[test]
 fn truncated_tail_at_every_offset() {
-    let (_t, disk) = fresh();
-    let records: Vec<Record> = (0..12).map(rec).collect();
-    write_log(&disk, &records);
-    let seg = last_segment(&disk);
-    let full = disk.read(&seg).unwrap();
-    let last_start = full.len() - frame_len(records.last().unwrap());
+    let Tail {
+        _dir: _t,
+        disk,
+        records,
+        seg,
+        full,
+        last_start,
+    } = tail_of(12);
     for cut in SEGMENT_HEADER_LEN..full.len() {
         disk.write_atomic(&seg, &full[..cut]).unwrap();
         // Records that fit entirely below the cut survive.
@@ -171,12 +201,14 @@ fn changed_byte_in_a_complete_tail_record_is_fatal() {
     // data: that is corruption of synced bytes, and truncating it would drop an entry the
     // member had acknowledged (found by the simulator, seed 4292: a flipped bit in the last
     // record was "repaired" away and raft panicked on the lost entry).
-    let (_t, disk) = fresh();
-    let records: Vec<Record> = (0..8).map(rec).collect();
-    write_log(&disk, &records);
-    let seg = last_segment(&disk);
-    let full = disk.read(&seg).unwrap();
-    let last_start = full.len() - frame_len(records.last().unwrap());
+    let Tail {
+        _dir: _t,
+        disk,
+        seg,
+        full,
+        last_start,
+        ..
+    } = tail_of(8);
     for at in last_start..full.len() {
         let mut bad = full.clone();
         bad[at] ^= 0x5a;
@@ -190,12 +222,14 @@ fn changed_byte_in_a_complete_tail_record_is_fatal() {
 
 #[test]
 fn zero_filled_tail_record_is_truncated() {
-    let (_t, disk) = fresh();
-    let records: Vec<Record> = (0..8).map(rec).collect();
-    write_log(&disk, &records);
-    let seg = last_segment(&disk);
-    let full = disk.read(&seg).unwrap();
-    let last_start = full.len() - frame_len(records.last().unwrap());
+    let Tail {
+        _dir: _t,
+        disk,
+        records,
+        seg,
+        full,
+        last_start,
+    } = tail_of(8);
     for from in last_start..full.len() {
         let mut torn = full.clone();
         torn[from..].fill(0);
