@@ -56,7 +56,7 @@ impl Disk {
         self.root.join(rel)
     }
 
-    fn resolve(&self, op: &'static str, rel: &str) -> Result<PathBuf, DiskError> {
+    pub(super) fn resolve(&self, op: &'static str, rel: &str) -> Result<PathBuf, DiskError> {
         let norm = normalize_rel(rel).map_err(|e| DiskError::new(op, self.path(rel), e))?;
         Ok(if norm.is_empty() {
             self.root.to_path_buf()
@@ -289,7 +289,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn sync_parent(path: &Path) -> io::Result<()> {
+pub(super) fn sync_parent(path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
         _ => sync_dir(Path::new(".")),

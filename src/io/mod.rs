@@ -1,7 +1,7 @@
 //! File-system boundary of detcd: the only module allowed to touch a disk.
 //!
 //! Owns the [`Disk`] handle (a cheap, clonable handle rooted at a data
-//! directory) and the [`AppendFile`] handle it hands out. Two backends share
+//! directory) and the [`AppendFile`] and [`RandomFile`] handles it hands out. Two backends share
 //! one API:
 //!
 //! * `disk` (`cfg(not(madsim))`): `std::fs` with real `fsync` of files and
@@ -27,11 +27,15 @@ use std::path::PathBuf;
 pub mod disk;
 #[cfg(not(madsim))]
 pub use disk::{AppendFile, Disk};
+#[cfg(not(madsim))]
+mod random_file;
+#[cfg(not(madsim))]
+pub use random_file::RandomFile;
 
 #[cfg(madsim)]
 pub mod sim_disk;
 #[cfg(madsim)]
-pub use sim_disk::{crash, flip_bit, set_faults, AppendFile, Disk, DiskFaults};
+pub use sim_disk::{crash, flip_bit, set_faults, AppendFile, Disk, DiskFaults, RandomFile};
 
 pub mod clock;
 pub mod signal;

@@ -47,6 +47,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{normalize_rel, DiskError};
 
+#[path = "sim_random.rs"]
+mod random;
+pub use random::RandomFile;
+
 thread_local! {
     static REGISTRY: RefCell<BTreeMap<PathBuf, Arc<Mutex<SimState>>>> =
         const { RefCell::new(BTreeMap::new()) };
@@ -64,7 +68,12 @@ pub fn crash(root: &Path, tear: Option<u64>) {
     let target = st.last_appended.take();
     let mut rng = tear.map(SplitMix64);
     for (id, file) in st.inodes.iter_mut() {
-        if let (Some(rng), true) = (rng.as_mut(), target == Some(*id)) {
+        let torn = rng.as_mut().filter(|_| target == Some(*id));
+        if file.unsynced.is_some() {
+            file.crash_random(torn);
+            continue;
+        }
+        if let Some(rng) = torn {
             let keep = rng.below(file.pending.len() as u64 + 1) as usize;
             let mut torn = file.pending[..keep].to_vec();
             if keep > 0 && rng.below(3) == 0 {
@@ -136,11 +145,17 @@ pub fn wipe(root: &Path) {
 struct SimFile {
     synced: Vec<u8>,
     pending: Vec<u8>,
+    /// For a file written at offsets ([`RandomFile`]): what reads see and the writes a crash
+    /// may lose. `None` when everything is synced (then `synced` is the content).
+    unsynced: Option<Box<random::Unsynced>>,
 }
 
 impl SimFile {
     fn len(&self) -> u64 {
-        (self.synced.len() + self.pending.len()) as u64
+        match &self.unsynced {
+            Some(u) => u.current.len() as u64,
+            None => (self.synced.len() + self.pending.len()) as u64,
+        }
     }
 }
 
@@ -326,8 +341,13 @@ impl Disk {
         let st = lock(&self.state);
         let file = &st.inodes[&self.inode(&st, "read", &norm)?];
         let mut out = Vec::with_capacity(file.len() as usize);
-        out.extend_from_slice(&file.synced);
-        out.extend_from_slice(&file.pending);
+        match &file.unsynced {
+            Some(u) => out.extend_from_slice(&u.current),
+            None => {
+                out.extend_from_slice(&file.synced);
+                out.extend_from_slice(&file.pending);
+            }
+        }
         Ok(out)
     }
 
@@ -390,7 +410,7 @@ impl Disk {
         }
         let file = SimFile {
             synced: parts.concat(),
-            pending: Vec::new(),
+            ..SimFile::default()
         };
         st.link(&norm, file);
         Ok(())
@@ -435,6 +455,7 @@ impl Disk {
             return Err(self.err("truncate", &norm, e));
         }
         let file = st.inodes.get_mut(&id).expect("linked inode exists");
+        file.sync_random();
         let pending = std::mem::take(&mut file.pending);
         file.synced.extend_from_slice(&pending);
         file.synced.resize(len as usize, 0);

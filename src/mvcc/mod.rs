@@ -38,6 +38,7 @@
 //! assert_eq!(r.revision, 2);
 //! ```
 
+mod history;
 mod key_index;
 mod key_range;
 pub mod revision;

@@ -17,6 +17,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use crate::mvcc::{Event, EventKind, KeyValue, MvccError, RangeResult, Store};
+use crate::storage::Batch;
 
 const PUT_KEYS: [&[u8]; 5] = [b"a", b"b", b"c", b"d", b"e"];
 const RANGE_KEYS: [&[u8]; 8] = [b"", b"\0", b"a", b"b", b"c", b"d", b"e", b"f"];
@@ -39,6 +40,10 @@ enum Op {
     Events(usize, usize, u16),
     Hash(u16),
     Snapshot,
+    /// Commit pending history to the backend (durably or not).
+    Flush(bool),
+    /// Flush, then rebuild the store from its backend alone, as a restart does.
+    Reopen,
 }
 
 fn value_of(v: u8) -> Vec<u8> {
@@ -333,6 +338,13 @@ fn run(ops: Vec<Op>) {
                 }
             }
             Op::Snapshot => store = check_round_trip(&store),
+            Op::Flush(durable) => store.flush(Batch::default(), durable).unwrap(),
+            Op::Reopen => {
+                store.flush(Batch::default(), true).unwrap();
+                let reopened = Store::open(store.backend().clone()).unwrap();
+                assert_eq!(reopened, store);
+                store = reopened;
+            }
         }
         store.check_invariants().unwrap();
         assert_eq!(store.current_revision(), model.current());
@@ -363,6 +375,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..8usize, 0..8usize, any::<u16>()).prop_map(|(k, e, s)| Op::Events(k, e, s)),
         1 => any::<u16>().prop_map(Op::Hash),
         1 => Just(Op::Snapshot),
+        2 => any::<bool>().prop_map(Op::Flush),
+        1 => Just(Op::Reopen),
     ]
 }
 

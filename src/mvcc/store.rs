@@ -1,24 +1,28 @@
-//! [`Store`]: the MVCC state: a key index plus a revision-ordered record map.
+//! [`Store`]: the MVCC state: a key index in RAM plus the revision-ordered history on disk.
 //!
 //! Owns:
 //! * `index`: key -> [`KeyIndex`] (generations of revisions), ordered by key,
-//!   so range reads walk keys in order without sorting.
-//! * `records`: [`Revision`] -> [`Record`] (value, create revision, version,
-//!   lease, tombstone flag), ordered by revision, so watch catch-up, hashing
-//!   and snapshots walk history in commit order. A value is stored here once;
-//!   the key bytes are an `Arc<[u8]>` shared with the index entry.
+//!   so range reads walk keys in order without sorting. This is all the store
+//!   keeps in RAM per key (etcd's treeIndex).
+//! * `history`: [`Revision`] -> [`Record`] (value, create revision, version,
+//!   lease, tombstone flag) in the backend's `key` bucket ([`History`]), so
+//!   watch catch-up, hashing and snapshots walk history in commit order.
 //! * `current` / `compacted`: the newest committed main revision (starts at
 //!   1, like etcd) and the last compaction point (-1 = never, etcd's
 //!   `compactMainRev`: so a fresh store accepts `compact(0)`, once).
 //!
 //! Invariants (verified by `check_invariants` in tests):
-//! * The revisions referenced by all key indexes are exactly the keys of
-//!   `records`, and a record is a tombstone exactly when its index says so.
+//! * The revisions referenced by all key indexes are exactly the records of
+//!   the history, and a record is a tombstone exactly when its index says so.
 //! * `-1 <= compacted <= current`; every record's main revision is
 //!   `<= current`; every record `<= compacted` is the one value some key
 //!   had at `compacted` (tombstones `<= compacted` are gone).
 //! * `live_keys` = number of keys live at `current`; `bytes` = sum of
-//!   [`Record::size`] over `records`.
+//!   [`Record::size`] over the history.
+//! * What [`Store::flush`] committed is what [`Store::open`] rebuilds: the
+//!   index is derived from the records, `compacted` is kept in the `meta`
+//!   bucket, and `current` = max(newest record, `compacted`) (every change
+//!   leaves a record, and only compaction removes records at or below it).
 //!
 //! Reads at revision `r` ask each key index for the newest revision with
 //! `main <= r` and fetch that record; see `key_index` for the generation
@@ -30,17 +34,21 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mvcc::history::{self, History};
 use crate::mvcc::key_index::KeyIndex;
 use crate::mvcc::key_range::KeyRange;
 use crate::mvcc::revision::Revision;
 use crate::mvcc::txn::WriteTxn;
 use crate::mvcc::{Event, EventKind, KeyValue, MvccError, RangeResult};
+use crate::storage::{Backend, Batch, Bucket, StorageError};
 
 /// Fixed per-record overhead counted by [`Store::approx_bytes`]: revision,
 /// metadata and a share of map bookkeeping. Only a rough estimate.
 const RECORD_OVERHEAD: usize = 64;
 /// [`Store::compacted_revision`] of a store never compacted.
 const NEVER_COMPACTED: i64 = -1;
+/// `meta` key of the compaction revision (etcd's name).
+const COMPACTED_KEY: &[u8] = b"finishedCompactRev";
 
 /// One change in history: what a key looked like after the change at its
 /// revision (the revision itself is the map key in `Store::records`).
@@ -126,10 +134,10 @@ pub struct StoreSnapshot {
 }
 
 /// The MVCC key-value store. See the module docs for layout and invariants.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Store {
     index: BTreeMap<Arc<[u8]>, KeyIndex>,
-    records: BTreeMap<Revision, Record>,
+    history: History,
     current: i64,
     compacted: i64,
     live_keys: usize,
@@ -143,16 +151,65 @@ impl Default for Store {
 }
 
 impl Store {
-    /// An empty store at revision 1 (like a fresh etcd), never compacted.
+    /// An empty store at revision 1 (like a fresh etcd), never compacted, held in memory.
     pub fn new() -> Store {
+        Store::empty(Backend::in_memory())
+    }
+
+    fn empty(backend: Backend) -> Store {
         Store {
             index: BTreeMap::new(),
-            records: BTreeMap::new(),
+            history: History::new(backend),
             current: 1,
             compacted: NEVER_COMPACTED,
             live_keys: 0,
             bytes: 0,
         }
+    }
+
+    /// The store kept in `backend`: rebuilds the key index from every stored record.
+    pub fn open(backend: Backend) -> Result<Store, StorageError> {
+        let compacted = match backend.read()?.get(Bucket::Meta, COMPACTED_KEY)? {
+            Some(bytes) => i64::from_be_bytes(bytes.as_slice().try_into().map_err(|_| {
+                StorageError::Corrupt {
+                    path: "snap/db".into(),
+                    offset: 0,
+                    reason: "bad compaction revision".into(),
+                }
+            })?),
+            None => NEVER_COMPACTED,
+        };
+        let records = history::load_all(&backend)?;
+        let mut store = Store::empty(backend);
+        let mut newest = 1;
+        for item in records {
+            let (rev, rec) = item?;
+            let size = rec.size();
+            if store.index_record(rev, &rec) {
+                store.bytes += size;
+                newest = newest.max(rev.main);
+            }
+        }
+        store.current = newest.max(compacted);
+        store.compacted = compacted;
+        Ok(store)
+    }
+
+    /// The backend holding the history.
+    pub fn backend(&self) -> &Backend {
+        self.history.backend()
+    }
+
+    /// Commits every change since the last flush, together with `batch` (the caller's own
+    /// bookkeeping, e.g. its consistent index), in one backend transaction; durable on return
+    /// if `durable`. After an error the store must not be written again.
+    pub fn flush(&mut self, mut batch: Batch, durable: bool) -> Result<(), StorageError> {
+        batch.put(
+            Bucket::Meta,
+            COMPACTED_KEY.to_vec(),
+            self.compacted.to_be_bytes().to_vec(),
+        );
+        self.history.flush(batch, durable)
     }
 
     /// The newest committed main revision.
@@ -203,9 +260,10 @@ impl Store {
         let Some(bounds) = kr.bounds() else {
             return (kvs, count);
         };
+        let reader = self.history.reader();
         for ki in self.index.range::<[u8], _>(bounds).map(|(_, ki)| ki) {
             let Some(rev) = ki.get(at) else { continue };
-            let Some(rec) = self.records.get(&rev) else {
+            let Some(rec) = reader.get(rev) else {
                 continue;
             };
             count += 1;
@@ -244,11 +302,8 @@ impl Store {
         for key in emptied {
             self.index.remove(&key);
         }
-        for r in removed {
-            if let Some(rec) = self.records.remove(&r) {
-                self.bytes = self.bytes.saturating_sub(rec.size());
-            }
-        }
+        let freed = self.history.remove(&removed);
+        self.bytes = self.bytes.saturating_sub(freed);
         self.compacted = rev;
         Ok(())
     }
@@ -262,8 +317,8 @@ impl Store {
         if rev > self.compacted {
             let lo = Revision::first_of(self.compacted.saturating_add(1));
             let hi = Revision::first_of(rev.saturating_add(1));
-            for (r, rec) in self.records.range(lo..hi) {
-                rec.hash_into(*r, &mut h);
+            for (r, rec) in self.history.reader().scan(lo, Some(hi)) {
+                rec.hash_into(r, &mut h);
             }
         }
         Ok((h.finalize(), self.compacted))
@@ -285,36 +340,39 @@ impl Store {
         }
         let from = Revision::first_of(start_rev);
         let kr = KeyRange::new(key, range_end);
-        let revs: Vec<Revision> = match kr {
+        let reader = self.history.reader();
+        let records: Vec<(Revision, Record)> = match kr {
             KeyRange::Empty => Vec::new(),
             // One key: its own index is far shorter than global history.
             KeyRange::Single(k) => self
                 .index
                 .get(k)
-                .map(|ki| ki.revisions_since(from).collect())
+                .map(|ki| {
+                    ki.revisions_since(from)
+                        .filter_map(|r| reader.get(r).map(|rec| (r, rec)))
+                        .collect()
+                })
                 .unwrap_or_default(),
-            _ => self
-                .records
-                .range(from..)
+            _ => reader
+                .scan(from, None)
                 .filter(|(_, rec)| kr.contains(&rec.key))
-                .map(|(r, _)| *r)
                 .collect(),
         };
-        Ok(revs
+        Ok(records
             .into_iter()
-            .filter_map(|r| self.records.get(&r).map(|rec| self.event_for(r, rec)))
+            .map(|(r, rec)| self.event_for(&reader, r, rec))
             .collect())
     }
 
     /// The watch event for the record `rec` at `rev`.
-    fn event_for(&self, rev: Revision, rec: &Record) -> Event {
+    fn event_for(&self, reader: &history::Reader<'_>, rev: Revision, rec: Record) -> Event {
         let prev_kv = self
             .index
             .get(&*rec.key)
             .and_then(|ki| ki.prev_of(rev))
             .and_then(|p| {
-                self.records
-                    .get(&p)
+                reader
+                    .get(p)
                     .filter(|prev| !prev.tombstone)
                     .map(|prev| prev.to_kv(p))
             });
@@ -346,13 +404,14 @@ impl Store {
             current_revision: self.current,
             compacted_revision: self.compacted,
             records: self
-                .records
-                .iter()
+                .history
+                .reader()
+                .scan(Revision::new(0, 0), None)
                 .map(|(rev, rec)| SnapshotRecord {
-                    revision: *rev,
+                    revision: rev,
                     tombstone: rec.tombstone,
                     key: rec.key.to_vec(),
-                    value: rec.value.clone(),
+                    value: rec.value,
                     create_revision: rec.create_revision,
                     version: rec.version,
                     lease: rec.lease,
@@ -361,13 +420,19 @@ impl Store {
         }
     }
 
-    /// Rebuild a store from a snapshot by replaying its records in revision
-    /// order into a fresh index. Lenient towards snapshots this module did
-    /// not write: records are sorted, duplicate revisions and tombstones of
-    /// keys that are not live are dropped, and the revisions are clamped so
-    /// that `0 <= compacted <= current` and `current >=` every record.
+    /// A store in memory rebuilt from a snapshot (see [`Store::restore`]).
     pub fn from_snapshot(s: StoreSnapshot) -> Store {
-        let mut store = Store::new();
+        Store::restore(Backend::in_memory(), s)
+    }
+
+    /// Replaces whatever `backend` holds with the snapshot `s` (at the next flush) by replaying
+    /// its records in revision order into a fresh index. Lenient towards snapshots this module
+    /// did not write: records are sorted, duplicate revisions and tombstones of keys that are
+    /// not live are dropped, and the revisions are clamped so that `0 <= compacted <= current`
+    /// and `current >=` every record.
+    pub fn restore(backend: Backend, s: StoreSnapshot) -> Store {
+        let mut store = Store::empty(backend);
+        store.history.reset();
         let mut records = s.records;
         records.sort_by_key(|r| r.revision);
         records.dedup_by_key(|r| r.revision);
@@ -403,6 +468,16 @@ impl Store {
     /// (and changes nothing) for a tombstone of a key that is not live or a
     /// revision not newer than the key's last one.
     fn insert_record(&mut self, rev: Revision, rec: Record) -> bool {
+        if !self.index_record(rev, &rec) {
+            return false;
+        }
+        self.bytes += rec.size();
+        self.history.insert(rev, rec);
+        true
+    }
+
+    /// Adds `rev` to the index of `rec`'s key (see [`Store::insert_record`]).
+    fn index_record(&mut self, rev: Revision, rec: &Record) -> bool {
         if let Some(ki) = self.index.get(&*rec.key) {
             if ki.last_revision().is_some_and(|last| last >= rev) {
                 return false;
@@ -423,15 +498,13 @@ impl Store {
             }
             ki.put(rev);
         }
-        self.bytes += rec.size();
-        self.records.insert(rev, rec);
         true
     }
 
     /// The record visible for `key` at the current revision, if live.
-    pub(crate) fn current_record(&self, key: &[u8]) -> Option<(Revision, &Record)> {
+    pub(crate) fn current_record(&self, key: &[u8]) -> Option<(Revision, Record)> {
         let rev = self.index.get(key)?.get(self.current)?;
-        self.records.get(&rev).map(|rec| (rev, rec))
+        self.history.reader().get(rev).map(|rec| (rev, rec))
     }
 
     /// Keys in the index within `kr` (live or not), ascending.
@@ -512,10 +585,15 @@ impl Store {
                 }
             }
         }
-        if referenced.len() != self.records.len() {
+        let records: Vec<(Revision, Record)> = self
+            .history
+            .reader()
+            .scan(Revision::new(0, 0), None)
+            .collect();
+        if referenced.len() != records.len() {
             return Err("index and records disagree in size".into());
         }
-        for ((rev, (key, tomb)), (rrev, rec)) in referenced.iter().zip(&self.records) {
+        for ((rev, (key, tomb)), (rrev, rec)) in referenced.iter().zip(&records) {
             if rev != rrev || **key != *rec.key || *tomb != rec.tombstone {
                 return Err(format!("index/record mismatch at {rev} vs {rrev}"));
             }
@@ -532,10 +610,24 @@ impl Store {
         if live != self.live_keys {
             return Err(format!("live_keys {} != {live}", self.live_keys));
         }
-        let bytes: usize = self.records.values().map(Record::size).sum();
+        let bytes: usize = records.iter().map(|(_, rec)| rec.size()).sum();
         if bytes != self.bytes {
             return Err(format!("bytes {} != {bytes}", self.bytes));
         }
         Ok(())
+    }
+}
+
+/// Stores are equal when they hold the same revisions, index and history (tests only: it reads
+/// the whole history).
+#[cfg(test)]
+impl PartialEq for Store {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index
+            && self.current == other.current
+            && self.compacted == other.compacted
+            && self.live_keys == other.live_keys
+            && self.bytes == other.bytes
+            && self.to_snapshot() == other.to_snapshot()
     }
 }

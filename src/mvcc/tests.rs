@@ -164,7 +164,7 @@ fn deleting_nothing_does_not_bump_revision() {
 fn dropped_txn_changes_nothing() {
     let mut s = Store::new();
     put(&mut s, "a", "1");
-    let before = s.clone();
+    let before = Store::from_snapshot(s.to_snapshot());
     {
         let mut txn = s.write();
         txn.put(b"b", b"2", 0);
@@ -532,4 +532,35 @@ fn key_count_and_bytes_track_changes() {
     s.compact(s.current_revision()).unwrap();
     assert_eq!(s.approx_bytes(), 0);
     assert_eq!(s.to_snapshot().records.len(), 0);
+}
+
+#[test]
+fn flushed_store_reopens_from_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = crate::io::Disk::new(dir.path());
+    let backend = crate::storage::Backend::open(&disk, "db", 1 << 20).unwrap();
+    let mut s = Store::open(backend).unwrap();
+    put(&mut s, "a", "1"); // 2
+    put(&mut s, "b", "1"); // 3
+    del(&mut s, "a", ""); // 4
+    put(&mut s, "a", "2"); // 5
+    s.flush(crate::storage::Batch::default(), true).unwrap();
+    s.compact(3).unwrap();
+    put(&mut s, "c", "1"); // 6
+    s.flush(crate::storage::Batch::default(), true).unwrap();
+    put(&mut s, "d", "unflushed"); // 7, lost with the process
+    let expected = s.to_snapshot();
+    drop(s);
+    let reopened =
+        Store::open(crate::storage::Backend::open(&disk, "db", 1 << 20).unwrap()).unwrap();
+    reopened.check_invariants().unwrap();
+    assert_eq!(reopened.current_revision(), 6);
+    assert_eq!(reopened.compacted_revision(), 3);
+    assert_eq!(reopened.key_count(), 3);
+    let mut without_d = expected;
+    without_d.records.retain(|r| r.key != b"d");
+    without_d.current_revision = 6;
+    assert_eq!(reopened.to_snapshot(), without_d);
+    assert_eq!(get(&reopened, "a", 0), Some(kv("a", "2", 5, 5, 1)));
+    assert_eq!(reopened.range(b"a", b"", 2, 0), Err(MvccError::Compacted));
 }

@@ -43,7 +43,7 @@ pub struct WriteTxn<'a> {
 /// What a key looks like inside the transaction, borrowed.
 enum Visible<'s> {
     Pending(&'s KeyValue),
-    Stored(Revision, &'s Record),
+    Stored(Revision, Record),
 }
 
 impl Visible<'_> {

@@ -5,6 +5,8 @@
 //! * `wal`: the segmented, append-only write-ahead log ([`Wal`]).
 //! * `snapshot`: checksummed, atomically written snapshot files
 //!   ([`SnapshotStore`]).
+//! * `backend`: the paged, crash-safe B-tree file holding the state machine's data
+//!   ([`Backend`]).
 //!
 //! Invariants: all file access goes through [`crate::io::Disk`]; every
 //! on-disk structure is covered by a CRC32 (IEEE, `crc32fast`) and every
@@ -16,10 +18,12 @@ use std::path::PathBuf;
 
 use crate::io::DiskError;
 
+pub mod backend;
 pub mod record;
 pub mod snapshot;
 pub mod wal;
 
+pub use backend::{Backend, BackendError, Batch, Bucket, ReadView};
 pub use record::Record;
 pub use snapshot::SnapshotStore;
 pub use wal::{Wal, WalOptions, DEFAULT_SEGMENT_SIZE};
@@ -52,6 +56,9 @@ pub enum StorageError {
     /// A record payload does not fit the `u32` length field.
     #[error("record payload of {len} bytes exceeds the maximum of {max}")]
     RecordTooLarge { len: usize, max: usize },
+    /// The paged backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
     /// A caller-supplied argument is unusable.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

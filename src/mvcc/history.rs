@@ -1,0 +1,261 @@
+//! [`History`]: the revision → record map of a [`Store`](super::Store), kept on disk in the
+//! backend's `key` bucket, so that values and old revisions cost no RAM.
+//!
+//! Owns the record encoding and the records not yet committed to the backend:
+//! * `pending`: records applied since the last [`History::flush`], newer than every committed
+//!   one (revisions only grow), read from RAM until the flush commits them.
+//! * `doomed`: revisions removed by compaction but still in the backend until the next flush.
+//!   No key index refers to them any more, and every scan skips them.
+//! * `clear_first`: the next flush empties the bucket first (the store was replaced from a
+//!   snapshot; `pending` then holds the whole new history).
+//!
+//! Encoding: the backend key is etcd's 17-byte revision (`main` big endian, `_`, `sub` big
+//! endian); the value is one flag byte (0 = put, 1 = tombstone) followed by the protobuf
+//! `mvccpb.KeyValue` of the change (etcd stores that same message).
+//!
+//! A read that fails is fatal: a member that cannot read its own data must not answer from less
+//! (etcd panics there too); the disk that failed is named in the panic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use prost::Message as _;
+
+use crate::mvcc::revision::Revision;
+use crate::mvcc::store::Record;
+use crate::pb::mvccpb;
+use crate::storage::{Backend, Batch, Bucket, ReadView, StorageError};
+
+/// Length of an encoded revision key.
+const REVISION_KEY_LEN: usize = 17;
+
+/// etcd's on-disk revision key.
+pub(crate) fn revision_key(rev: Revision) -> [u8; REVISION_KEY_LEN] {
+    let mut out = [0u8; REVISION_KEY_LEN];
+    out[..8].copy_from_slice(&rev.main.to_be_bytes());
+    out[8] = b'_';
+    out[9..].copy_from_slice(&rev.sub.to_be_bytes());
+    out
+}
+
+fn parse_revision_key(key: &[u8]) -> Option<Revision> {
+    if key.len() < REVISION_KEY_LEN || key[8] != b'_' {
+        return None;
+    }
+    let main = i64::from_be_bytes(key[..8].try_into().ok()?);
+    let sub = i64::from_be_bytes(key[9..17].try_into().ok()?);
+    Some(Revision::new(main, sub))
+}
+
+fn encode(rev: Revision, rec: &Record) -> Vec<u8> {
+    let kv = mvccpb::KeyValue {
+        key: bytes::Bytes::copy_from_slice(&rec.key),
+        create_revision: rec.create_revision,
+        mod_revision: rev.main,
+        version: rec.version,
+        value: bytes::Bytes::copy_from_slice(&rec.value),
+        lease: rec.lease,
+    };
+    let mut out = Vec::with_capacity(1 + kv.encoded_len());
+    out.push(u8::from(rec.tombstone));
+    kv.encode(&mut out).expect("a Vec grows as needed");
+    out
+}
+
+fn decode(key: &[u8], value: &[u8]) -> Result<(Revision, Record), String> {
+    let rev = parse_revision_key(key).ok_or_else(|| format!("bad revision key {key:?}"))?;
+    let (&flag, body) = value
+        .split_first()
+        .ok_or_else(|| format!("empty record at {rev}"))?;
+    let kv = mvccpb::KeyValue::decode(body).map_err(|e| format!("record at {rev}: {e}"))?;
+    Ok((
+        rev,
+        Record {
+            key: Arc::from(&kv.key[..]),
+            value: kv.value.to_vec(),
+            create_revision: kv.create_revision,
+            version: kv.version,
+            lease: kv.lease,
+            tombstone: flag == 1,
+        },
+    ))
+}
+
+/// Stops the member on a backend read failure (see the module docs).
+fn fatal(e: impl std::fmt::Display) -> ! {
+    tracing::error!(error = %e, "backend read failed; stopping");
+    panic!("backend read failed: {e}")
+}
+
+/// The revision → record map; see the module docs.
+#[derive(Debug)]
+pub(crate) struct History {
+    backend: Backend,
+    pending: BTreeMap<Revision, Record>,
+    doomed: BTreeSet<Revision>,
+    clear_first: bool,
+}
+
+impl History {
+    /// The history stored in `backend`.
+    pub(crate) fn new(backend: Backend) -> History {
+        History {
+            backend,
+            pending: BTreeMap::new(),
+            doomed: BTreeSet::new(),
+            clear_first: false,
+        }
+    }
+
+    /// The backend underneath.
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Forgets everything: the next flush empties the bucket before writing what follows.
+    pub(crate) fn reset(&mut self) {
+        self.pending.clear();
+        self.doomed.clear();
+        self.clear_first = true;
+    }
+
+    /// Adds a record (newer than every record so far).
+    pub(crate) fn insert(&mut self, rev: Revision, rec: Record) {
+        self.pending.insert(rev, rec);
+    }
+
+    /// Removes the records at `revs` (compaction); returns the sum of their sizes.
+    pub(crate) fn remove(&mut self, revs: &[Revision]) -> usize {
+        let mut bytes = 0;
+        let mut stored = Vec::new();
+        for rev in revs {
+            match self.pending.remove(rev) {
+                Some(rec) => bytes += rec.size(),
+                None => stored.push(*rev),
+            }
+        }
+        let reader = self.reader();
+        bytes += stored
+            .iter()
+            .filter_map(|rev| reader.stored(*rev))
+            .map(|rec| rec.size())
+            .sum::<usize>();
+        drop(reader);
+        self.doomed.extend(stored);
+        bytes
+    }
+
+    /// A reader of the history as it is now.
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        let view = if self.clear_first {
+            None
+        } else {
+            Some(self.backend.read().unwrap_or_else(|e| fatal(e)))
+        };
+        Reader {
+            history: self,
+            view,
+        }
+    }
+
+    /// Adds every change since the last flush to `batch` and commits it (durably if asked).
+    /// On failure nothing is forgotten; the caller must stop writing (the disk is failing).
+    pub(crate) fn flush(&mut self, mut batch: Batch, durable: bool) -> Result<(), StorageError> {
+        let mut changes = Batch::default();
+        if self.clear_first {
+            changes.clear(Bucket::Key);
+        }
+        for rev in &self.doomed {
+            changes.delete(Bucket::Key, revision_key(*rev).to_vec());
+        }
+        for (rev, rec) in &self.pending {
+            changes.put(Bucket::Key, revision_key(*rev).to_vec(), encode(*rev, rec));
+        }
+        changes.append(&mut batch);
+        self.backend.commit(changes, durable)?;
+        self.pending.clear();
+        self.doomed.clear();
+        self.clear_first = false;
+        Ok(())
+    }
+}
+
+/// Reads records: pending ones from RAM, the rest from one backend read view.
+pub(crate) struct Reader<'h> {
+    history: &'h History,
+    view: Option<ReadView>,
+}
+
+impl Reader<'_> {
+    fn stored(&self, rev: Revision) -> Option<Record> {
+        let view = self.view.as_ref()?;
+        if self.history.doomed.contains(&rev) {
+            return None;
+        }
+        let bytes = view
+            .get(Bucket::Key, &revision_key(rev))
+            .unwrap_or_else(|e| fatal(e))?;
+        Some(
+            decode(&revision_key(rev), &bytes)
+                .unwrap_or_else(|e| fatal(e))
+                .1,
+        )
+    }
+
+    /// The record at `rev`.
+    pub(crate) fn get(&self, rev: Revision) -> Option<Record> {
+        match self.history.pending.get(&rev) {
+            Some(rec) => Some(rec.clone()),
+            None => self.stored(rev),
+        }
+    }
+
+    /// Records with `from <= revision < to` (`to` None = all), ascending.
+    pub(crate) fn scan(
+        &self,
+        from: Revision,
+        to: Option<Revision>,
+    ) -> impl Iterator<Item = (Revision, Record)> + '_ {
+        let to_key = to.map(revision_key);
+        let stored = self.view.as_ref().map(|view| {
+            view.range(
+                Bucket::Key,
+                &revision_key(from),
+                to_key.as_ref().map(|k| &k[..]),
+            )
+            .unwrap_or_else(|e| fatal(e))
+        });
+        let doomed = &self.history.doomed;
+        let stored = stored
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let (k, v) = item.unwrap_or_else(|e| fatal(e));
+                decode(&k, &v).unwrap_or_else(|e| fatal(e))
+            })
+            .filter(move |(rev, _)| !doomed.contains(rev));
+        let pending = match to {
+            Some(to) => self.history.pending.range(from..to),
+            None => self.history.pending.range(from..),
+        }
+        .map(|(rev, rec)| (*rev, rec.clone()));
+        // Every pending record is newer than every stored one.
+        stored.chain(pending)
+    }
+}
+
+/// Every record stored in `backend`, ascending (to rebuild the key index at start).
+pub(crate) fn load_all(
+    backend: &Backend,
+) -> Result<impl Iterator<Item = Result<(Revision, Record), StorageError>>, StorageError> {
+    let view = backend.read()?;
+    let range = view.range(Bucket::Key, &[], None)?;
+    Ok(range.map(|item| {
+        let (k, v) = item?;
+        decode(&k, &v).map_err(|reason| StorageError::Corrupt {
+            path: "snap/db".into(),
+            offset: 0,
+            reason,
+        })
+    }))
+}
