@@ -36,11 +36,15 @@ pub enum Bug {
     /// without confirming it still leads: a deposed leader that has not noticed yet answers
     /// keep-alives while the new one expires the lease, or revokes a lease kept alive elsewhere.
     LeaseOnStaleLeader,
+    /// The backend's consistent index is made durable in a transaction of its own, before the
+    /// history it covers: a crash in between leaves a backend that claims entries it lacks, and
+    /// the restart skips replaying them.
+    BackendIndexAhead,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -52,6 +56,7 @@ impl Bug {
         Bug::CompactDropsLatest,
         Bug::RangeMoreFalse,
         Bug::LeaseOnStaleLeader,
+        Bug::BackendIndexAhead,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -68,6 +73,7 @@ impl Bug {
             Bug::CompactDropsLatest => "compact-drops-latest",
             Bug::RangeMoreFalse => "range-more-false",
             Bug::LeaseOnStaleLeader => "lease-on-stale-leader",
+            Bug::BackendIndexAhead => "backend-index-ahead",
         }
     }
 

@@ -8,9 +8,11 @@
 //!   ↓
 //! raft     the RawNode task, WAL/snapshot persistence, peer transport, ReadIndex
 //!   ↓
-//! mvcc     revisions, key index, range/put/delete/txn/compact (pure data structure)
+//! mvcc     revisions, key index (in RAM), range/put/delete/txn/compact over history kept
+//!          in the storage backend
 //!   ↓
-//! storage  WAL segments and snapshot files (records, CRCs, torn-tail recovery)
+//! storage  WAL segments and snapshot files (records, CRCs, torn-tail recovery), and the
+//!          paged backend (redb) holding history, leases, members and the consistent index
 //!   ↓
 //! io       the only module that touches files (std in production, a crash-modelling
 //!          in-memory disk in simulation)

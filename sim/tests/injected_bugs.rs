@@ -129,3 +129,15 @@ fn renewing_on_a_stale_leader_is_caught() {
         SeedOptions::new(0).chaos,
     );
 }
+
+/// A backend whose consistent index runs ahead of its history loses acknowledged writes at the
+/// first crash of a member: they are neither in the backend nor replayed from the WAL.
+#[test]
+fn backend_index_ahead_of_history_is_caught() {
+    assert_caught_within(
+        Bug::BackendIndexAhead,
+        None,
+        WIDE_BUDGET,
+        Duration::from_secs(20),
+    );
+}

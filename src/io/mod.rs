@@ -14,9 +14,10 @@
 //! * Every path argument is relative to the root, `/`-separated, and may not
 //!   be absolute or contain `..` (rejected with `InvalidInput`).
 //! * When a mutating `Disk` method returns `Ok`, its effect is durable
-//!   (file data, size and directory entries are fsynced). The one exception
-//!   is [`AppendFile::append`], whose bytes are durable only after a
-//!   successful [`AppendFile::sync`].
+//!   (file data, size and directory entries are fsynced). The exceptions
+//!   are [`AppendFile::append`], whose bytes are durable only after a
+//!   successful [`AppendFile::sync`], and [`RandomFile`] writes and length
+//!   changes, durable only after a successful [`RandomFile::sync`].
 //! * `write_atomic` is all-or-nothing across crashes.
 //! * `list` returns names sorted bytewise and never shows `write_atomic`
 //!   temporaries.

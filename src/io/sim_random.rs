@@ -8,7 +8,10 @@
 //!   log reaches the durable image first (the disk wrote some of the queued writes, in order).
 //! * Injected faults: a write or length change fails while writes fail; a failing sync drops
 //!   the overlay (what it would have made durable is gone, as Linux may after an fsync error).
-//! * Handles opened before a crash are stale and fail, like a dead process's descriptors.
+//! * Handles opened before a crash are stale and fail, like a dead process's descriptors. So
+//!   are handles opened before the latest `open_random` of the same file: one process owns a
+//!   page file at a time (a member restarted in place must not have its predecessor's
+//!   lingering database write into the file, e.g. when it is dropped and closes cleanly).
 
 use std::io::{Error, ErrorKind};
 use std::path::{Path, PathBuf};
@@ -99,11 +102,15 @@ impl Disk {
                 st.link(&norm, SimFile::default())
             }
         };
+        let file = st.inodes.get_mut(&inode).expect("linked inode exists");
+        file.opened += 1;
+        let owner = file.opened;
         Ok(RandomFile {
             state: self.state.clone(),
             path: self.path(&norm),
             inode,
             epoch: st.epoch,
+            owner,
         })
     }
 }
@@ -114,6 +121,8 @@ pub struct RandomFile {
     path: PathBuf,
     inode: u64,
     epoch: u64,
+    /// Which `open_random` of the file this handle came from.
+    owner: u64,
 }
 
 impl std::fmt::Debug for RandomFile {
@@ -139,6 +148,10 @@ impl RandomFile {
                 ErrorKind::NotFound,
                 "simulated disk: file removed",
             ))
+        } else if st.inodes[&self.inode].opened != self.owner {
+            Err(Error::other(
+                "simulated disk: the file was opened again since",
+            ))
         } else {
             f(&mut st, self.inode)
         };
@@ -146,6 +159,7 @@ impl RandomFile {
     }
 
     /// The file's current length.
+    #[allow(clippy::len_without_is_empty)] // a fallible length; emptiness is never asked
     pub fn len(&self) -> Result<u64, DiskError> {
         self.with("len", |st, id| Ok(st.inodes[&id].len()))
     }

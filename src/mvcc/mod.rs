@@ -1,16 +1,20 @@
 //! Multi-version concurrency control (MVCC) key-value store, etcd v3 style.
 //!
 //! This module owns the replicated state machine's data: every key's full
-//! history since the last compaction, addressed by [`Revision`]. It is a
-//! pure, deterministic, sans-I/O data structure: no threads, clocks, files
-//! or hash-ordered iteration, so every Raft member that applies the same
-//! commands in the same order ends in the same state and the same
-//! [`Store::hash_kv`].
+//! history since the last compaction, addressed by [`Revision`]. Only the
+//! key index lives in RAM; the history is kept in the storage backend
+//! ([`crate::storage::Backend`]), written by [`Store::flush`] and rebuilt
+//! into an index by [`Store::open`]. It is deterministic: no threads,
+//! clocks or hash-ordered iteration, and no I/O but the backend's, so every
+//! Raft member that applies the same commands in the same order ends in the
+//! same state and the same [`Store::hash_kv`].
 //!
 //! Layout (see each file's docs):
 //! * [`revision`]: the `(main, sub)` logical clock.
 //! * `key_range`: decoding etcd's `(key, range_end)` convention.
 //! * `key_index`: per-key generations of revisions (etcd's `keyIndex`).
+//! * `history`: the revision -> record map in the backend, plus the records
+//!   applied but not yet flushed.
 //! * `store`: [`Store`]: index + revision-ordered record map; reads at any
 //!   retained revision, compaction, hashing, watch events, snapshots.
 //! * `txn`: [`WriteTxn`], the only way to change the store: all changes of

@@ -501,6 +501,18 @@ impl Store {
         true
     }
 
+    /// Every live key whose current value carries a lease, with that lease (to rebuild the
+    /// lease table's attachments at start; reads each such key's current record).
+    pub fn leased_keys(&self) -> Vec<(Vec<u8>, i64)> {
+        let reader = self.history.reader();
+        self.index
+            .iter()
+            .filter_map(|(key, ki)| ki.get(self.current).map(|rev| (key, rev)))
+            .filter_map(|(key, rev)| reader.get(rev).map(|rec| (key.to_vec(), rec.lease)))
+            .filter(|(_, lease)| *lease != 0)
+            .collect()
+    }
+
     /// The record visible for `key` at the current revision, if live.
     pub(crate) fn current_record(&self, key: &[u8]) -> Option<(Revision, Record)> {
         let rev = self.index.get(key)?.get(self.current)?;

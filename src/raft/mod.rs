@@ -19,9 +19,15 @@ pub use status::RaftStatus;
 use raft::eraftpb::{ConfChangeV2, ConfState};
 
 /// What the raft node applies committed entries to.
+///
+/// The machine keeps its state in a backend of its own and knows which raft index that state
+/// reflects ([`StateMachine::applied_index`]): the node hands it only entries past that index,
+/// and compacts the raft log only behind what the machine has made durable.
 pub trait StateMachine: Send + 'static {
     /// Result handed to the member that proposed an entry.
     type Output: Send + 'static;
+    /// Index of the last entry the state reflects (after a restart: what the backend holds).
+    fn applied_index(&self) -> u64;
     /// Applies one committed normal entry.
     fn apply(&mut self, index: u64, data: &[u8]) -> Self::Output;
     /// Applies one committed membership change; `conf` is the resulting configuration.
@@ -31,10 +37,12 @@ pub trait StateMachine: Send + 'static {
         change: &ConfChangeV2,
         conf: &ConfState,
     ) -> Self::Output;
-    /// Serialises the whole state (for a raft snapshot).
-    fn snapshot(&self) -> Vec<u8>;
-    /// Replaces the whole state with a snapshot's.
-    fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError>;
+    /// Commits what was applied since the last flush to the backend, with the applied index;
+    /// with `durable`, everything applied is on disk when this returns.
+    fn flush(&mut self, durable: bool) -> Result<(), crate::storage::StorageError>;
+    /// Replaces the whole state with a snapshot's image taken at `index` (durably), unless the
+    /// state already reflects `index`.
+    fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), RestoreError>;
 }
 
 /// Why a snapshot could not be restored.
@@ -49,6 +57,9 @@ pub enum RestoreError {
     /// The bytes do not decode.
     #[error("snapshot does not decode: {0}")]
     Decode(String),
+    /// The restored state could not be stored.
+    #[error("storing the snapshot: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// Errors of the consensus layer.

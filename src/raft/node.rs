@@ -27,6 +27,7 @@
 //! random point so a restart never reuses one.
 
 use super::commit_mark::MARK_INTERVAL_TICKS;
+
 use super::durable::DurableLog;
 use super::election_timer::ElectionTimer;
 use super::read_index::{ReadIndexQueue, ReadWaiter};
@@ -199,6 +200,8 @@ pub struct RaftNode<S: StateMachine> {
     is_learner: bool,
     /// Highest commit index whose hard state and entries are durable in the WAL.
     durable_commit: u64,
+    /// The machine applied entries since its last flush.
+    unflushed: bool,
 }
 
 /// Everything `start` needs besides the config.
@@ -276,6 +279,7 @@ impl<S: StateMachine> RaftNode<S> {
             election_timer,
             is_learner: false,
             durable_commit,
+            unflushed: false,
         };
         node.election_timer.derandomize(&mut node.raw);
         // Apply everything recovered as committed before anyone can read this member.
@@ -360,6 +364,7 @@ impl<S: StateMachine> RaftNode<S> {
     /// A clean stop: the commit mark catches up, then the task ends.
     fn stop(&mut self, done: oneshot::Sender<()>) -> Result<(), RaftError> {
         self.durable.mark_committed(self.durable_commit)?;
+        self.machine.flush(true)?;
         tracing::info!(commit = self.durable_commit, "raft node stopped cleanly");
         let _ = done.send(());
         Ok(())
@@ -471,6 +476,10 @@ impl<S: StateMachine> RaftNode<S> {
         }
         self.transport.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
+        if self.unflushed {
+            self.machine.flush(false)?;
+            self.unflushed = false;
+        }
         self.raw.advance_apply();
         self.reads.release(self.raw.raft.raft_log.applied);
         self.maybe_snapshot()?;
@@ -496,17 +505,22 @@ impl<S: StateMachine> RaftNode<S> {
         Ok(())
     }
 
+    /// Applies committed entries in order. Entries the machine already reflects (replayed from
+    /// the WAL after a restart) only update raft's own configuration.
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), RaftError> {
         for entry in entries {
+            let fresh = entry.index > self.machine.applied_index();
             let output = match entry.get_entry_type() {
-                EntryType::EntryNormal if entry.data.is_empty() => None,
+                // Empty entries (a new leader's) move the machine's applied index too.
+                EntryType::EntryNormal if !fresh => None,
                 EntryType::EntryNormal => Some(self.machine.apply(entry.index, &entry.data)),
-                EntryType::EntryConfChangeV2 => Some(self.apply_conf_change(&entry)?),
+                EntryType::EntryConfChangeV2 => self.apply_conf_change(&entry, fresh)?,
                 EntryType::EntryConfChange => {
                     tracing::warn!(index = entry.index, "ignoring a v1 conf change entry");
                     None
                 }
             };
+            self.unflushed |= output.is_some();
             self.raw.raft.raft_log.applied = self.raw.raft.raft_log.applied.max(entry.index);
             if let (Some(output), Some(seq)) =
                 (output, own_proposal(&entry.context, self.config.id))
@@ -519,21 +533,29 @@ impl<S: StateMachine> RaftNode<S> {
         Ok(())
     }
 
-    fn apply_conf_change(&mut self, entry: &Entry) -> Result<S::Output, RaftError> {
+    fn apply_conf_change(
+        &mut self,
+        entry: &Entry,
+        fresh: bool,
+    ) -> Result<Option<S::Output>, RaftError> {
         use protobuf::Message as _;
         let change = ConfChangeV2::parse_from_bytes(&entry.data)?;
         let cs = self.raw.apply_conf_change(&change)?;
         self.is_learner = cs.learners.contains(&self.config.id);
         self.storage.set_conf_state(cs.clone());
-        Ok(self.machine.apply_conf_change(entry.index, &change, &cs))
+        Ok(fresh.then(|| self.machine.apply_conf_change(entry.index, &change, &cs)))
     }
 
-    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), RaftError> {
+    /// Installs a snapshot from the leader: the machine takes its image (durably) first, then
+    /// the snapshot's metadata goes to disk and the raft log restarts after it. A crash between
+    /// the two leaves a machine ahead of the log, which the restart handles (entries it already
+    /// reflects are skipped).
+    fn install_snapshot(&mut self, mut snapshot: Snapshot) -> Result<(), RaftError> {
         let meta = snapshot.get_metadata().clone();
-        // Durable first: the state machine must never run ahead of what a restart recovers.
+        self.machine.restore(meta.index, &snapshot.data)?;
+        snapshot.data.clear();
         self.durable
             .save_snapshot(&snapshot, &self.raw.raft.hard_state(), &[])?;
-        self.machine.restore(&snapshot.data)?;
         self.is_learner = meta.get_conf_state().learners.contains(&self.config.id);
         self.storage.install_snapshot(snapshot)?;
         self.last_snapshot_index = meta.index;
@@ -546,13 +568,16 @@ impl<S: StateMachine> RaftNode<S> {
         Ok(())
     }
 
+    /// Every `snapshot_count` applied entries: makes the machine's state durable, records a
+    /// snapshot point (metadata only: the state itself is in the machine's backend) and
+    /// compacts the raft log behind it.
     fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
         let applied = self.raw.raft.raft_log.applied;
         if applied < self.last_snapshot_index + self.config.snapshot_count {
             return Ok(());
         }
+        self.machine.flush(true)?;
         let mut snapshot = Snapshot::default();
-        snapshot.data = self.machine.snapshot().into();
         let meta = snapshot.mut_metadata();
         meta.index = applied;
         meta.term = self.storage.term(applied)?;
@@ -564,7 +589,10 @@ impl<S: StateMachine> RaftNode<S> {
         self.storage.record_snapshot(snapshot, compact_to)?;
         self.last_snapshot_index = applied;
         self.durable.mark_committed(self.durable_commit)?;
-        tracing::info!(index = applied, "saved snapshot and compacted raft log");
+        tracing::info!(
+            index = applied,
+            "saved snapshot point and compacted raft log"
+        );
         Ok(())
     }
 

@@ -1,20 +1,31 @@
 //! The raft-rs `Storage` the node hands to `RawNode`: raft-rs' in-memory log (`MemStorage`) plus
-//! the latest state-machine snapshot, so that a leader can ship real data to a lagging follower.
+//! the latest snapshot point, and a source of snapshot data so that a leader can ship the state
+//! to a lagging follower.
 //!
 //! Invariants: the log held here is a copy of what the WAL holds durably (the node writes the WAL
-//! first, then this); `snapshot()` always returns the newest snapshot whose data is the state
-//! machine at its metadata index, and that index is ≥ `first_index() - 1` after compaction.
+//! first, then this); `snapshot()` returns a snapshot whose data is the state machine at its
+//! metadata index, generated on demand from the [`SnapshotSource`] at the machine's applied
+//! index, which is ≥ `first_index() - 1` (the log is compacted only behind applied entries);
+//! raft-rs calls it on the node task, between applies, so the image matches its index.
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{GetEntriesContext, RaftState, Storage};
 use std::sync::{Arc, RwLock};
 
+/// Produces the state machine's whole state as snapshot data, with the raft index it reflects.
+pub type SnapshotSource = Arc<dyn Fn() -> (Vec<u8>, u64) + Send + Sync>;
+
 /// Log + hard state + latest snapshot, shared between the node task and raft-rs.
 #[derive(Clone, Default)]
 pub struct RaftStorage {
     log: MemStorage,
+    /// The newest snapshot point (metadata; data only in snapshots written by older versions).
     latest_snapshot: Arc<RwLock<Snapshot>>,
+    /// Where snapshot data for a lagging follower comes from.
+    source: Option<SnapshotSource>,
+    /// The last snapshot generated from `source`, reused while it is new enough.
+    generated: Arc<RwLock<Option<Snapshot>>>,
 }
 
 impl RaftStorage {
@@ -26,6 +37,41 @@ impl RaftStorage {
             .log
             .initialize_with_conf_state(ConfState::from((voters, vec![])));
         storage
+    }
+
+    /// Sets where snapshots sent to followers get their data.
+    pub fn set_snapshot_source(&mut self, source: SnapshotSource) {
+        self.source = Some(source);
+    }
+
+    /// A snapshot of the machine's current state, with its index, term and configuration.
+    fn generate(&self, request_index: u64) -> raft::Result<Snapshot> {
+        let unavailable = || raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
+        let mut cached = self.generated.write().unwrap_or_else(|e| e.into_inner());
+        // A follower continues from the snapshot with the log entries after it, so the cached
+        // one serves only while those are still in the log.
+        let first = self.log.first_index()?;
+        if let Some(snap) = cached.as_ref() {
+            let index = snap.get_metadata().index;
+            if index >= request_index && index + 1 >= first {
+                return Ok(snap.clone());
+            }
+        }
+        let source = self.source.as_ref().ok_or_else(unavailable)?;
+        let (data, index) = source();
+        if index < request_index || index == 0 {
+            return Err(unavailable());
+        }
+        let mut snap = Snapshot {
+            data: data.into(),
+            ..Default::default()
+        };
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = self.log.term(index)?;
+        meta.set_conf_state(self.log.initial_state()?.conf_state);
+        *cached = Some(snap.clone());
+        Ok(snap)
     }
 
     /// Installs a snapshot (restart recovery or one received from the leader): the log is reset
@@ -43,6 +89,13 @@ impl RaftStorage {
         let first = self.log.first_index()?;
         if compact_to > first {
             self.log.wl().compact(compact_to)?;
+            let mut cached = self.generated.write().unwrap_or_else(|e| e.into_inner());
+            if cached
+                .as_ref()
+                .is_some_and(|s| s.get_metadata().index + 1 < compact_to)
+            {
+                *cached = None;
+            }
         }
         Ok(())
     }
@@ -126,6 +179,9 @@ impl Storage for RaftStorage {
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let snap = self.latest_snapshot();
+        if snap.data.is_empty() || self.source.is_some() {
+            return self.generate(request_index);
+        }
         if snap.get_metadata().index < request_index || snap.get_metadata().index == 0 {
             return Err(raft::Error::Store(
                 raft::StorageError::SnapshotTemporarilyUnavailable,

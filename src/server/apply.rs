@@ -5,8 +5,17 @@
 //! Lock order (see [`lock_rank`](super::lock_rank)): `store`, then `leases`, then `membership`,
 //! then the leader's expiry clock (`ServerCore::clock`); every guard is taken through
 //! [`Ranked::acquire`], which panics on an out-of-order acquisition in debug builds. Guards are
-//! never held across an await, and preferably never two at once.
+//! never held across an await, and preferably never two at once. The backend's own locks (redb's
+//! writer lock, taken only by this apply path) rank after all of these: a flush commits while
+//! holding the store's write lock, so readers see history and key index change together; the
+//! fsync of a durable flush runs after that lock is released.
+//!
+//! Persistence: applied changes reach the backend at every flush, with the raft index they reach
+//! (`applied_index`, the backend's consistent index) in the same transaction; the raft node
+//! flushes once per Ready and durably at snapshot points and on a clean stop. After a crash the
+//! backend holds the state of its last durable flush and the WAL replays the entries after it.
 
+use super::backend_state::{self, Loaded};
 use super::error::RequestError;
 use super::lock_rank::{Rank, Ranked};
 use super::membership::Membership;
@@ -19,9 +28,11 @@ use crate::pb::etcdserverpb::{
     ResponseHeader, TxnResponse,
 };
 use crate::raft::StateMachine;
+use crate::storage::{Backend, Batch, StorageError};
 use prost::Message as _;
 use raft::eraftpb::{ConfChangeType, ConfChangeV2, ConfState};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The state every member replicates, shared with the RPC handlers.
@@ -41,20 +52,64 @@ pub struct ReplicatedState {
     revision_changed: tokio::sync::Notify,
     /// The revision last announced through `revision_changed`.
     announced: std::sync::atomic::AtomicI64,
+    /// Raft index of the last entry the state reflects (the backend's consistent index once
+    /// flushed). Changed only under the store's write lock.
+    applied_index: AtomicU64,
 }
 
 impl ReplicatedState {
-    /// State for a brand-new cluster.
+    /// State for a brand-new cluster, held in memory (tests).
     pub fn new(membership: Membership) -> Self {
-        let store = Store::new();
-        let announced = std::sync::atomic::AtomicI64::new(store.current_revision());
+        Self::from_loaded(
+            Loaded {
+                store: Store::new(),
+                leases: Lessor::default(),
+                membership: None,
+                consistent_index: 0,
+            },
+            membership,
+        )
+    }
+
+    /// State rebuilt from a backend; `bootstrap` is the member table when none was stored.
+    pub fn from_loaded(loaded: Loaded, bootstrap: Membership) -> Self {
+        let announced = std::sync::atomic::AtomicI64::new(loaded.store.current_revision());
         ReplicatedState {
-            store: RwLock::new(store),
-            leases: RwLock::new(Lessor::default()),
-            membership: RwLock::new(membership),
+            store: RwLock::new(loaded.store),
+            leases: RwLock::new(loaded.leases),
+            membership: RwLock::new(loaded.membership.unwrap_or(bootstrap)),
             revision_changed: tokio::sync::Notify::new(),
             announced,
+            applied_index: AtomicU64::new(loaded.consistent_index),
         }
+    }
+
+    /// Raft index of the last entry the state reflects.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index.load(Ordering::Acquire)
+    }
+
+    /// The whole state as a raft snapshot image, and the index it reflects.
+    pub fn image(&self) -> (Vec<u8>, u64) {
+        let store = self.store();
+        let index = self.applied_index();
+        let image = StateImage {
+            store: store.to_snapshot(),
+            leases: self.leases().clone(),
+            membership: self.membership().clone(),
+        };
+        drop(store);
+        let mut out = vec![SNAPSHOT_FORMAT];
+        match bincode::serde::encode_to_vec(&image, bincode::config::standard()) {
+            Ok(bytes) => out.extend_from_slice(&bytes),
+            Err(e) => tracing::error!(error = %e, "snapshot encoding failed"),
+        }
+        (out, index)
+    }
+
+    /// The backend underneath the store.
+    pub fn backend(&self) -> Backend {
+        self.store().backend().clone()
     }
 
     /// Completes after the applied revision next moves. Enable it (or poll it once) *before*
@@ -136,15 +191,30 @@ struct StateImage {
 /// Applies committed entries to a [`ReplicatedState`].
 pub struct EtcdStateMachine {
     state: Arc<ReplicatedState>,
+    /// Lease and member changes applied since the last flush.
+    batch: Batch,
 }
 
 impl EtcdStateMachine {
     /// A machine applying to `state`.
     pub fn new(state: Arc<ReplicatedState>) -> Self {
-        EtcdStateMachine { state }
+        EtcdStateMachine {
+            state,
+            batch: Batch::default(),
+        }
     }
 
-    fn apply_request(&self, request: Request) -> ApplyResult {
+    fn record_membership(&mut self) {
+        backend_state::put_membership(&mut self.batch, &self.state.membership());
+    }
+
+    fn mark_applied(&self, index: u64) {
+        // Under the store lock, so a reader of the store sees a matching index.
+        let _store = self.state.store_mut();
+        self.state.applied_index.store(index, Ordering::Release);
+    }
+
+    fn apply_request(&mut self, request: Request) -> ApplyResult {
         match request {
             Request::Put(p) => txn::put(
                 &mut self.state.store_mut(),
@@ -169,6 +239,7 @@ impl EtcdStateMachine {
                     .leases_mut()
                     .grant(g.id, g.ttl)
                     .map_err(|_| RequestError::LeaseExists)?;
+                backend_state::put_lease(&mut self.batch, g.id, g.ttl);
                 Ok(Applied::LeaseGrant(LeaseGrantResponse {
                     header: Some(ResponseHeader {
                         revision,
@@ -185,6 +256,7 @@ impl EtcdStateMachine {
                     &mut self.state.leases_mut(),
                     r.id,
                 )?;
+                backend_state::delete_lease(&mut self.batch, r.id);
                 Ok(Applied::LeaseRevoke(LeaseRevokeResponse {
                     header: Some(ResponseHeader {
                         revision,
@@ -206,6 +278,7 @@ impl EtcdStateMachine {
                 self.state
                     .membership_mut()
                     .set_attributes(a.member_id, &a.name, &a.client_urls);
+                self.record_membership();
                 Ok(Applied::Done)
             }
         }
@@ -215,15 +288,15 @@ impl EtcdStateMachine {
 impl StateMachine for EtcdStateMachine {
     type Output = ApplyResult;
 
+    fn applied_index(&self) -> u64 {
+        self.state.applied_index()
+    }
+
     fn apply(&mut self, index: u64, data: &[u8]) -> ApplyResult {
-        match InternalRequest::decode(data) {
+        let result = match InternalRequest::decode(data) {
             Ok(InternalRequest {
                 request: Some(request),
-            }) => {
-                let result = self.apply_request(request);
-                self.state.publish_revision();
-                result
-            }
+            }) => self.apply_request(request),
             Ok(InternalRequest { request: None }) => Ok(Applied::Done),
             Err(e) => {
                 tracing::error!(index, error = %e, "undecodable raft entry skipped");
@@ -231,12 +304,15 @@ impl StateMachine for EtcdStateMachine {
                     "undecodable entry {index}: {e}"
                 )))
             }
-        }
+        };
+        self.mark_applied(index);
+        self.state.publish_revision();
+        result
     }
 
     fn apply_conf_change(
         &mut self,
-        _index: u64,
+        index: u64,
         change: &ConfChangeV2,
         _conf: &ConfState,
     ) -> ApplyResult {
@@ -258,25 +334,36 @@ impl StateMachine for EtcdStateMachine {
                 }
             }
         }
+        drop(membership);
+        self.record_membership();
+        self.mark_applied(index);
         Ok(Applied::Done)
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        let image = StateImage {
-            store: self.state.store().to_snapshot(),
-            leases: self.state.leases().clone(),
-            membership: self.state.membership().clone(),
-        };
-        let mut out = vec![SNAPSHOT_FORMAT];
-        match bincode::serde::encode_to_vec(&image, bincode::config::standard()) {
-            Ok(bytes) => out.extend_from_slice(&bytes),
-            Err(e) => tracing::error!(error = %e, "snapshot encoding failed"),
+    fn flush(&mut self, durable: bool) -> Result<(), StorageError> {
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut store = self.state.store_mut();
+        backend_state::put_consistent_index(&mut batch, self.state.applied_index());
+        #[cfg(madsim)]
+        if crate::fault::active(crate::fault::Bug::BackendIndexAhead) {
+            store.backend().commit(std::mem::take(&mut batch), true)?;
         }
-        out
+        // Visible to readers at once; the fsync, if asked for, happens without the lock.
+        store.flush(batch, false)?;
+        let backend = store.backend().clone();
+        drop(store);
+        if durable {
+            backend.commit(Batch::default(), true)?;
+        }
+        Ok(())
     }
 
-    fn restore(&mut self, data: &[u8]) -> Result<(), crate::raft::RestoreError> {
+    fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), crate::raft::RestoreError> {
         use crate::raft::RestoreError;
+        if index <= self.state.applied_index() {
+            // The state already reflects the snapshot (a restart after installing it).
+            return Ok(());
+        }
         let (&format, body) = data.split_first().ok_or(RestoreError::Empty)?;
         if format != SNAPSHOT_FORMAT {
             return Err(RestoreError::Format(format));
@@ -284,9 +371,19 @@ impl StateMachine for EtcdStateMachine {
         let (image, _): (StateImage, usize) =
             bincode::serde::decode_from_slice(body, bincode::config::standard())
                 .map_err(|e| RestoreError::Decode(e.to_string()))?;
-        *self.state.store_mut() = Store::from_snapshot(image.store);
-        *self.state.leases_mut() = image.leases;
-        *self.state.membership_mut() = image.membership;
+        let mut batch = Batch::default();
+        backend_state::replace_leases(&mut batch, &image.leases);
+        backend_state::put_membership(&mut batch, &image.membership);
+        {
+            let mut store = self.state.store_mut();
+            let backend = store.backend().clone();
+            *store = Store::restore(backend, image.store);
+            *self.state.leases_mut() = image.leases;
+            *self.state.membership_mut() = image.membership;
+            self.state.applied_index.store(index, Ordering::Release);
+        }
+        self.batch = batch;
+        self.flush(true).map_err(RestoreError::Storage)?;
         self.state.publish_revision();
         Ok(())
     }

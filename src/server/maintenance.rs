@@ -38,14 +38,15 @@ impl Maintenance for MaintenanceService {
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let raft = self.core.status();
-        let (revision, in_use) = {
+        let (revision, in_use, size) = {
             let store = self.core.state.store();
-            (store.current_revision(), store.approx_bytes())
+            let size = store.backend().file_size();
+            (store.current_revision(), store.approx_bytes(), size)
         };
         Ok(Response::new(StatusResponse {
             header: Some(self.core.header(revision)),
             version: ETCD_API_VERSION.to_string(),
-            db_size: i64::try_from(self.core.disk.total_size().unwrap_or(0)).unwrap_or(i64::MAX),
+            db_size: i64::try_from(size).unwrap_or(i64::MAX),
             leader: raft.leader,
             raft_index: raft.commit,
             raft_term: raft.term,

@@ -5,6 +5,7 @@
 //! client URLs through raft (as etcd does) so `member list` shows them everywhere.
 
 pub mod apply;
+pub mod backend_state;
 pub mod cluster;
 pub mod core;
 pub mod election;
@@ -42,12 +43,17 @@ use crate::raft::durable::DurableLog;
 use crate::raft::storage::RaftStorage;
 use crate::raft::transport::{PeerService, Transport, MAX_PEER_MESSAGE};
 use crate::raft::{NodeConfig, NodeParts, RaftError, RaftNode, StateMachine};
+use crate::storage::Backend;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Extra bytes a gRPC request may carry beyond `--max-request-bytes` (etcd's allowance).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+/// The backend file inside the member directory (etcd's path).
+const BACKEND_FILE: &str = "snap/db";
+/// Upper bound of the backend's page cache (the OS page cache holds more of the file).
+const BACKEND_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a member could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +67,18 @@ pub enum StartError {
     /// Recovery or raft failed.
     #[error(transparent)]
     Raft(#[from] RaftError),
+    /// The backend reflects less than the raft log was compacted to: log entries it needs
+    /// are gone (a replaced or damaged `snap/db`).
+    #[error(
+        "the backend (snap/db) reflects raft index {backend} but the log starts after snapshot \
+         {snapshot}: entries in between are gone; restore this member from a backup or replace it"
+    )]
+    BackendBehind {
+        /// The backend's consistent index.
+        backend: u64,
+        /// The newest snapshot's index.
+        snapshot: u64,
+    },
     /// A peer URL is malformed.
     #[error("bad peer URL: {0}")]
     PeerUrl(#[from] tonic::transport::Error),
@@ -97,13 +115,30 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         return Err(StartError::JoinUnsupported);
     }
 
-    let state = Arc::new(ReplicatedState::new(bootstrap.clone()));
+    let backend =
+        Backend::open(&disk, BACKEND_FILE, BACKEND_CACHE_BYTES).map_err(RaftError::from)?;
+    let loaded = backend_state::load(backend).map_err(RaftError::from)?;
+    let state = Arc::new(ReplicatedState::from_loaded(loaded, bootstrap.clone()));
     let mut machine = EtcdStateMachine::new(state.clone());
-    let storage = RaftStorage::new_cluster(bootstrap.ids());
+    let mut storage = RaftStorage::new_cluster(bootstrap.ids());
+    let image_state = state.clone();
+    storage.set_snapshot_source(Arc::new(move || image_state.image()));
     let mut applied = 0;
     if let Some(snapshot) = recovered.snapshot {
-        machine.restore(&snapshot.data).map_err(RaftError::from)?;
-        applied = snapshot.get_metadata().index;
+        let index = snapshot.get_metadata().index;
+        if state.applied_index() < index {
+            if snapshot.data.is_empty() {
+                return Err(StartError::BackendBehind {
+                    backend: state.applied_index(),
+                    snapshot: index,
+                });
+            }
+            // A snapshot that still carries the state (written before the backend existed).
+            machine
+                .restore(index, &snapshot.data)
+                .map_err(RaftError::from)?;
+        }
+        applied = index;
         storage
             .install_snapshot(snapshot)
             .map_err(RaftError::from)?;

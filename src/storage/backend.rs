@@ -24,6 +24,9 @@
 //!   layer above writes its consistent index into every batch and replays its log from the
 //!   recovered index.
 //! * Every I/O error is returned, never ignored; redb refuses further writes after one.
+//! * A commit whose header or tree roots fail their checksums at open is reported as
+//!   [`StorageError::Corrupt`] (the member refuses to start). Damage inside other pages is found
+//!   only by a full integrity scan, which is not run at start (it reads the whole file).
 
 use std::sync::Arc;
 
@@ -133,7 +136,17 @@ impl Backend {
         let file = Arc::new(PageFile(disk.open_random(rel)?));
         let db = Database::builder()
             .set_cache_size(cache_bytes)
-            .create_with_backend(SharedFile(file.clone()))?;
+            .create_with_backend(SharedFile(file.clone()))
+            .map_err(|e| match e {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
+                    StorageError::Corrupt {
+                        path: disk.path(rel),
+                        offset: 0,
+                        reason,
+                    }
+                }
+                other => other.into(),
+            })?;
         Backend::init(db, Some(file))
     }
 
@@ -146,7 +159,9 @@ impl Backend {
     }
 
     fn init(db: Database, file: Option<Arc<PageFile>>) -> Result<Backend, StorageError> {
-        let tx = db.begin_write()?;
+        let mut tx = db.begin_write()?;
+        // Empty tables need no fsync: lost in a crash, they are created again.
+        tx.set_durability(Durability::None)?;
         for bucket in ALL_BUCKETS {
             tx.open_table(bucket.table())?;
         }

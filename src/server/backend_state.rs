@@ -1,0 +1,120 @@
+//! What the replicated state keeps in the backend besides key history, and how a member's
+//! state is rebuilt from the backend at start.
+//!
+//! Owns the `meta`, `lease` and `members` records (etcd's bucket and key names):
+//! * `meta/consistent_index`: the raft index of the last entry the backend reflects, written in
+//!   the same transaction as that entry's changes; a restart replays the WAL only past it.
+//! * `lease/<id: 8 bytes big endian>`: the granted TTL (8 bytes big endian). Which keys a lease
+//!   holds is not stored: it is rebuilt from the keys' own lease fields, as etcd does.
+//! * `members/members`: the member table (bincode).
+//!
+//! Invariant: after [`load`], the store, lease table and member table are exactly what the last
+//! durable flush committed, and the returned index is the consistent index of that flush.
+
+use super::membership::Membership;
+use crate::lease::Lessor;
+use crate::mvcc::Store;
+use crate::storage::{Backend, Batch, Bucket, StorageError};
+
+const CONSISTENT_INDEX: &[u8] = b"consistent_index";
+const MEMBERS: &[u8] = b"members";
+
+/// State rebuilt from a backend.
+pub struct Loaded {
+    /// The MVCC store.
+    pub store: Store,
+    /// The lease table, keys attached.
+    pub leases: Lessor,
+    /// The member table, if one was ever stored.
+    pub membership: Option<Membership>,
+    /// Raft index the state reflects.
+    pub consistent_index: u64,
+}
+
+fn corrupt(reason: String) -> StorageError {
+    StorageError::Corrupt {
+        path: "snap/db".into(),
+        offset: 0,
+        reason,
+    }
+}
+
+fn be_i64(bytes: &[u8], what: &str) -> Result<i64, StorageError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| corrupt(format!("{what}: {} bytes, not 8", bytes.len())))?;
+    Ok(i64::from_be_bytes(arr))
+}
+
+/// Rebuilds the replicated state from `backend`.
+pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
+    let view = backend.read()?;
+    let consistent_index = match view.get(Bucket::Meta, CONSISTENT_INDEX)? {
+        Some(b) => be_i64(&b, "consistent index")? as u64,
+        None => 0,
+    };
+    let membership = match view.get(Bucket::Members, MEMBERS)? {
+        Some(b) => Some(
+            bincode::serde::decode_from_slice(&b, bincode::config::standard())
+                .map_err(|e| corrupt(format!("member table: {e}")))?
+                .0,
+        ),
+        None => None,
+    };
+    let mut leases = Lessor::default();
+    for item in view.range(Bucket::Lease, &[], None)? {
+        let (id, ttl) = item?;
+        // Ids are unique keys, so a grant cannot collide.
+        let _ = leases.grant(be_i64(&id, "lease id")?, be_i64(&ttl, "lease ttl")?);
+    }
+    drop(view);
+    let store = Store::open(backend)?;
+    for (key, lease) in store.leased_keys() {
+        leases.reattach(&key, 0, lease);
+    }
+    Ok(Loaded {
+        store,
+        leases,
+        membership,
+        consistent_index,
+    })
+}
+
+/// Records the consistent index in `batch`.
+pub fn put_consistent_index(batch: &mut Batch, index: u64) {
+    batch.put(
+        Bucket::Meta,
+        CONSISTENT_INDEX.to_vec(),
+        index.to_be_bytes().to_vec(),
+    );
+}
+
+/// Records a granted lease in `batch`.
+pub fn put_lease(batch: &mut Batch, id: i64, ttl: i64) {
+    batch.put(
+        Bucket::Lease,
+        id.to_be_bytes().to_vec(),
+        ttl.to_be_bytes().to_vec(),
+    );
+}
+
+/// Records a revoked lease in `batch`.
+pub fn delete_lease(batch: &mut Batch, id: i64) {
+    batch.delete(Bucket::Lease, id.to_be_bytes().to_vec());
+}
+
+/// Records the member table in `batch`.
+pub fn put_membership(batch: &mut Batch, membership: &Membership) {
+    match bincode::serde::encode_to_vec(membership, bincode::config::standard()) {
+        Ok(bytes) => batch.put(Bucket::Members, MEMBERS.to_vec(), bytes),
+        Err(e) => tracing::error!(error = %e, "member table encoding failed"),
+    }
+}
+
+/// Records a whole lease table in `batch`, replacing the stored one.
+pub fn replace_leases(batch: &mut Batch, leases: &Lessor) {
+    batch.clear(Bucket::Lease);
+    for lease in leases.leases() {
+        put_lease(batch, lease.id, lease.ttl);
+    }
+}
