@@ -162,10 +162,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         errors.load(Ordering::Relaxed)
     );
     println!(
-        "latency p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms",
+        "latency p50={:.2}ms p90={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms",
         percentile(&all, 0.50).as_secs_f64() * 1e3,
         percentile(&all, 0.90).as_secs_f64() * 1e3,
         percentile(&all, 0.99).as_secs_f64() * 1e3,
+        percentile(&all, 0.999).as_secs_f64() * 1e3,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     Ok(())

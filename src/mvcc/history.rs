@@ -244,18 +244,67 @@ impl Reader<'_> {
     }
 }
 
-/// Every record stored in `backend`, ascending (to rebuild the key index at start).
-pub(crate) fn load_all(
+/// What rebuilding the key index needs of a stored record.
+pub(crate) struct Outline<'a> {
+    pub(crate) rev: Revision,
+    pub(crate) key: &'a [u8],
+    pub(crate) tombstone: bool,
+    pub(crate) lease: i64,
+    /// [`Record::size`] of the record.
+    pub(crate) size: usize,
+}
+
+/// Reads the key and lease of an encoded record without copying or decoding the value.
+fn outline<'a>(key: &[u8], value: &'a [u8]) -> Result<Outline<'a>, String> {
+    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+    let rev = parse_revision_key(key).ok_or_else(|| format!("bad revision key {key:?}"))?;
+    let (&flag, mut buf) = value
+        .split_first()
+        .ok_or_else(|| format!("empty record at {rev}"))?;
+    let bad = |e: prost::DecodeError| format!("record at {rev}: {e}");
+    let (mut kv_key, mut lease, mut value_len) = (&[][..], 0i64, 0usize);
+    while !buf.is_empty() {
+        let (tag, wire) = decode_key(&mut buf).map_err(bad)?;
+        match (tag, wire) {
+            (1 | 5, WireType::LengthDelimited) => {
+                let len = decode_varint(&mut buf).map_err(bad)? as usize;
+                if len > buf.len() {
+                    return Err(format!("record at {rev}: field {tag} overruns the record"));
+                }
+                let (field, rest) = buf.split_at(len);
+                if tag == 1 {
+                    kv_key = field;
+                } else {
+                    value_len = len;
+                }
+                buf = rest;
+            }
+            (6, WireType::Varint) => lease = decode_varint(&mut buf).map_err(bad)? as i64,
+            _ => skip_field(wire, tag, &mut buf, DecodeContext::default()).map_err(bad)?,
+        }
+    }
+    Ok(Outline {
+        rev,
+        key: kv_key,
+        tombstone: flag == 1,
+        lease,
+        size: kv_key.len() + value_len + super::store::RECORD_OVERHEAD,
+    })
+}
+
+/// Calls `f` on an outline of every record stored in `backend`, ascending (to rebuild the key
+/// index at start without copying values).
+pub(crate) fn for_each_outline(
     backend: &Backend,
-) -> Result<impl Iterator<Item = Result<(Revision, Record), StorageError>>, StorageError> {
-    let view = backend.read()?;
-    let range = view.range(Bucket::Key, &[], None)?;
-    Ok(range.map(|item| {
-        let (k, v) = item?;
-        decode(&k, &v).map_err(|reason| StorageError::Corrupt {
+    mut f: impl FnMut(Outline<'_>),
+) -> Result<(), StorageError> {
+    backend.read()?.for_each(Bucket::Key, |k, v| {
+        let o = outline(k, v).map_err(|reason| StorageError::Corrupt {
             path: "snap/db".into(),
             offset: 0,
             reason,
-        })
-    }))
+        })?;
+        f(o);
+        Ok::<(), StorageError>(())
+    })
 }

@@ -44,7 +44,7 @@ use crate::storage::{Backend, Batch, Bucket, StorageError};
 
 /// Fixed per-record overhead counted by [`Store::approx_bytes`]: revision,
 /// metadata and a share of map bookkeeping. Only a rough estimate.
-const RECORD_OVERHEAD: usize = 64;
+pub(crate) const RECORD_OVERHEAD: usize = 64;
 /// [`Store::compacted_revision`] of a store never compacted.
 const NEVER_COMPACTED: i64 = -1;
 /// `meta` key of the compaction revision (etcd's name).
@@ -169,6 +169,14 @@ impl Store {
 
     /// The store kept in `backend`: rebuilds the key index from every stored record.
     pub fn open(backend: Backend) -> Result<Store, StorageError> {
+        Store::open_with_leases(backend).map(|(store, _)| store)
+    }
+
+    /// [`Store::open`], also returning every live key whose current value carries a lease,
+    /// with that lease (gathered in the same scan, to rebuild the lease table).
+    pub fn open_with_leases(
+        backend: Backend,
+    ) -> Result<(Store, BTreeMap<Vec<u8>, i64>), StorageError> {
         let compacted = match backend.read()?.get(Bucket::Meta, COMPACTED_KEY)? {
             Some(bytes) => i64::from_be_bytes(bytes.as_slice().try_into().map_err(|_| {
                 StorageError::Corrupt {
@@ -179,20 +187,24 @@ impl Store {
             })?),
             None => NEVER_COMPACTED,
         };
-        let records = history::load_all(&backend)?;
-        let mut store = Store::empty(backend);
+        let mut store = Store::empty(backend.clone());
         let mut newest = 1;
-        for item in records {
-            let (rev, rec) = item?;
-            let size = rec.size();
-            if store.index_record(rev, &rec) {
-                store.bytes += size;
-                newest = newest.max(rev.main);
+        let mut leased = BTreeMap::new();
+        history::for_each_outline(&backend, |o| {
+            if !store.index_record(o.rev, o.key, o.tombstone) {
+                return;
             }
-        }
+            store.bytes += o.size;
+            newest = newest.max(o.rev.main);
+            if o.lease != 0 && !o.tombstone {
+                leased.insert(o.key.to_vec(), o.lease);
+            } else {
+                leased.remove(o.key);
+            }
+        })?;
         store.current = newest.max(compacted);
         store.compacted = compacted;
-        Ok(store)
+        Ok((store, leased))
     }
 
     /// The backend holding the history.
@@ -468,7 +480,7 @@ impl Store {
     /// (and changes nothing) for a tombstone of a key that is not live or a
     /// revision not newer than the key's last one.
     fn insert_record(&mut self, rev: Revision, rec: Record) -> bool {
-        if !self.index_record(rev, &rec) {
+        if !self.index_record(rev, &rec.key, rec.tombstone) {
             return false;
         }
         self.bytes += rec.size();
@@ -476,15 +488,15 @@ impl Store {
         true
     }
 
-    /// Adds `rev` to the index of `rec`'s key (see [`Store::insert_record`]).
-    fn index_record(&mut self, rev: Revision, rec: &Record) -> bool {
-        if let Some(ki) = self.index.get(&*rec.key) {
+    /// Adds `rev` to the index of `key` (see [`Store::insert_record`]).
+    fn index_record(&mut self, rev: Revision, key: &[u8], tombstone: bool) -> bool {
+        if let Some(ki) = self.index.get(key) {
             if ki.last_revision().is_some_and(|last| last >= rev) {
                 return false;
             }
         }
-        if rec.tombstone {
-            let Some(ki) = self.index.get_mut(&*rec.key) else {
+        if tombstone {
+            let Some(ki) = self.index.get_mut(key) else {
                 return false;
             };
             if !ki.tombstone(rev) {
@@ -492,25 +504,16 @@ impl Store {
             }
             self.live_keys = self.live_keys.saturating_sub(1);
         } else {
-            let ki = self.index.entry(Arc::clone(&rec.key)).or_default();
+            let ki = match self.index.get_mut(key) {
+                Some(ki) => ki,
+                None => self.index.entry(Arc::from(key)).or_default(),
+            };
             if !ki.is_live() {
                 self.live_keys += 1;
             }
             ki.put(rev);
         }
         true
-    }
-
-    /// Every live key whose current value carries a lease, with that lease (to rebuild the
-    /// lease table's attachments at start; reads each such key's current record).
-    pub fn leased_keys(&self) -> Vec<(Vec<u8>, i64)> {
-        let reader = self.history.reader();
-        self.index
-            .iter()
-            .filter_map(|(key, ki)| ki.get(self.current).map(|rev| (key, rev)))
-            .filter_map(|(key, rev)| reader.get(rev).map(|rec| (key.to_vec(), rec.lease)))
-            .filter(|(_, lease)| *lease != 0)
-            .collect()
     }
 
     /// The record visible for `key` at the current revision, if live.

@@ -68,8 +68,8 @@ pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
         let _ = leases.grant(be_i64(&id, "lease id")?, be_i64(&ttl, "lease ttl")?);
     }
     drop(view);
-    let store = Store::open(backend)?;
-    for (key, lease) in store.leased_keys() {
+    let (store, leased) = Store::open_with_leases(backend)?;
+    for (key, lease) in leased {
         leases.reattach(&key, 0, lease);
     }
     Ok(Loaded {

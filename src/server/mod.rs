@@ -111,13 +111,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
     let disk = Disk::new(config.data_dir.join("member"));
     disk.create_dir_all("")?;
     let (durable, recovered) = DurableLog::open(disk.clone())?;
+    tracing::info!(entries = recovered.entries.len(), "read the WAL");
     if recovered.is_empty() && config.cluster_state == ClusterState::Existing {
         return Err(StartError::JoinUnsupported);
     }
 
     let backend =
         Backend::open(&disk, BACKEND_FILE, BACKEND_CACHE_BYTES).map_err(RaftError::from)?;
+    tracing::info!(size = backend.file_size(), "opened the backend");
     let loaded = backend_state::load(backend).map_err(RaftError::from)?;
+    tracing::info!(
+        revision = loaded.store.current_revision(),
+        keys = loaded.store.key_count(),
+        consistent_index = loaded.consistent_index,
+        "rebuilt the key index"
+    );
     let state = Arc::new(ReplicatedState::from_loaded(loaded, bootstrap.clone()));
     let mut machine = EtcdStateMachine::new(state.clone());
     let mut storage = RaftStorage::new_cluster(bootstrap.ids());

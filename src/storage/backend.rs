@@ -253,6 +253,24 @@ impl ReadView {
         }))
     }
 
+    /// Calls `f` on every pair of `bucket` in key order, borrowing the bytes from the pages (no
+    /// copies: for scans over the whole history, such as rebuilding the key index at start).
+    pub fn for_each<E: From<StorageError>>(
+        &self,
+        bucket: Bucket,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let table = self
+            .tx
+            .open_table(bucket.table())
+            .map_err(StorageError::from)?;
+        for item in table.range::<&[u8]>(..).map_err(StorageError::from)? {
+            let (k, v) = item.map_err(StorageError::from)?;
+            f(k.value(), v.value())?;
+        }
+        Ok(())
+    }
+
     /// Number of pairs in `bucket`.
     pub fn len(&self, bucket: Bucket) -> Result<u64, StorageError> {
         Ok(self.tx.open_table(bucket.table())?.len()?)
