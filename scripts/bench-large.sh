@@ -4,7 +4,8 @@
 # Each round, for etcd then detcd: load KEYS distinct keys of VALUE_BYTES with 100 clients over
 # 10 connections (throughput, p99, p99.9, failed puts), then peak RSS and data-dir size, then
 # a restart: SIGTERM, start again, time until the first read of the last key is served.
-# Environment: ETCD_BIN (default etcd), CLIENTS (100), CONNS (10), QUOTA (8 GiB for etcd).
+# Environment: ETCD_BIN (default etcd), CLIENTS (100), CONNS (10), PASSES (1: each key written
+# PASSES times, so PASSES-1 older revisions of every key stay in the history).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keys=${1:-1000000}
@@ -12,6 +13,7 @@ vsize=${2:-1024}
 rounds=${3:-1}
 clients=${CLIENTS:-100}
 conns=${CONNS:-10}
+passes=${PASSES:-1}
 etcd_bin=${ETCD_BIN:-etcd}
 bash scripts/setup.sh >/dev/null
 cargo build --release --quiet --bin detcd --bin detcd-bench
@@ -47,9 +49,9 @@ for r in $(seq 1 "$rounds"); do
     start "$bin" "$tag"
     until ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:45379 put __ready 1 >/dev/null 2>&1; do sleep 0.1; done
     out=$("$bench" put --endpoints 127.0.0.1:45379 --clients "$clients" --conns "$conns" \
-      --total "$keys" --key-space "$keys" --key-size 16 --val-size "$vsize")
+      --total $((keys * passes)) --key-space "$keys" --key-size 16 --val-size "$vsize")
     rss=$(awk '/VmHWM/{print $2}' "/proc/$pid/status")
-    last=$(printf '%016d' $(( (keys - 1) * 2654435761 % keys )))
+    last=$(printf '%016d' $(( (keys * passes - 1) * 2654435761 % keys )))
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     size=$(du -sk "$work/$tag" | cut -f1)
     t0=$(date +%s.%N)
@@ -60,7 +62,7 @@ for r in $(seq 1 "$rounds"); do
     rss_after=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     pid=
-    echo "round=$r $tag keys=$keys value=$vsize | $(echo "$out" | tr '\n' ' ') | peak_rss_kb=$rss data_dir_kb=$size restart_s=$restart rss_after_restart_kb=$rss_after"
+    echo "round=$r $tag keys=$keys passes=$passes value=$vsize | $(echo "$out" | tr '\n' ' ') | peak_rss_kb=$rss data_dir_kb=$size restart_s=$restart rss_after_restart_kb=$rss_after"
     rm -rf "${work:?}/$tag"
   done
 done

@@ -538,6 +538,7 @@ fn key_count_and_bytes_track_changes() {
 fn flushed_store_reopens_from_its_file() {
     let dir = tempfile::tempdir().unwrap();
     let disk = crate::io::Disk::new(dir.path());
+    disk.create_dir_all("").unwrap();
     let backend = crate::storage::Backend::open(&disk, "db", 1 << 20).unwrap();
     let mut s = Store::open(backend).unwrap();
     put(&mut s, "a", "1"); // 2
