@@ -87,6 +87,14 @@ pub struct Flags {
     /// Maximum number of operations permitted in a transaction.
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     pub max_txn_ops: usize,
+    /// Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).
+    #[arg(
+        long,
+        env = "ETCD_QUOTA_BACKEND_BYTES",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub quota_backend_bytes: i64,
     /// Logger: `zap` (JSON lines, etcd's default) or `capnslog` (plain text).
     #[arg(long, env = "ETCD_LOGGER", default_value = "zap")]
     pub logger: String,
@@ -138,6 +146,8 @@ pub struct ServerConfig {
     pub catch_up_entries: u64,
     /// Max request size.
     pub max_request_bytes: usize,
+    /// Space quota of the backend (`None`: unlimited).
+    pub quota_bytes: Option<u64>,
     /// Max ops per txn branch.
     pub max_txn_ops: usize,
 }
@@ -270,6 +280,7 @@ impl Flags {
             catch_up_entries: self.experimental_snapshot_catchup_entries,
             max_request_bytes: self.max_request_bytes,
             max_txn_ops: self.max_txn_ops,
+            quota_bytes: crate::server::alarm::quota_from_flag(self.quota_backend_bytes),
             name: self.name,
         })
     }

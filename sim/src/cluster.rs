@@ -126,6 +126,8 @@ pub struct MemberParams {
     pub snapshot_count: u64,
     /// Entries kept behind a snapshot.
     pub catch_up_entries: u64,
+    /// `--quota-backend-bytes` as checked (`None`: unlimited).
+    pub quota_bytes: Option<u64>,
 }
 
 /// IP of member `i` (0-based).
@@ -189,6 +191,7 @@ impl SimCluster {
                 catch_up_entries: params.catch_up_entries,
                 max_request_bytes: 1_572_864,
                 max_txn_ops: 128,
+                quota_bytes: params.quota_bytes,
             };
             let init_config = config.clone();
             let node = handle

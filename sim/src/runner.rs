@@ -174,6 +174,7 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         election_timeout: Duration::from_millis(1000),
         snapshot_count: rng.gen_range(20..300),
         catch_up_entries: rng.gen_range(5..100),
+        quota_bytes: None,
     };
     let clients = rng.gen_range(3..7);
     let keys = Keyspace::random(&mut rng);

@@ -178,6 +178,9 @@ pub enum Command {
     /// Endpoint related commands
     #[command(subcommand)]
     Endpoint(EndpointCommand),
+    /// Alarm related commands
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
     /// Prints the version of etcdctl
     Version,
 }
@@ -395,4 +398,21 @@ pub enum EndpointCommand {
     Status,
     /// Checks the healthiness of endpoints specified in `--endpoints` flag
     Health,
+}
+
+/// `alarm` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AlarmCommand {
+    /// Disarms all alarms
+    Disarm {
+        /// No arguments are accepted (etcdctl's check, with its message).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Lists all alarms
+    List {
+        /// No arguments are accepted (etcdctl's check, with its message).
+        #[arg(hide = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }

@@ -7,9 +7,9 @@ use super::json::{self, Obj};
 use super::simple::{self, KvStyle};
 use super::{fields, table};
 use crate::pb::etcdserverpb::{
-    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseTimeToLiveResponse, PutResponse, RangeResponse, TxnResponse,
-    WatchResponse,
+    AlarmResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
+    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, PutResponse, RangeResponse,
+    TxnResponse, WatchResponse,
 };
 use prost::Message;
 use std::io::Write;
@@ -288,6 +288,31 @@ impl Display {
             },
             |o| fields::leases(o, r),
             None,
+        )
+    }
+
+    /// `alarm list` and `alarm disarm`.
+    pub fn alarms(&self, r: &AlarmResponse) -> CtlResult {
+        self.emit(
+            |o| o.push_str(&simple::alarms(r)),
+            || {
+                let alarms = r
+                    .alarms
+                    .iter()
+                    .map(|a| {
+                        Obj::new()
+                            .num_omit("memberID", a.member_id)
+                            .num_omit("alarm", a.alarm)
+                            .end()
+                    })
+                    .collect();
+                Obj::new()
+                    .header(r.header.as_ref())
+                    .list_omit("alarms", alarms)
+                    .end()
+            },
+            |o| fields::alarms(o, r),
+            Some(r.encode_to_vec()),
         )
     }
 

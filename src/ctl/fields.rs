@@ -4,7 +4,7 @@
 use super::gofmt::{quote, string_list};
 use super::simple::event_type;
 use crate::pb::etcdserverpb::{
-    response_op, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
+    response_op, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse,
     ResponseHeader, StatusResponse, TxnResponse, WatchResponse,
 };
@@ -31,6 +31,17 @@ fn kv(out: &mut String, pfx: &str, kv: &KeyValue) {
     line(out, &format!("{pfx}Version"), kv.version);
     line(out, &format!("{pfx}Value"), quote(&kv.value));
     line(out, &format!("{pfx}Lease"), kv.lease);
+}
+
+/// `alarm list` / `alarm disarm` (the header only when the server sent one: etcd sends none).
+pub fn alarms(out: &mut String, r: &AlarmResponse) {
+    if r.header.is_some() {
+        header(out, r.header.as_ref());
+    }
+    for a in &r.alarms {
+        line(out, "MemberID", a.member_id);
+        line(out, "AlarmType", super::simple::alarm_type(a.alarm));
+    }
 }
 
 /// `get`.

@@ -9,7 +9,7 @@
 //! error      CtlError with etcdctl's exit codes; gRPC status and cobra parse-error texts
 //! display    -w dispatcher; simple / fields / json / table printers in their own files
 //! gofmt      Go formatting conventions (%q, durations, ParseInt errors, humanize)
-//! kv txn watch lease concurrency cluster   the commands
+//! kv txn watch lease concurrency cluster alarm   the commands
 //! ```
 //! [`main`] parses `std::env::args`, runs the command and returns the process exit code.
 
@@ -24,6 +24,7 @@ macro_rules! rpc {
     };
 }
 
+pub mod alarm;
 pub mod cli;
 pub mod cluster;
 pub mod concurrency;
@@ -42,7 +43,7 @@ pub mod txn;
 pub mod watch;
 
 use clap::{CommandFactory, FromArgMatches};
-use cli::{Cli, Command, EndpointCommand, LeaseCommand, MemberCommand};
+use cli::{AlarmCommand, Cli, Command, EndpointCommand, LeaseCommand, MemberCommand};
 use conn::Conn;
 use display::Display;
 use error::CtlResult;
@@ -141,6 +142,8 @@ async fn run(ctx: &mut Ctx, command: Command) -> CtlResult {
         Command::Member(MemberCommand::List) => cluster::member_list(ctx).await,
         Command::Endpoint(EndpointCommand::Status) => cluster::endpoint_status(ctx).await,
         Command::Endpoint(EndpointCommand::Health) => cluster::endpoint_health(ctx).await,
+        Command::Alarm(AlarmCommand::List { args }) => alarm::list(ctx, &args).await,
+        Command::Alarm(AlarmCommand::Disarm { args }) => alarm::disarm(ctx, &args).await,
         Command::Version => {
             // Same shape as etcdctl's, but it names itself: scripts that parse the API
             // version keep working, and nobody mistakes this for the real etcdctl.

@@ -3,7 +3,7 @@
 //! Entries hold a protobuf `detcdpb.InternalRequest`; applying one mutates the MVCC store or the
 //! member table deterministically (same log ⇒ same state and same results on every member).
 //! Lock order (see [`lock_rank`](super::lock_rank)): `store`, then `leases`, then `membership`,
-//! then the leader's expiry clock (`ServerCore::clock`); every guard is taken through
+//! then `alarms`, then the leader's expiry clock (`ServerCore::clock`); every guard is taken through
 //! [`Ranked::acquire`], which panics on an out-of-order acquisition in debug builds. Guards are
 //! never held across an await, and preferably never two at once. The backend's own locks (redb's
 //! writer lock, taken only by this apply path) rank after all of these: a flush commits while
@@ -14,7 +14,12 @@
 //! (`applied_index`, the backend's consistent index) in the same transaction; the raft node
 //! flushes once per Ready and durably at snapshot points and on a clean stop. After a crash the
 //! backend holds the state of its last durable flush and the WAL replays the entries after it.
+//!
+//! Space: while a NOSPACE alarm is raised, requests that need space (see [`super::alarm`]) are
+//! refused at apply on every member, so the log stays deterministic however each member's
+//! quota check went.
 
+use super::alarm::{self, Alarms};
 use super::backend_state::{self, Loaded};
 use super::error::RequestError;
 use super::lock_rank::{Rank, Ranked};
@@ -24,8 +29,9 @@ use crate::lease::Lessor;
 use crate::mvcc::{Store, StoreSnapshot};
 use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
 use crate::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
-    ResponseHeader, TxnResponse,
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
+    TxnResponse,
 };
 use crate::raft::StateMachine;
 use crate::storage::{Backend, Batch, StorageError};
@@ -37,7 +43,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The state every member replicates, shared with the RPC handlers.
 ///
-/// Its three locks rank `store` < `leases` < `membership` (< `ServerCore`'s expiry clock): a
+/// Its four locks rank `store` < `leases` < `membership` < `alarms` (< `ServerCore`'s expiry
+/// clock): a
 /// thread holding one may only take a later one ([`super::lock_rank`]).
 pub struct ReplicatedState {
     /// The MVCC store; rank [`Rank::Store`] (first).
@@ -46,6 +53,8 @@ pub struct ReplicatedState {
     leases: RwLock<Lessor>,
     /// The member table; rank [`Rank::Membership`] (after the lease table).
     membership: RwLock<Membership>,
+    /// The raised alarms; rank [`Rank::Alarms`] (after the member table).
+    alarms: RwLock<Alarms>,
     /// Woken after every apply that moves the revision (watchers wait on it). A `Notify`, not
     /// a `watch` channel: tokio's `watch` picks among wakers with a process-global RNG, which
     /// would break simulation replay.
@@ -65,6 +74,7 @@ impl ReplicatedState {
                 store: Store::new(),
                 leases: Lessor::default(),
                 membership: None,
+                alarms: Alarms::default(),
                 consistent_index: 0,
             },
             membership,
@@ -78,6 +88,7 @@ impl ReplicatedState {
             store: RwLock::new(loaded.store),
             leases: RwLock::new(loaded.leases),
             membership: RwLock::new(loaded.membership.unwrap_or(bootstrap)),
+            alarms: RwLock::new(loaded.alarms),
             revision_changed: tokio::sync::Notify::new(),
             announced,
             applied_index: AtomicU64::new(loaded.consistent_index),
@@ -97,6 +108,7 @@ impl ReplicatedState {
             store: store.to_snapshot(),
             leases: self.leases().clone(),
             membership: self.membership().clone(),
+            alarms: self.alarms().clone(),
         };
         drop(store);
         let mut out = vec![SNAPSHOT_FORMAT];
@@ -154,6 +166,15 @@ impl ReplicatedState {
     fn membership_mut(&self) -> Ranked<RwLockWriteGuard<'_, Membership>> {
         write_ranked(Rank::Membership, &self.membership)
     }
+
+    /// Read access to the raised alarms.
+    pub fn alarms(&self) -> Ranked<RwLockReadGuard<'_, Alarms>> {
+        read_ranked(Rank::Alarms, &self.alarms)
+    }
+
+    fn alarms_mut(&self) -> Ranked<RwLockWriteGuard<'_, Alarms>> {
+        write_ranked(Rank::Alarms, &self.alarms)
+    }
 }
 
 /// The result of applying one entry, for the member that proposed it.
@@ -171,6 +192,8 @@ pub enum Applied {
     LeaseGrant(LeaseGrantResponse),
     /// A lease revocation.
     LeaseRevoke(LeaseRevokeResponse),
+    /// An alarm change: the alarms it changed.
+    Alarm(AlarmResponse),
     /// Anything without a client-visible response (member attributes, conf changes).
     Done,
 }
@@ -179,13 +202,48 @@ pub enum Applied {
 pub type ApplyResult = Result<Applied, RequestError>;
 
 /// Snapshot encoding format version.
-const SNAPSHOT_FORMAT: u8 = 2;
+const SNAPSHOT_FORMAT: u8 = 3;
+/// The format before alarms were replicated (still restored).
+const SNAPSHOT_FORMAT_NO_ALARMS: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct StateImage {
     store: StoreSnapshot,
     leases: Lessor,
     membership: Membership,
+    alarms: Alarms,
+}
+
+/// [`StateImage`] as format 2 had it.
+#[derive(Deserialize)]
+struct StateImageNoAlarms {
+    store: StoreSnapshot,
+    leases: Lessor,
+    membership: Membership,
+}
+
+/// Decodes a snapshot image of any format this build restores.
+fn decode_image(data: &[u8]) -> Result<StateImage, crate::raft::RestoreError> {
+    use crate::raft::RestoreError;
+    let (&format, body) = data.split_first().ok_or(RestoreError::Empty)?;
+    let decode_err = |e: bincode::error::DecodeError| RestoreError::Decode(e.to_string());
+    let config = bincode::config::standard();
+    match format {
+        SNAPSHOT_FORMAT => Ok(bincode::serde::decode_from_slice(body, config)
+            .map_err(decode_err)?
+            .0),
+        SNAPSHOT_FORMAT_NO_ALARMS => {
+            let (old, _): (StateImageNoAlarms, usize) =
+                bincode::serde::decode_from_slice(body, config).map_err(decode_err)?;
+            Ok(StateImage {
+                store: old.store,
+                leases: old.leases,
+                membership: old.membership,
+                alarms: Alarms::default(),
+            })
+        }
+        other => Err(RestoreError::Format(other)),
+    }
 }
 
 /// Applies committed entries to a [`ReplicatedState`].
@@ -208,6 +266,37 @@ impl EtcdStateMachine {
         backend_state::put_membership(&mut self.batch, &self.state.membership());
     }
 
+    /// Raises or lowers an alarm; the response lists it if it changed anything (etcd answers
+    /// an ACTIVATE with the alarm even when it was already raised).
+    fn apply_alarm(&mut self, a: &AlarmRequest) -> AlarmResponse {
+        let member = crate::pb::etcdserverpb::AlarmMember {
+            member_id: a.member_id,
+            alarm: a.alarm,
+        };
+        let mut alarms = self.state.alarms_mut();
+        let listed = match AlarmAction::try_from(a.action) {
+            // Raising "no alarm" changes nothing (etcd ignores it too).
+            Ok(AlarmAction::Activate) if a.alarm == AlarmType::None as i32 => false,
+            Ok(AlarmAction::Activate) => {
+                alarms.activate(a.member_id, a.alarm);
+                backend_state::put_alarm(&mut self.batch, a.member_id, a.alarm);
+                true
+            }
+            Ok(AlarmAction::Deactivate) => {
+                let removed = alarms.deactivate(a.member_id, a.alarm);
+                if removed {
+                    backend_state::delete_alarm(&mut self.batch, a.member_id, a.alarm);
+                }
+                removed
+            }
+            Ok(AlarmAction::Get) | Err(_) => false,
+        };
+        AlarmResponse {
+            header: None,
+            alarms: if listed { vec![member] } else { Vec::new() },
+        }
+    }
+
     fn mark_applied(&self, index: u64) {
         // Under the store lock, so a reader of the store sees a matching index.
         let _store = self.state.store_mut();
@@ -215,6 +304,9 @@ impl EtcdStateMachine {
     }
 
     fn apply_request(&mut self, request: Request) -> ApplyResult {
+        if alarm::cost(&request) > 0 && self.state.alarms().no_space() {
+            return Err(RequestError::NoSpace);
+        }
         match request {
             Request::Put(p) => txn::put(
                 &mut self.state.store_mut(),
@@ -274,6 +366,7 @@ impl EtcdStateMachine {
                     }),
                 }))
             }
+            Request::Alarm(a) => Ok(Applied::Alarm(self.apply_alarm(&a))),
             Request::MemberAttributes(a) => {
                 self.state
                     .membership_mut()
@@ -364,22 +457,18 @@ impl StateMachine for EtcdStateMachine {
             // The state already reflects the snapshot (a restart after installing it).
             return Ok(());
         }
-        let (&format, body) = data.split_first().ok_or(RestoreError::Empty)?;
-        if format != SNAPSHOT_FORMAT {
-            return Err(RestoreError::Format(format));
-        }
-        let (image, _): (StateImage, usize) =
-            bincode::serde::decode_from_slice(body, bincode::config::standard())
-                .map_err(|e| RestoreError::Decode(e.to_string()))?;
+        let image = decode_image(data)?;
         let mut batch = Batch::default();
         backend_state::replace_leases(&mut batch, &image.leases);
         backend_state::put_membership(&mut batch, &image.membership);
+        backend_state::replace_alarms(&mut batch, &image.alarms);
         {
             let mut store = self.state.store_mut();
             let backend = store.backend().clone();
             *store = Store::restore(backend, image.store);
             *self.state.leases_mut() = image.leases;
             *self.state.membership_mut() = image.membership;
+            *self.state.alarms_mut() = image.alarms;
             self.state.applied_index.store(index, Ordering::Release);
         }
         self.batch = batch;

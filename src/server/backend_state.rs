@@ -7,10 +7,12 @@
 //! * `lease/<id: 8 bytes big endian>`: the granted TTL (8 bytes big endian). Which keys a lease
 //!   holds is not stored: it is rebuilt from the keys' own lease fields, as etcd does.
 //! * `members/members`: the member table (bincode).
+//! * `alarm/<member id: 8 bytes big endian><alarm type: 4 bytes big endian>`: a raised alarm.
 //!
 //! Invariant: after [`load`], the store, lease table and member table are exactly what the last
 //! durable flush committed, and the returned index is the consistent index of that flush.
 
+use super::alarm::Alarms;
 use super::membership::Membership;
 use crate::lease::Lessor;
 use crate::mvcc::Store;
@@ -27,6 +29,8 @@ pub struct Loaded {
     pub leases: Lessor,
     /// The member table, if one was ever stored.
     pub membership: Option<Membership>,
+    /// Raised alarms.
+    pub alarms: Alarms,
     /// Raft index the state reflects.
     pub consistent_index: u64,
 }
@@ -67,6 +71,16 @@ pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
         // Ids are unique keys, so a grant cannot collide.
         let _ = leases.grant(be_i64(&id, "lease id")?, be_i64(&ttl, "lease ttl")?);
     }
+    let mut raised = Vec::new();
+    for item in view.range(Bucket::Alarm, &[], None)? {
+        let (key, _) = item?;
+        if key.len() != 12 {
+            return Err(corrupt(format!("alarm key of {} bytes", key.len())));
+        }
+        let member = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+        let alarm = i32::from_be_bytes(key[8..].try_into().expect("4 bytes"));
+        raised.push((member, alarm));
+    }
     drop(view);
     let (store, leased) = Store::open_with_leases(backend)?;
     for (key, lease) in leased {
@@ -76,6 +90,7 @@ pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
         store,
         leases,
         membership,
+        alarms: Alarms::from_pairs(raised),
         consistent_index,
     })
 }
@@ -116,5 +131,29 @@ pub fn replace_leases(batch: &mut Batch, leases: &Lessor) {
     batch.clear(Bucket::Lease);
     for lease in leases.leases() {
         put_lease(batch, lease.id, lease.ttl);
+    }
+}
+
+fn alarm_key(member: u64, alarm: i32) -> Vec<u8> {
+    let mut key = member.to_be_bytes().to_vec();
+    key.extend_from_slice(&alarm.to_be_bytes());
+    key
+}
+
+/// Records a raised alarm in `batch`.
+pub fn put_alarm(batch: &mut Batch, member: u64, alarm: i32) {
+    batch.put(Bucket::Alarm, alarm_key(member, alarm), Vec::new());
+}
+
+/// Records a lowered alarm in `batch`.
+pub fn delete_alarm(batch: &mut Batch, member: u64, alarm: i32) {
+    batch.delete(Bucket::Alarm, alarm_key(member, alarm));
+}
+
+/// Records a whole alarm set in `batch`, replacing the stored one.
+pub fn replace_alarms(batch: &mut Batch, alarms: &Alarms) {
+    batch.clear(Bucket::Alarm);
+    for a in alarms.list() {
+        put_alarm(batch, a.member_id, a.alarm);
     }
 }

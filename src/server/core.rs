@@ -41,6 +41,8 @@ pub struct ServerCore {
     pub(super) expiry: std::sync::Mutex<ExpiryClock>,
     /// Smallest TTL a lease is granted (etcd: 1.5 election timeouts, rounded up).
     pub min_lease_ttl: i64,
+    /// The backend's space quota (`None`: unlimited); see [`super::alarm`].
+    pub quota_bytes: Option<u64>,
 }
 
 impl ServerCore {
@@ -71,8 +73,15 @@ impl ServerCore {
         self.raft.status()
     }
 
-    /// Replicates `request` and returns what applying it produced on this member.
+    /// Replicates `request` and returns what applying it produced on this member. A request
+    /// that needs space is refused first when the quota would be exceeded ([`super::alarm`]).
     pub async fn propose(&self, request: Request) -> Result<Applied, RequestError> {
+        self.check_quota(&request).await?;
+        self.replicate(request).await
+    }
+
+    /// Replicates `request` without a quota check.
+    pub(super) async fn replicate(&self, request: Request) -> Result<Applied, RequestError> {
         let data = InternalRequest {
             request: Some(request),
         }

@@ -75,6 +75,9 @@ pub enum RequestError {
     /// Leader of an election nobody leads.
     #[error("election: no leader")]
     ElectionNoLeader,
+    /// A write that needs space while the quota is exhausted (or a NOSPACE alarm is raised).
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
     /// An RPC detcd does not serve yet.
     #[error("{0} is not implemented by detcd yet")]
     Unimplemented(&'static str),
@@ -96,6 +99,7 @@ impl RequestError {
             NoLeader | Timeout | Stopped | LeaderTransferTimeout => Code::Unavailable,
             NotLeader | BadLeaderTransferee => Code::FailedPrecondition,
             Unimplemented(_) => Code::Unimplemented,
+            NoSpace => Code::ResourceExhausted,
             SessionExpired | MissingLeaderKey | ElectionNotLeader | ElectionNoLeader => {
                 Code::Unknown
             }

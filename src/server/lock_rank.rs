@@ -1,8 +1,8 @@
 //! Lock ranks: the one order in which a thread may take the server's state locks, checked at
 //! run time in debug and test builds.
 //!
-//! The order is [`Rank::Store`] → [`Rank::Leases`] → [`Rank::Membership`] → [`Rank::Expiry`]
-//! (the store lock, the lease-table lock and the member-table lock of
+//! The order is [`Rank::Store`] → [`Rank::Leases`] → [`Rank::Membership`] → [`Rank::Alarms`] →
+//! [`Rank::Expiry`] (the store lock, the lease-table, member-table and alarm locks of
 //! [`ReplicatedState`](super::apply::ReplicatedState), then the leader's expiry clock of
 //! [`ServerCore`](super::core::ServerCore)): while holding one of them a thread may only take a
 //! lock of a higher rank. Taking the same lock twice is out of order too — a std `RwLock` queues
@@ -28,6 +28,8 @@ pub enum Rank {
     Leases,
     /// `ReplicatedState::membership`.
     Membership,
+    /// `ReplicatedState::alarms`.
+    Alarms,
     /// `ServerCore::expiry` (the leader's lease clock).
     Expiry,
 }

@@ -1,10 +1,13 @@
-//! The `etcdserverpb.Maintenance` service: Status, Hash, HashKV, Alarm (detcd raises no alarms
-//! yet, so the list is always empty and the truth) and MoveLeader. Defragment, Snapshot and
-//! Downgrade answer `Unimplemented` until they exist.
+//! The `etcdserverpb.Maintenance` service: Status, Hash, HashKV, Alarm (GET reads the
+//! replicated alarm set; ACTIVATE and DEACTIVATE go through raft, see [`super::alarm`]) and
+//! MoveLeader. Defragment, Snapshot and Downgrade answer `Unimplemented` until they exist.
 
+use super::apply::Applied;
 use super::core::{ServerCore, ETCD_API_VERSION};
 use super::error::RequestError;
+use crate::pb::detcdpb::internal_request::Request as Internal;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::pb::etcdserverpb::{alarm_request::AlarmAction, AlarmMember, AlarmType};
 use crate::pb::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
     DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
@@ -29,11 +32,35 @@ impl MaintenanceService {
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        Ok(Response::new(AlarmResponse {
-            header: Some(self.core.header(self.core.state.store().current_revision())),
-            alarms: Vec::new(),
-        }))
+    async fn alarm(
+        &self,
+        request: Request<AlarmRequest>,
+    ) -> Result<Response<AlarmResponse>, Status> {
+        let r = request.into_inner();
+        // etcd's alarm responses carry no header (its applier builds them bare); clients and
+        // etcdctl's printers expect that.
+        if r.action == AlarmAction::Get as i32 {
+            // etcd serves GET through raft: a linearizable read of the alarm set.
+            self.core.linearizable_read().await?;
+            let alarms = self
+                .core
+                .state
+                .alarms()
+                .list()
+                .into_iter()
+                .filter(|a| r.alarm == AlarmType::None as i32 || a.alarm == r.alarm)
+                .collect();
+            return Ok(Response::new(AlarmResponse {
+                header: None,
+                alarms,
+            }));
+        }
+        match self.core.propose(Internal::Alarm(r)).await? {
+            Applied::Alarm(resp) => Ok(Response::new(resp)),
+            other => {
+                Err(RequestError::Internal(format!("unexpected apply result {other:?}")).into())
+            }
+        }
     }
 
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
@@ -51,7 +78,14 @@ impl Maintenance for MaintenanceService {
             raft_index: raft.commit,
             raft_term: raft.term,
             raft_applied_index: raft.applied,
-            errors: Vec::new(),
+            errors: self
+                .core
+                .state
+                .alarms()
+                .list()
+                .iter()
+                .map(alarm_text)
+                .collect(),
             db_size_in_use: i64::try_from(in_use).unwrap_or(i64::MAX),
             is_learner: raft.is_learner,
         }))
@@ -139,4 +173,11 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<DowngradeResponse>, Status> {
         Err(RequestError::Unimplemented("Downgrade").into())
     }
+}
+
+/// An alarm as etcd writes it in `Status.errors` (the protobuf text form of the member).
+fn alarm_text(a: &AlarmMember) -> String {
+    let name = AlarmType::try_from(a.alarm)
+        .map_or_else(|_| a.alarm.to_string(), |t| t.as_str_name().to_string());
+    format!("memberID:{} alarm:{name} ", a.member_id)
 }

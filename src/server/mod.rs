@@ -4,6 +4,7 @@
 //! node and the peer transport, serve peers and clients, then publish this member's name and
 //! client URLs through raft (as etcd does) so `member list` shows them everywhere.
 
+pub mod alarm;
 pub mod apply;
 pub mod backend_state;
 pub mod cluster;
@@ -209,6 +210,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         disk,
         expiry: std::sync::Mutex::new(crate::lease::ExpiryClock::default()),
         min_lease_ttl: (config.election_timeout.as_millis() * 3 / 2).div_ceil(1000) as i64,
+        quota_bytes: config.quota_bytes,
     });
 
     let mut tasks = Vec::new();

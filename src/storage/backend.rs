@@ -16,6 +16,7 @@
 //! * `meta`: `consistent_index`, compaction state and the like.
 //! * `lease`: lease id (8 bytes, big endian) → the lease's record.
 //! * `members`: the member table.
+//! * `alarm`: raised alarms, member id and alarm type → nothing.
 //!
 //! Invariants:
 //! * A [`Batch`] commits atomically: after a crash the file holds the state of the last durable
@@ -46,9 +47,17 @@ pub enum Bucket {
     Lease,
     /// The member table.
     Members,
+    /// Raised alarms.
+    Alarm,
 }
 
-const ALL_BUCKETS: [Bucket; 4] = [Bucket::Key, Bucket::Meta, Bucket::Lease, Bucket::Members];
+const ALL_BUCKETS: [Bucket; 5] = [
+    Bucket::Key,
+    Bucket::Meta,
+    Bucket::Lease,
+    Bucket::Members,
+    Bucket::Alarm,
+];
 
 impl Bucket {
     fn table(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -57,6 +66,7 @@ impl Bucket {
             Bucket::Meta => "meta",
             Bucket::Lease => "lease",
             Bucket::Members => "members",
+            Bucket::Alarm => "alarm",
         })
     }
 }
