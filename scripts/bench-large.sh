@@ -24,8 +24,8 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; 
 trap cleanup EXIT
 
 start() { # $1 binary, $2 tag
-  local extra=()
-  [ "$2" = etcd ] && extra=(--quota-backend-bytes $((8 * 1024 * 1024 * 1024)))
+  # etcd's recommended maximum quota for both, so neither refuses the load with NOSPACE.
+  local extra=(--quota-backend-bytes $((8 * 1024 * 1024 * 1024)))
   "$1" --name n1 --data-dir "$work/$2" \
     --listen-client-urls http://127.0.0.1:45379 --advertise-client-urls http://127.0.0.1:45379 \
     --listen-peer-urls http://127.0.0.1:45380 --initial-advertise-peer-urls http://127.0.0.1:45380 \

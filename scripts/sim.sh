@@ -5,6 +5,8 @@
 #   scripts/sim.sh --seed 42 --verbose       ...and print its fault trace
 #   scripts/sim.sh --seeds 1..50 --check-determinism
 #   scripts/sim.sh --seeds 1..20 --inject-bug stale-read
+#   scripts/sim.sh --seeds 1..200 --quota 8192  members with a tiny --quota-backend-bytes,
+#                                            an operator compacting and disarming NOSPACE
 #   scripts/sim.sh --long [N]                a long run: seeds 1..N (default 10,000)
 # The last line for each seed is `seed N: ok trace=<hash>` or `seed N: FAILED trace=<hash>`,
 # preceded on failure by the violations and the one-line replay command.

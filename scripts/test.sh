@@ -30,3 +30,6 @@ step "simulation: 1,000 seeds, then a determinism check (each seed run twice)"
 # 1,000 seeds: 1..1001 less the one undecided seed there (sim/undecided.txt).
 bash scripts/sim.sh --seeds 1..1001 --skip sim/undecided.txt
 bash scripts/sim.sh --seeds 1001..1030 --check-determinism --skip sim/undecided.txt
+
+step "simulation: 200 seeds with an 8 KiB quota (NOSPACE raised, refused, compacted, disarmed)"
+bash scripts/sim.sh --seeds 2001..2200 --quota 8192

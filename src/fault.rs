@@ -40,11 +40,14 @@ pub enum Bug {
     /// history it covers: a crash in between leaves a backend that claims entries it lacks, and
     /// the restart skips replaying them.
     BackendIndexAhead,
+    /// While NOSPACE is raised, a write that needs space is applied anyway although its
+    /// proposer is told it was refused (`database space exceeded`).
+    NoSpaceKeepsWrite,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -57,6 +60,7 @@ impl Bug {
         Bug::RangeMoreFalse,
         Bug::LeaseOnStaleLeader,
         Bug::BackendIndexAhead,
+        Bug::NoSpaceKeepsWrite,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -74,6 +78,7 @@ impl Bug {
             Bug::RangeMoreFalse => "range-more-false",
             Bug::LeaseOnStaleLeader => "lease-on-stale-leader",
             Bug::BackendIndexAhead => "backend-index-ahead",
+            Bug::NoSpaceKeepsWrite => "nospace-keeps-write",
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! Modules: [`cluster`] (members as nodes, kill/crash/restart), [`faults`] (seeded schedules),
 //! [`workload`] (clients recording a [`history`]), [`checkers`] (one property each, with
-//! [`linearizability`] the main one), [`runner`] (one seed end to end), [`trace`].
+//! [`linearizability`] the main one), [`runner`] (one seed end to end; quota runs add the
+//! operator of `quota_operator`), [`trace`].
 
 #[cfg(not(madsim))]
 compile_error!("detcd-sim only means something in a simulator build: use scripts/sim.sh or RUSTFLAGS=\"--cfg madsim\"");
@@ -23,6 +24,7 @@ mod kv_model;
 mod kv_range;
 pub mod linearizability;
 mod presence;
+mod quota_operator;
 pub mod requests;
 mod revision_order;
 mod revision_plan;

@@ -2,7 +2,9 @@
 //!
 //! `detcd-sim --seed N` replays one seed; `--seeds A..B` runs a range on `--jobs` threads;
 //! `--inject-bug NAME` switches a deliberate bug on; `--check-determinism` runs every seed twice
-//! and fails if the trace hashes differ. The last line per seed is `seed N: ok trace=<hash>`.
+//! and fails if the trace hashes differ; `--quota BYTES` gives every member that
+//! `--quota-backend-bytes` (with an operator that compacts and
+//! disarms NOSPACE). The last line per seed is `seed N: ok trace=<hash>`.
 
 use clap::Parser;
 use detcd::fault::Bug;
@@ -27,7 +29,7 @@ struct Args {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
-    /// Inject a bug: stale-read or ack-before-fsync.
+    /// Inject a bug by name (see `detcd::fault::Bug`).
     #[arg(long)]
     inject_bug: Option<String>,
     /// Run each seed twice and require identical trace hashes.
@@ -36,6 +38,10 @@ struct Args {
     /// Simulated seconds of the fault phase.
     #[arg(long, default_value_t = 30)]
     chaos_secs: u64,
+    /// Run every member with this `--quota-backend-bytes` (and an operator that compacts and
+    /// disarms NOSPACE).
+    #[arg(long)]
+    quota: Option<u64>,
     /// Print each seed's trace.
     #[arg(long)]
     verbose: bool,
@@ -63,14 +69,18 @@ fn parse_range(s: &str) -> Option<(u64, u64)> {
     ))
 }
 
-fn replay_command(seed: u64, bug: Option<Bug>) -> String {
-    match bug {
-        Some(b) => format!("scripts/sim.sh --seed {seed} --inject-bug {}", b.name()),
-        None => format!("scripts/sim.sh --seed {seed}"),
+fn replay_command(seed: u64, bug: Option<Bug>, quota: Option<u64>) -> String {
+    let mut command = format!("scripts/sim.sh --seed {seed}");
+    if let Some(b) = bug {
+        command += &format!(" --inject-bug {}", b.name());
     }
+    if let Some(q) = quota {
+        command += &format!(" --quota {q}");
+    }
+    command
 }
 
-fn print_report(r: &SeedReport, bug: Option<Bug>, verbose: bool) {
+fn print_report(r: &SeedReport, bug: Option<Bug>, quota: Option<u64>, verbose: bool) {
     if verbose {
         for (at, e) in &r.events {
             println!("  [{:>9.3}s] {e}", *at as f64 / 1e9);
@@ -83,7 +93,7 @@ fn print_report(r: &SeedReport, bug: Option<Bug>, verbose: bool) {
         println!(
             "seed {}: replay with: {}",
             r.seed,
-            replay_command(r.seed, bug)
+            replay_command(r.seed, bug, quota)
         );
     }
     println!(
@@ -151,8 +161,12 @@ fn main() -> ExitCode {
                 out.clone(),
                 simulated.clone(),
             );
-            let (verbose, determinism, chaos) =
-                (args.verbose, args.check_determinism, args.chaos_secs);
+            let (verbose, determinism, chaos, quota) = (
+                args.verbose,
+                args.check_determinism,
+                args.chaos_secs,
+                args.quota,
+            );
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { return };
@@ -160,6 +174,7 @@ fn main() -> ExitCode {
                     seed,
                     bug,
                     chaos: Duration::from_secs(chaos),
+                    quota_bytes: quota,
                 };
                 let mut report = run_seed(options);
                 if determinism && report.ok() {
@@ -173,7 +188,7 @@ fn main() -> ExitCode {
                 }
                 *simulated.lock().expect("lock") += report.simulated;
                 let _guard = out.lock().expect("lock");
-                print_report(&report, bug, verbose);
+                print_report(&report, bug, quota, verbose);
                 if !report.ok() {
                     failed.lock().expect("lock").push(seed);
                 }

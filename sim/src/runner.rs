@@ -11,6 +11,7 @@ use crate::coordination::{self, CoordinationLog, SharedCoordinationLog};
 use crate::faults;
 use crate::history::{History, Outcome, Request};
 use crate::linearizability;
+use crate::quota_operator;
 use crate::requests::RangeSpec;
 use crate::served_probe::{self, SharedServedLog};
 use crate::trace::Trace;
@@ -22,6 +23,7 @@ use madsim::rand::prelude::*;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +59,9 @@ pub struct SeedOptions {
     pub bug: Option<Bug>,
     /// Simulated length of the safety (fault) phase.
     pub chaos: Duration,
+    /// `--quota-backend-bytes` of every member (`None`: unlimited). A quota run also has an
+    /// operator compacting and disarming whenever NOSPACE is raised (`crate::quota_operator`).
+    pub quota_bytes: Option<u64>,
 }
 
 impl SeedOptions {
@@ -66,6 +71,7 @@ impl SeedOptions {
             seed,
             bug: None,
             chaos: Duration::from_secs(30),
+            quota_bytes: None,
         }
     }
 }
@@ -174,7 +180,7 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         election_timeout: Duration::from_millis(1000),
         snapshot_count: rng.gen_range(20..300),
         catch_up_entries: rng.gen_range(5..100),
-        quota_bytes: None,
+        quota_bytes: options.quota_bytes,
     };
     let clients = rng.gen_range(3..7);
     let keys = Keyspace::random(&mut rng);
@@ -207,6 +213,18 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
                 .run_random(keys, chaos_end - options.chaos / 3, chaos_end)
                 .await;
         }));
+    }
+    let operator_stop = Arc::new(AtomicBool::new(false));
+    let disarmed = Arc::new(AtomicUsize::new(0));
+    if options.quota_bytes.is_some() {
+        let node = handle
+            .create_node()
+            .name("operator")
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 6, 1)))
+            .build();
+        let client = Client::new(200, members, history.clone(), start, op_timeout);
+        let (stop, count) = (operator_stop.clone(), disarmed.clone());
+        node.spawn(quota_operator::operate(client, members, stop, count));
     }
     let mut watch_logs: Vec<SharedWatchLog> = Vec::new();
     let mut watch_nodes = Vec::new();
@@ -295,6 +313,20 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
 
     // Coordination phase: leases and locks under faults, after the KV history is closed (their
     // writes are not part of the linearizability model).
+    operator_stop.store(true, Ordering::Release);
+    if options.quota_bytes.is_some() {
+        let refused = history
+            .lock()
+            .expect("history lock")
+            .ops
+            .iter()
+            .filter(|op| op.request.is_write() && op.outcome == Outcome::Failed)
+            .count();
+        trace.event(format!(
+            "quota: {refused} writes refused, {} alarms disarmed",
+            disarmed.load(Ordering::Relaxed)
+        ));
+    }
     let history = history.lock().expect("history lock").clone();
     let coordination_log: SharedCoordinationLog = Arc::new(Mutex::new(CoordinationLog::default()));
     let coordination_end = tokio::time::Instant::now() + options.chaos / 2;

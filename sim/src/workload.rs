@@ -5,7 +5,8 @@
 //! Outcome rules: a read that errors or times out is `Failed` (a read changes nothing, so it
 //! can be ignored), except that the compacted error is a definite `Ok(Compacted)` answer; a write
 //! or compaction that errors or times out is `Unknown` (it may or may not have taken effect, at
-//! any time after its invoke), except that a compaction refused as a future revision is `Failed`.
+//! any time after its invoke), except that a compaction refused as a future revision and a write
+//! refused for space (`database space exceeded`: never applied anywhere) are `Failed`.
 
 use crate::cluster::member_channel;
 use crate::grpc::execute;
@@ -16,6 +17,9 @@ use madsim::rand::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::Channel;
+
+/// The message of etcd's NOSPACE refusal.
+const NO_SPACE: &str = "database space exceeded";
 
 /// A history shared by the clients of one run.
 pub type SharedHistory = Arc<Mutex<History>>;
@@ -107,6 +111,8 @@ impl Client {
             {
                 Outcome::Failed
             }
+            // Refused for space: before proposing, or by every member's capped apply.
+            Ok(Err(status)) if status.message().contains(NO_SPACE) => Outcome::Failed,
             _ if !request.is_write() && !matches!(request, Request::Compact { .. }) => {
                 Outcome::Failed
             }

@@ -12,11 +12,21 @@ const BUDGET: u64 = 12;
 /// served-revision checker) catches get: the bound, at the normal safety phase.
 const WIDE_BUDGET: u64 = 40;
 
-fn first_failing_seed(bug: Bug, budget: u64, chaos: Duration) -> Option<(u64, Vec<String>)> {
+/// The `--quota` of quota runs in CI (scripts/test.sh): small enough that NOSPACE is raised
+/// within the first seconds of a seed.
+const SIM_QUOTA: u64 = 8 * 1024;
+
+fn first_failing_seed(
+    bug: Bug,
+    budget: u64,
+    chaos: Duration,
+    quota_bytes: Option<u64>,
+) -> Option<(u64, Vec<String>)> {
     (1..=budget).find_map(|seed| {
         let report = run_seed(SeedOptions {
             bug: Some(bug),
             chaos,
+            quota_bytes,
             ..SeedOptions::new(seed)
         });
         (!report.ok()).then_some((seed, report.failures))
@@ -31,7 +41,17 @@ fn assert_caught(bug: Bug, checker: Option<&str>) {
 }
 
 fn assert_caught_within(bug: Bug, checker: Option<&str>, budget: u64, chaos: Duration) {
-    let (seed, failures) = first_failing_seed(bug, budget, chaos)
+    assert_caught_with(bug, checker, budget, chaos, None);
+}
+
+fn assert_caught_with(
+    bug: Bug,
+    checker: Option<&str>,
+    budget: u64,
+    chaos: Duration,
+    quota_bytes: Option<u64>,
+) {
+    let (seed, failures) = first_failing_seed(bug, budget, chaos, quota_bytes)
         .unwrap_or_else(|| panic!("{} went unnoticed", bug.name()));
     println!("{} caught by seed {seed}: {failures:?}", bug.name());
     if let Some(prefix) = checker {
@@ -139,5 +159,18 @@ fn backend_index_ahead_of_history_is_caught() {
         None,
         WIDE_BUDGET,
         Duration::from_secs(20),
+    );
+}
+
+/// A write refused for space must not be stored: one that is (its proposer told otherwise)
+/// becomes visible to later reads, which the linearizability checker rejects.
+#[test]
+fn nospace_keeping_the_write_is_caught() {
+    assert_caught_with(
+        Bug::NoSpaceKeepsWrite,
+        Some("linearizability"),
+        WIDE_BUDGET,
+        Duration::from_secs(20),
+        Some(SIM_QUOTA),
     );
 }

@@ -305,8 +305,16 @@ impl EtcdStateMachine {
 
     fn apply_request(&mut self, request: Request) -> ApplyResult {
         if alarm::cost(&request) > 0 && self.state.alarms().no_space() {
+            #[cfg(madsim)]
+            if crate::fault::active(crate::fault::Bug::NoSpaceKeepsWrite) {
+                let _ = self.apply_unchecked(request);
+            }
             return Err(RequestError::NoSpace);
         }
+        self.apply_unchecked(request)
+    }
+
+    fn apply_unchecked(&mut self, request: Request) -> ApplyResult {
         match request {
             Request::Put(p) => txn::put(
                 &mut self.state.store_mut(),
