@@ -4,7 +4,8 @@
 //! refuses writes that need space (a small put through another member too: the capped apply)
 //! while reads, deletes and compaction still work; the alarm shows in `alarm list` and in
 //! `endpoint status`, survives a member's restart, and `alarm disarm` lowers it once compaction
-//! has made room. detcdctl prints the same as etcdctl for the alarm commands.
+//! has made room; `defrag` then gives the freed pages back to the file system. detcdctl prints
+//! the same as etcdctl for the alarm commands and defrag.
 
 #![cfg(not(madsim))]
 
@@ -24,12 +25,20 @@ fn detcdctl(endpoints: &str, args: &[&str]) -> Output {
         .expect("run detcdctl")
 }
 
-fn member_id(endpoint: &str) -> u64 {
+fn status(endpoint: &str) -> serde_json::Value {
     let out = ok(endpoint, &["endpoint", "status", "-w", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("status json");
-    v[0]["Status"]["header"]["member_id"]
+    v[0]["Status"].clone()
+}
+
+fn member_id(endpoint: &str) -> u64 {
+    status(endpoint)["header"]["member_id"]
         .as_u64()
         .expect("member id")
+}
+
+fn db_size(endpoint: &str) -> u64 {
+    status(endpoint)["dbSize"].as_u64().expect("dbSize")
 }
 
 /// Both tools print the same for a command that changes nothing.
@@ -130,6 +139,18 @@ fn quota_raises_nospace_and_disarm_lowers_it() {
     ok(&eps, &["del", "big", "--prefix"]);
     let revision = common::revision(&eps);
     ok(&eps, &["compaction", &revision.to_string()]);
+    let before = db_size(&first);
+    let finished: String = (0..3)
+        .map(|i| format!("Finished defragmenting etcd member[{}]\n", c.endpoint(i)))
+        .collect();
+    assert_eq!(ok(&eps, &["defrag"]), finished);
+    let after = db_size(&first);
+    assert!(
+        after < before,
+        "defrag left the file at {after} bytes (was {before})"
+    );
+    let ours = detcdctl(&eps, &["defrag"]);
+    assert_eq!((stdout(&ours), ours.status.code()), (finished, Some(0)));
     let disarm = detcdctl(&eps, &["alarm", "disarm"]);
     assert!(disarm.status.success(), "{}", stderr(&disarm));
     assert_eq!(stdout(&disarm), raised, "disarm prints what it lowered");

@@ -1,20 +1,37 @@
 //! The operator of a quota run: what an etcd user does when NOSPACE is raised. Every second it
 //! asks one member for the alarm list; when an alarm is up it compacts the history at the
-//! current revision (a recorded `Compact`, so the compaction checks see it) and disarms every
-//! alarm, counting the alarms it lowered in `disarmed`. It stops issuing requests once `stop` is
-//! set (before the history is checked).
+//! current revision (a recorded `Compact`, so the compaction checks see it), defragments that
+//! member and disarms every alarm, counting the alarms it lowered in `disarmed`. Every call has a
+//! deadline (a member may die under it). It stops issuing requests once `stop` is set (before
+//! the history is checked).
 
 use crate::cluster::member_channel;
 use crate::history::Request;
 use crate::workload::Client;
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::maintenance_client::MaintenanceClient;
-use detcd::pb::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, RangeRequest};
+use detcd::pb::etcdserverpb::{
+    alarm_request::AlarmAction, AlarmMember, AlarmRequest, DefragmentRequest, RangeRequest,
+};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Keeps the cluster writable: compact and disarm whenever an alarm is raised.
+/// How long the operator waits for one call.
+const CALL_DEADLINE: Duration = Duration::from_secs(3);
+
+/// The response of `call`, or `None` if it failed or missed its deadline.
+async fn within<T>(
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Option<T> {
+    match tokio::time::timeout(CALL_DEADLINE, call).await {
+        Ok(Ok(response)) => Some(response.into_inner()),
+        _ => None,
+    }
+}
+
+/// Keeps the cluster writable: compact, defragment and disarm whenever an alarm is raised.
 pub async fn operate(
     mut client: Client,
     members: usize,
@@ -27,11 +44,10 @@ pub async fn operate(
         round += 1;
         let member = round % members;
         let mut maintenance = MaintenanceClient::new(member_channel(member));
-        let Ok(listed) = maintenance.alarm(AlarmRequest::default()).await else {
+        let Some(listed) = within(maintenance.alarm(AlarmRequest::default())).await else {
             continue;
         };
-        let alarms = listed.into_inner().alarms;
-        if alarms.is_empty() {
+        if listed.alarms.is_empty() {
             continue;
         }
         let probe = RangeRequest {
@@ -39,22 +55,25 @@ pub async fn operate(
             serializable: true,
             ..Default::default()
         };
-        let Ok(read) = KvClient::new(member_channel(member)).range(probe).await else {
+        let mut kv = KvClient::new(member_channel(member));
+        let Some(read) = within(kv.range(probe)).await else {
             continue;
         };
-        let revision = read.into_inner().header.map_or(0, |h| h.revision);
+        let revision = read.header.map_or(0, |h| h.revision);
         if stop.load(Ordering::Acquire) {
             return;
         }
         client.invoke(member, Request::Compact { revision }).await;
-        for alarm in alarms {
+        // What the runbook says next; it must change nothing a client can see.
+        within(maintenance.defragment(DefragmentRequest {})).await;
+        for AlarmMember { member_id, alarm } in listed.alarms {
             let lower = AlarmRequest {
                 action: AlarmAction::Deactivate as i32,
-                member_id: alarm.member_id,
-                alarm: alarm.alarm,
+                member_id,
+                alarm,
             };
-            if let Ok(lowered) = maintenance.alarm(lower).await {
-                disarmed.fetch_add(lowered.into_inner().alarms.len(), Ordering::Relaxed);
+            if let Some(lowered) = within(maintenance.alarm(lower)).await {
+                disarmed.fetch_add(lowered.alarms.len(), Ordering::Relaxed);
             }
         }
     }

@@ -181,6 +181,8 @@ pub enum Command {
     /// Alarm related commands
     #[command(subcommand)]
     Alarm(AlarmCommand),
+    /// Defragments the storage of the etcd members with given endpoints
+    Defrag,
     /// Prints the version of etcdctl
     Version,
 }

@@ -9,7 +9,7 @@
 //! error      CtlError with etcdctl's exit codes; gRPC status and cobra parse-error texts
 //! display    -w dispatcher; simple / fields / json / table printers in their own files
 //! gofmt      Go formatting conventions (%q, durations, ParseInt errors, humanize)
-//! kv txn watch lease concurrency cluster alarm   the commands
+//! kv txn watch lease concurrency cluster maintenance   the commands
 //! ```
 //! [`main`] parses `std::env::args`, runs the command and returns the process exit code.
 
@@ -24,7 +24,6 @@ macro_rules! rpc {
     };
 }
 
-pub mod alarm;
 pub mod cli;
 pub mod cluster;
 pub mod concurrency;
@@ -37,6 +36,7 @@ pub mod gofmt;
 pub mod json;
 pub mod kv;
 pub mod lease;
+pub mod maintenance;
 pub mod simple;
 pub mod table;
 pub mod txn;
@@ -142,8 +142,11 @@ async fn run(ctx: &mut Ctx, command: Command) -> CtlResult {
         Command::Member(MemberCommand::List) => cluster::member_list(ctx).await,
         Command::Endpoint(EndpointCommand::Status) => cluster::endpoint_status(ctx).await,
         Command::Endpoint(EndpointCommand::Health) => cluster::endpoint_health(ctx).await,
-        Command::Alarm(AlarmCommand::List { args }) => alarm::list(ctx, &args).await,
-        Command::Alarm(AlarmCommand::Disarm { args }) => alarm::disarm(ctx, &args).await,
+        Command::Defrag => maintenance::defrag(ctx).await,
+        Command::Alarm(AlarmCommand::List { args }) => maintenance::alarm_list(ctx, &args).await,
+        Command::Alarm(AlarmCommand::Disarm { args }) => {
+            maintenance::alarm_disarm(ctx, &args).await
+        }
         Command::Version => {
             // Same shape as etcdctl's, but it names itself: scripts that parse the API
             // version keep working, and nobody mistakes this for the real etcdctl.

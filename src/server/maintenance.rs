@@ -1,6 +1,8 @@
 //! The `etcdserverpb.Maintenance` service: Status, Hash, HashKV, Alarm (GET reads the
 //! replicated alarm set; ACTIVATE and DEACTIVATE go through raft, see [`super::alarm`]) and
-//! MoveLeader. Defragment, Snapshot and Downgrade answer `Unimplemented` until they exist.
+//! MoveLeader, and Defragment (the backend compacted in place while apply and reads wait, as
+//! etcd's defragmentation blocks its member). Snapshot and Downgrade answer `Unimplemented`
+//! until they exist.
 
 use super::apply::Applied;
 use super::core::{ServerCore, ETCD_API_VERSION};
@@ -95,7 +97,19 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(RequestError::Unimplemented("Defragment").into())
+        // The store's write lock keeps apply and every reader (and so every backend read view)
+        // away while the file is rewritten.
+        let store = self.core.state.store_mut();
+        let (before, after) = store
+            .backend()
+            .defragment()
+            .map_err(|e| RequestError::Internal(format!("defragment: {e}")))?;
+        let revision = store.current_revision();
+        drop(store);
+        tracing::info!(before, after, "defragmented the backend");
+        Ok(Response::new(DefragmentResponse {
+            header: Some(self.core.header(revision)),
+        }))
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {

@@ -25,11 +25,15 @@
 //!   layer above writes its consistent index into every batch and replays its log from the
 //!   recovered index.
 //! * Every I/O error is returned, never ignored; redb refuses further writes after one.
+//! * [`Backend::defragment`] (redb's compaction: live pages moved to the front, the file cut
+//!   short) holds the database exclusively: no commit or new read view starts meanwhile, and it
+//!   is refused while a read view is open. The database lock is the innermost lock of the
+//!   server: it is held only inside this module, never while taking another.
 //! * A commit whose header or tree roots fail their checksums at open is reported as
 //!   [`StorageError::Corrupt`] (the member refuses to start). Damage inside other pages is found
 //!   only by a full integrity scan, which is not run at start (it reads the whole file).
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
@@ -93,7 +97,8 @@ backend_error_from!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
-    redb::SetDurabilityError
+    redb::SetDurabilityError,
+    redb::CompactionError
 );
 
 /// Changes committed together by [`Backend::commit`], applied in this order: clears, then
@@ -135,7 +140,7 @@ impl Batch {
 /// The page file and its database. Cheap to clone; clones share the database.
 #[derive(Clone, Debug)]
 pub struct Backend {
-    db: Arc<Database>,
+    db: Arc<RwLock<Database>>,
     file: Option<Arc<PageFile>>,
 }
 
@@ -177,15 +182,34 @@ impl Backend {
         }
         tx.commit()?;
         Ok(Backend {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(db)),
             file,
         })
+    }
+
+    /// Shared use of the database (a poisoned lock is still usable: redb keeps its own state
+    /// consistent).
+    fn db(&self) -> RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the live pages to the front of the file and cuts off the free space behind them,
+    /// like etcd's defragmentation; returns the file size before and after. Refused with
+    /// [`StorageError::Backend`] while a read view is open.
+    pub fn defragment(&self) -> Result<(u64, u64), StorageError> {
+        let before = self.file_size();
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        db.compact()?;
+        drop(db);
+        Ok((before, self.file_size()))
     }
 
     /// Commits `batch` atomically; with `durable` it (and every earlier commit) is on disk when
     /// this returns.
     pub fn commit(&self, batch: Batch, durable: bool) -> Result<(), StorageError> {
-        let mut tx = self.db.begin_write()?;
+        // Held until the commit is done, so a defragmentation never meets a live write.
+        let db = self.db();
+        let mut tx = db.begin_write()?;
         tx.set_durability(if durable {
             Durability::Immediate
         } else {
@@ -213,13 +237,14 @@ impl Backend {
         }
         drop(open);
         tx.commit()?;
+        drop(db);
         Ok(())
     }
 
     /// A consistent read view of everything committed so far.
     pub fn read(&self) -> Result<ReadView, StorageError> {
         Ok(ReadView {
-            tx: self.db.begin_read()?,
+            tx: self.db().begin_read()?,
         })
     }
 

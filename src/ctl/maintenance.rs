@@ -1,10 +1,14 @@
-//! `etcdctl alarm list|disarm`. `disarm` is clientv3's `AlarmDisarm` with an empty member:
-//! list the raised alarms, then deactivate each one, printing those the server lowered.
+//! Maintenance commands: `etcdctl alarm list|disarm` and `defrag`. `disarm` is clientv3's
+//! `AlarmDisarm` with an empty member: list the raised alarms, then deactivate each one,
+//! printing those the server lowered. `defrag` asks each endpoint in turn, reporting each
+//! result on its own line and exiting 1 if any failed.
 
 use super::error::{CtlError, CtlResult};
 use super::Ctx;
 use crate::pb::etcdserverpb::maintenance_client::MaintenanceClient;
-use crate::pb::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmResponse};
+use crate::pb::etcdserverpb::{
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, DefragmentRequest,
+};
 
 fn no_arguments(command: &str, args: &[String]) -> CtlResult {
     if args.is_empty() {
@@ -24,7 +28,7 @@ async fn alarm_call(ctx: &mut Ctx, request: AlarmRequest) -> CtlResult<AlarmResp
 }
 
 /// `alarm list`.
-pub async fn list(ctx: &mut Ctx, args: &[String]) -> CtlResult {
+pub async fn alarm_list(ctx: &mut Ctx, args: &[String]) -> CtlResult {
     no_arguments("list", args)?;
     let display = ctx.display()?;
     let resp = alarm_call(ctx, AlarmRequest::default()).await?;
@@ -32,7 +36,7 @@ pub async fn list(ctx: &mut Ctx, args: &[String]) -> CtlResult {
 }
 
 /// `alarm disarm`.
-pub async fn disarm(ctx: &mut Ctx, args: &[String]) -> CtlResult {
+pub async fn alarm_disarm(ctx: &mut Ctx, args: &[String]) -> CtlResult {
     no_arguments("disarm", args)?;
     let display = ctx.display()?;
     let raised = alarm_call(ctx, AlarmRequest::default()).await?;
@@ -48,4 +52,27 @@ pub async fn disarm(ctx: &mut Ctx, args: &[String]) -> CtlResult {
             .extend(alarm_call(ctx, request).await?.alarms);
     }
     display.alarms(&lowered)
+}
+
+/// `defrag`.
+pub async fn defrag(ctx: &mut Ctx) -> CtlResult {
+    ctx.display()?;
+    let mut failed = false;
+    for ep in ctx.conn.endpoints().to_vec() {
+        let mut conn = ctx.conn.single(&ep);
+        match conn
+            .call(rpc!(MaintenanceClient, defragment, DefragmentRequest {}))
+            .await
+        {
+            Ok(_) => super::display::stdout(&format!("Finished defragmenting etcd member[{ep}]\n")),
+            Err(e) => {
+                eprintln!("Failed to defragment etcd member[{ep}] ({e})");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(CtlError::Quiet(1));
+    }
+    Ok(())
 }
