@@ -4,6 +4,7 @@
 //! Defaults follow etcd: with no flags a single member named `default` serves clients on
 //! `http://localhost:2379`, peers on `http://localhost:2380`, and keeps data in `default.etcd`.
 
+use crate::server::auto_compact::{AutoCompaction, AutoCompactionError};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -87,6 +88,12 @@ pub struct Flags {
     /// Maximum number of operations permitted in a transaction.
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     pub max_txn_ops: usize,
+    /// Interpret 'auto-compaction-retention' one of: periodic|revision.
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_MODE", default_value = "periodic")]
+    pub auto_compaction_mode: String,
+    /// Auto compaction retention for mvcc key value store. 0 means disable auto compaction.
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION", default_value = "0")]
+    pub auto_compaction_retention: String,
     /// Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).
     #[arg(
         long,
@@ -148,6 +155,8 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Space quota of the backend (`None`: unlimited).
     pub quota_bytes: Option<u64>,
+    /// Auto-compaction of the history.
+    pub auto_compaction: AutoCompaction,
     /// Max ops per txn branch.
     pub max_txn_ops: usize,
 }
@@ -177,6 +186,9 @@ pub enum ConfigError {
     /// Unknown `--initial-cluster-state`.
     #[error("invalid --initial-cluster-state {0:?}: expected new or existing")]
     BadClusterState(String),
+    /// Auto-compaction flags that cannot work.
+    #[error(transparent)]
+    AutoCompaction(#[from] AutoCompactionError),
     /// Timing flags that cannot work.
     #[error("--election-timeout ({election}ms) must be at least 5 times --heartbeat-interval ({heartbeat}ms)")]
     BadTiming {
@@ -281,6 +293,10 @@ impl Flags {
             max_request_bytes: self.max_request_bytes,
             max_txn_ops: self.max_txn_ops,
             quota_bytes: crate::server::alarm::quota_from_flag(self.quota_backend_bytes),
+            auto_compaction: AutoCompaction::from_flags(
+                &self.auto_compaction_mode,
+                &self.auto_compaction_retention,
+            )?,
             name: self.name,
         })
     }

@@ -192,6 +192,8 @@ impl SimCluster {
                 max_request_bytes: 1_572_864,
                 max_txn_ops: 128,
                 quota_bytes: params.quota_bytes,
+                // Its compactions would not be in the checked history.
+                auto_compaction: detcd::server::auto_compact::AutoCompaction::Off,
             };
             let init_config = config.clone();
             let node = handle

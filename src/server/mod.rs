@@ -6,6 +6,7 @@
 
 pub mod alarm;
 pub mod apply;
+pub mod auto_compact;
 pub mod backend_state;
 pub mod cluster;
 pub mod core;
@@ -229,6 +230,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         )));
     }
     tokio::spawn(lease::run_expiry(core.clone()));
+    tokio::spawn(auto_compact::run(core.clone(), config.auto_compaction));
     tokio::spawn(publish_attributes(
         core.clone(),
         config.name.clone(),
