@@ -360,7 +360,14 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
     for i in 0..members {
         cluster.restart(i);
     }
-    // Quiet time for abandoned leases to expire (TTL 3 s, refreshed by at most one election).
+    // Quiet time for abandoned leases to expire (TTL 3 s, refreshed by at most one election),
+    // counted from when a leader is back: a member still paying for fsyncs issued during a slow
+    // disk fault can take longer than that to elect one (seed 85: a sole member restarted with
+    // three 4.8 s fsyncs owed).
+    let leaderless_until = tokio::time::Instant::now() + Duration::from_secs(60);
+    while cluster.leader().is_none() && tokio::time::Instant::now() < leaderless_until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(10)).await;
     trace.event("coordination phase over; all healed".into());
 

@@ -230,7 +230,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         )));
     }
     tokio::spawn(lease::run_expiry(core.clone()));
-    tokio::spawn(auto_compact::run(core.clone(), config.auto_compaction));
+    if config.auto_compaction != auto_compact::AutoCompaction::Off {
+        tokio::spawn(auto_compact::run(core.clone(), config.auto_compaction));
+    }
     tokio::spawn(publish_attributes(
         core.clone(),
         config.name.clone(),
