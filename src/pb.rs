@@ -15,6 +15,24 @@ pub mod authpb {
 /// etcd's v3 API services and messages.
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
+
+    /// An alarm type by its protobuf name (`NOSPACE`), or its number if unknown.
+    pub fn alarm_type_name(alarm: i32) -> String {
+        AlarmType::try_from(alarm)
+            .map_or_else(|_| alarm.to_string(), |t| t.as_str_name().to_string())
+    }
+
+    impl AlarmMember {
+        /// The member in Go's `%v` text form, as etcd writes it in `Status.errors` and etcdctl
+        /// prints it: `memberID:<id> alarm:NOSPACE ` (with the trailing space).
+        pub fn text(&self) -> String {
+            format!(
+                "memberID:{} alarm:{} ",
+                self.member_id,
+                alarm_type_name(self.alarm)
+            )
+        }
+    }
 }
 
 /// etcd's lock service.

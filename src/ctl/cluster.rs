@@ -11,7 +11,7 @@ use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::kv_client::KvClient;
 use crate::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::pb::etcdserverpb::{
-    AlarmRequest, AlarmType, MemberListRequest, RangeRequest, StatusRequest, StatusResponse,
+    alarm_type_name, AlarmRequest, MemberListRequest, RangeRequest, StatusRequest, StatusResponse,
 };
 use futures::StreamExt;
 use tokio::time::Instant;
@@ -199,15 +199,8 @@ async fn check(mut conn: super::conn::Conn, ep: String) -> Health {
         match alarms {
             Ok(a) if !a.alarms.is_empty() => {
                 h.healthy = false;
-                let names: Vec<String> = a
-                    .alarms
-                    .iter()
-                    .map(|x| {
-                        AlarmType::try_from(x.alarm)
-                            .map(|t| t.as_str_name().to_string())
-                            .unwrap_or_else(|_| x.alarm.to_string())
-                    })
-                    .collect();
+                let names: Vec<String> =
+                    a.alarms.iter().map(|x| alarm_type_name(x.alarm)).collect();
                 h.error = format!("Active Alarm(s): {}", names.join(" "));
             }
             Ok(_) => {}

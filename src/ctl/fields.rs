@@ -40,7 +40,11 @@ pub fn alarms(out: &mut String, r: &AlarmResponse) {
     }
     for a in &r.alarms {
         line(out, "MemberID", a.member_id);
-        line(out, "AlarmType", super::simple::alarm_type(a.alarm));
+        line(
+            out,
+            "AlarmType",
+            crate::pb::etcdserverpb::alarm_type_name(a.alarm),
+        );
     }
 }
 

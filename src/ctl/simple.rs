@@ -4,9 +4,9 @@
 
 use super::gofmt::{hex_escape, string_list};
 use crate::pb::etcdserverpb::{
-    response_op, AlarmResponse, AlarmType, DeleteRangeResponse, LeaseGrantResponse,
-    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse, PutResponse,
-    RangeResponse, TxnResponse, WatchResponse,
+    response_op, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
+    LeaseLeasesResponse, LeaseTimeToLiveResponse, PutResponse, RangeResponse, TxnResponse,
+    WatchResponse,
 };
 use crate::pb::mvccpb::KeyValue;
 
@@ -143,17 +143,9 @@ pub fn leases(r: &LeaseLeasesResponse) -> String {
     s
 }
 
-/// An alarm's type by its protobuf name (its number if unknown).
-pub fn alarm_type(alarm: i32) -> String {
-    AlarmType::try_from(alarm).map_or_else(|_| alarm.to_string(), |t| t.as_str_name().to_string())
-}
-
 /// `alarm list` / `alarm disarm`: each alarm in Go's `%+v` form of the message.
 pub fn alarms(r: &AlarmResponse) -> String {
-    r.alarms
-        .iter()
-        .map(|a| format!("memberID:{} alarm:{} \n", a.member_id, alarm_type(a.alarm)))
-        .collect()
+    r.alarms.iter().map(|a| a.text() + "\n").collect()
 }
 
 /// Table rows printed comma-joined (member list, endpoint status).

@@ -121,7 +121,7 @@ impl ServerCore {
         let (Some(quota), true) = (self.quota_bytes, needed > 0) else {
             return Ok(());
         };
-        let used = self.state.store().approx_bytes() as u64;
+        let used = self.state.used_bytes();
         if used.saturating_add(needed) <= quota {
             return Ok(());
         }

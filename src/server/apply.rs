@@ -64,6 +64,9 @@ pub struct ReplicatedState {
     /// Raft index of the last entry the state reflects (the backend's consistent index once
     /// flushed). Changed only under the store's write lock.
     applied_index: AtomicU64,
+    /// The store's used size ([`Store::approx_bytes`]) as of `applied_index`, for the quota
+    /// check every write proposal makes without taking the store lock.
+    used_bytes: AtomicU64,
 }
 
 impl ReplicatedState {
@@ -84,6 +87,7 @@ impl ReplicatedState {
     /// State rebuilt from a backend; `bootstrap` is the member table when none was stored.
     pub fn from_loaded(loaded: Loaded, bootstrap: Membership) -> Self {
         let announced = std::sync::atomic::AtomicI64::new(loaded.store.current_revision());
+        let used_bytes = AtomicU64::new(loaded.store.approx_bytes() as u64);
         ReplicatedState {
             store: RwLock::new(loaded.store),
             leases: RwLock::new(loaded.leases),
@@ -92,7 +96,21 @@ impl ReplicatedState {
             revision_changed: tokio::sync::Notify::new(),
             announced,
             applied_index: AtomicU64::new(loaded.consistent_index),
+            used_bytes,
         }
+    }
+
+    /// The store's used size as of the last applied entry.
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes.load(Ordering::Acquire)
+    }
+
+    /// Records that `store` now reflects raft index `index` (call with the store's write lock
+    /// held, so readers of the store see a matching index and size).
+    fn publish_applied(&self, store: &Store, index: u64) {
+        self.applied_index.store(index, Ordering::Release);
+        self.used_bytes
+            .store(store.approx_bytes() as u64, Ordering::Release);
     }
 
     /// Raft index of the last entry the state reflects.
@@ -299,8 +317,8 @@ impl EtcdStateMachine {
 
     fn mark_applied(&self, index: u64) {
         // Under the store lock, so a reader of the store sees a matching index.
-        let _store = self.state.store_mut();
-        self.state.applied_index.store(index, Ordering::Release);
+        let store = self.state.store_mut();
+        self.state.publish_applied(&store, index);
     }
 
     fn apply_request(&mut self, request: Request) -> ApplyResult {
@@ -477,7 +495,7 @@ impl StateMachine for EtcdStateMachine {
             *self.state.leases_mut() = image.leases;
             *self.state.membership_mut() = image.membership;
             *self.state.alarms_mut() = image.alarms;
-            self.state.applied_index.store(index, Ordering::Release);
+            self.state.publish_applied(&store, index);
         }
         self.batch = batch;
         self.flush(true).map_err(RestoreError::Storage)?;

@@ -86,7 +86,7 @@ impl Maintenance for MaintenanceService {
                 .alarms()
                 .list()
                 .iter()
-                .map(alarm_text)
+                .map(AlarmMember::text)
                 .collect(),
             db_size_in_use: i64::try_from(in_use).unwrap_or(i64::MAX),
             is_learner: raft.is_learner,
@@ -187,11 +187,4 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<DowngradeResponse>, Status> {
         Err(RequestError::Unimplemented("Downgrade").into())
     }
-}
-
-/// An alarm as etcd writes it in `Status.errors` (the protobuf text form of the member).
-fn alarm_text(a: &AlarmMember) -> String {
-    let name = AlarmType::try_from(a.alarm)
-        .map_or_else(|_| a.alarm.to_string(), |t| t.as_str_name().to_string());
-    format!("memberID:{} alarm:{name} ", a.member_id)
 }
