@@ -43,11 +43,14 @@ pub enum Bug {
     /// While NOSPACE is raised, a write that needs space is applied anyway although its
     /// proposer is told it was refused (`database space exceeded`).
     NoSpaceKeepsWrite,
+    /// A raft snapshot streamed to another member leaves out the oldest record of the key
+    /// history, so the member that installs it diverges from the others.
+    SnapshotDropsRecord,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -61,6 +64,7 @@ impl Bug {
         Bug::LeaseOnStaleLeader,
         Bug::BackendIndexAhead,
         Bug::NoSpaceKeepsWrite,
+        Bug::SnapshotDropsRecord,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -79,6 +83,7 @@ impl Bug {
             Bug::LeaseOnStaleLeader => "lease-on-stale-leader",
             Bug::BackendIndexAhead => "backend-index-ahead",
             Bug::NoSpaceKeepsWrite => "nospace-keeps-write",
+            Bug::SnapshotDropsRecord => "snapshot-drops-record",
         }
     }
 

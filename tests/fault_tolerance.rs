@@ -130,25 +130,42 @@ fn lagging_member_catches_up_from_a_snapshot() {
     c.kill(victim);
     c.leader_index();
     let live = c.live_endpoints();
+    // 80 values of 32 KiB: an image of several chunks.
+    let value = |i: usize| format!("{i}-{}", "v".repeat(32 * 1024));
     for i in 0..80 {
-        ok(&live, &["put", &format!("s{i}"), &format!("{i}")]);
+        ok(&live, &["put", &format!("s{i}"), &value(i)]);
     }
+    let grant = ok(&live, &["lease", "grant", "600"]);
+    let lease = grant.split_whitespace().nth(1).unwrap().to_string();
+    ok(&live, &["put", "leased", "x", "--lease", &lease]);
+    ok(&live, &["put", "s79", "79"]);
     c.start_member(victim);
     wait_caught_up(&c, victim, "s79", "79");
-    let count = stdout(&etcdctl(
+    let mine = etcdctl(&c.endpoint(victim), &["get", "s", "--prefix", "--consistency=s"]);
+    let theirs = etcdctl(&live, &["get", "s", "--prefix", "--consistency=s"]);
+    assert_eq!(stdout(&mine).lines().count(), 160);
+    assert_eq!(stdout(&mine), stdout(&theirs));
+    // The lease and its key came with the image.
+    let leased = stdout(&etcdctl(
         &c.endpoint(victim),
-        &["get", "s", "--prefix", "--keys-only", "--consistency=s"],
-    ))
-    .lines()
-    .filter(|l| !l.is_empty())
-    .count();
-    assert_eq!(count, 80);
+        &["get", "leased", "-w", "json", "--consistency=s"],
+    ));
+    let lease_id = u64::from_str_radix(&lease, 16).unwrap();
+    assert!(leased.contains(&format!("\"lease\":{lease_id}")), "{leased}");
     assert!(
         c.log(victim).contains("installed snapshot from leader"),
         "the member must have caught up through a raft snapshot"
     );
+    // The received image file is gone once installed.
+    let snap_dir = c.data_dir(victim).join("member/snap");
+    let leftovers: Vec<_> = std::fs::read_dir(&snap_dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".snap.db"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // And it survives its own restart after installing the snapshot.
     c.kill(victim);
     c.start_member(victim);
-    wait_caught_up(&c, victim, "s0", "0");
+    wait_caught_up(&c, victim, "s0", &value(0));
 }

@@ -174,3 +174,15 @@ fn nospace_keeping_the_write_is_caught() {
         Some(SIM_QUOTA),
     );
 }
+
+/// A raft snapshot whose image leaves out the newest history record makes the member that
+/// installs it diverge from the others, which the convergence checker sees.
+#[test]
+fn snapshot_dropping_a_record_is_caught() {
+    assert_caught_within(
+        Bug::SnapshotDropsRecord,
+        Some("convergence"),
+        WIDE_BUDGET,
+        Duration::from_secs(30),
+    );
+}

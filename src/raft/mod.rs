@@ -1,5 +1,6 @@
 //! Consensus: one raft-rs `RawNode` per member, driven by a single task ([`node`]), persisted by
-//! [`durable`] (WAL + snapshot files), talking to peers through [`transport`].
+//! [`durable`] (WAL + snapshot files), talking to peers through [`transport`] (raft snapshots
+//! streamed by [`snapshot_transfer`]).
 //!
 //! The layer is generic over a [`StateMachine`]: it knows nothing of keys or gRPC requests, only
 //! of opaque entry payloads that the machine applies in log order.
@@ -9,6 +10,7 @@ pub mod durable;
 mod election_timer;
 pub mod node;
 pub mod read_index;
+pub mod snapshot_transfer;
 pub mod status;
 pub mod storage;
 pub mod transport;
@@ -40,24 +42,39 @@ pub trait StateMachine: Send + 'static {
     /// Commits what was applied since the last flush to the backend, with the applied index;
     /// with `durable`, everything applied is on disk when this returns.
     fn flush(&mut self, durable: bool) -> Result<(), crate::storage::StorageError>;
-    /// Replaces the whole state with a snapshot's image taken at `index` (durably), unless the
-    /// state already reflects `index`.
-    fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), RestoreError>;
+    /// Replaces the whole state (durably) with the image read from `image`, which another
+    /// member's [`SnapshotImage::chunks`] produced at `index`, unless the state already
+    /// reflects `index`.
+    fn restore(&mut self, index: u64, image: &mut dyn std::io::Read) -> Result<(), RestoreError>;
 }
+
+/// A consistent image of a state machine at one raft index, sent to a member that needs a raft
+/// snapshot. It is read lazily, chunk by chunk, while writes go on; holding it keeps that view
+/// alive (and its pages from reuse), so it is held only while it is being sent.
+pub trait SnapshotImage: Send + Sync {
+    /// The raft index the image reflects.
+    fn index(&self) -> u64;
+    /// The image as a stream of byte chunks of bounded size; each call starts from the
+    /// beginning.
+    fn chunks(&self) -> Result<ImageChunks, crate::storage::StorageError>;
+}
+
+/// The chunks of a [`SnapshotImage`], read as they are taken.
+pub type ImageChunks =
+    Box<dyn Iterator<Item = Result<Vec<u8>, crate::storage::StorageError>> + Send>;
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    /// The snapshot has no bytes.
-    #[error("empty snapshot")]
-    Empty,
-    /// Written by an unknown format version.
-    #[error("unknown snapshot format {0}")]
-    Format(u8),
-    /// The bytes do not decode.
-    #[error("snapshot does not decode: {0}")]
-    Decode(String),
-    /// The restored state could not be stored.
+    /// The image does not hold the state at the index its snapshot claims.
+    #[error("the snapshot image reflects index {image}, not the snapshot's index {snapshot}")]
+    IndexMismatch {
+        /// The index the image's own state records.
+        image: u64,
+        /// The index of the snapshot it came with.
+        snapshot: u64,
+    },
+    /// The image could not be read or stored.
     #[error("storing the snapshot: {0}")]
     Storage(#[from] crate::storage::StorageError),
 }

@@ -31,6 +31,7 @@ use super::commit_mark::MARK_INTERVAL_TICKS;
 use super::durable::DurableLog;
 use super::election_timer::ElectionTimer;
 use super::read_index::{ReadIndexQueue, ReadWaiter};
+use super::snapshot_transfer::SnapshotInbox;
 use super::status::{RaftStatus, SharedStatus};
 use super::storage::RaftStorage;
 use super::transport::{PeerReport, Transport};
@@ -187,6 +188,7 @@ pub struct RaftNode<S: StateMachine> {
     durable: DurableLog,
     machine: S,
     transport: Transport,
+    inbox: SnapshotInbox,
     commands: mpsc::Receiver<Command<S::Output>>,
     reports: mpsc::UnboundedReceiver<PeerReport>,
     waiters: BTreeMap<u64, oneshot::Sender<Result<S::Output, RaftError>>>,
@@ -216,6 +218,8 @@ pub struct NodeParts<S> {
     pub applied: u64,
     /// Outbound peer transport.
     pub transport: Transport,
+    /// Snapshot images received from the leader (the same inbox the peer service fills).
+    pub inbox: SnapshotInbox,
     /// Delivery reports from the transport.
     pub reports: mpsc::UnboundedReceiver<PeerReport>,
 }
@@ -267,6 +271,7 @@ impl<S: StateMachine> RaftNode<S> {
             durable: parts.durable,
             machine: parts.machine,
             transport: parts.transport,
+            inbox: parts.inbox,
             commands: rx,
             reports: parts.reports,
             waiters: BTreeMap::new(),
@@ -438,7 +443,7 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let mut ready = self.raw.ready();
         if !ready.messages().is_empty() {
-            self.transport.send(ready.take_messages());
+            self.send(ready.take_messages());
         }
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot().clone())?;
@@ -467,14 +472,14 @@ impl<S: StateMachine> RaftNode<S> {
         let committed = ready.take_committed_entries();
         self.apply(committed)?;
         if !ready.persisted_messages().is_empty() {
-            self.transport.send(ready.take_persisted_messages());
+            self.send(ready.take_persisted_messages());
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.storage.set_commit(commit);
             self.persist_commit(commit)?;
         }
-        self.transport.send(light.take_messages());
+        self.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
         if self.unflushed {
             self.machine.flush(false)?;
@@ -546,13 +551,24 @@ impl<S: StateMachine> RaftNode<S> {
         Ok(fresh.then(|| self.machine.apply_conf_change(entry.index, &change, &cs)))
     }
 
-    /// Installs a snapshot from the leader: the machine takes its image (durably) first, then
-    /// the snapshot's metadata goes to disk and the raft log restarts after it. A crash between
-    /// the two leaves a machine ahead of the log, which the restart handles (entries it already
-    /// reflects are skipped).
+    /// Hands messages to the transport, a snapshot message with the image raft generated it
+    /// from (generated since the last send: see [`RaftStorage::take_outgoing`]).
+    fn send(&self, msgs: Vec<Message>) {
+        if !msgs.is_empty() {
+            self.transport.send(msgs, self.storage.take_outgoing());
+        }
+    }
+
+    /// Installs a snapshot from the leader: the machine takes its image (received into the
+    /// inbox before raft saw the message) durably first, then the snapshot's metadata goes to
+    /// disk and the raft log restarts after it. A crash between the two leaves a machine ahead
+    /// of the log, which the restart handles (entries it already reflects are skipped).
     fn install_snapshot(&mut self, mut snapshot: Snapshot) -> Result<(), RaftError> {
         let meta = snapshot.get_metadata().clone();
-        self.machine.restore(meta.index, &snapshot.data)?;
+        let mut image = self.inbox.open(meta.term, meta.index)?;
+        self.machine.restore(meta.index, &mut image)?;
+        drop(image);
+        self.inbox.clear()?;
         snapshot.data.clear();
         self.durable
             .save_snapshot(&snapshot, &self.raw.raft.hard_state(), &[])?;

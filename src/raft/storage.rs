@@ -1,31 +1,43 @@
 //! The raft-rs `Storage` the node hands to `RawNode`: raft-rs' in-memory log (`MemStorage`) plus
-//! the latest snapshot point, and a source of snapshot data so that a leader can ship the state
-//! to a lagging follower.
+//! the latest snapshot point, and a source of snapshot images so that a leader can ship the
+//! state to a lagging follower.
 //!
 //! Invariants: the log held here is a copy of what the WAL holds durably (the node writes the WAL
-//! first, then this); `snapshot()` returns a snapshot whose data is the state machine at its
-//! metadata index, generated on demand from the [`SnapshotSource`] at the machine's applied
-//! index, which is ≥ `first_index() - 1` (the log is compacted only behind applied entries);
-//! raft-rs calls it on the node task, between applies, so the image matches its index.
+//! first, then this). `snapshot()` carries no state: its metadata names the index of a
+//! [`SnapshotImage`] opened from the [`SnapshotSource`] (a consistent backend view, cheap to
+//! open), which is kept as the *outgoing* image until the node's next send hands it to the
+//! transport ([`RaftStorage::take_outgoing`]); raft-rs asks for snapshots on the node task, and
+//! the message it builds leaves with the first send after that. An image is reused for another
+//! follower only while someone still holds it, so no view outlives its transfers.
 
+use super::SnapshotImage;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{GetEntriesContext, RaftState, Storage};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
-/// Produces the state machine's whole state as snapshot data, with the raft index it reflects.
-pub type SnapshotSource = Arc<dyn Fn() -> (Vec<u8>, u64) + Send + Sync>;
+/// Opens an image of the state machine's current state.
+pub type SnapshotSource =
+    Arc<dyn Fn() -> Result<Arc<dyn SnapshotImage>, crate::storage::StorageError> + Send + Sync>;
+
+/// The data of the snapshots this storage produces: the state travels as an image alongside.
+pub const STREAMED_SNAPSHOT_DATA: &[u8] = b"detcd-streamed-image";
+
+/// A generated snapshot and its image, while a transfer still holds the image.
+type Generated = (Snapshot, Weak<dyn SnapshotImage>);
 
 /// Log + hard state + latest snapshot, shared between the node task and raft-rs.
 #[derive(Clone, Default)]
 pub struct RaftStorage {
     log: MemStorage,
-    /// The newest snapshot point (metadata; data only in snapshots written by older versions).
+    /// The newest snapshot point (metadata only).
     latest_snapshot: Arc<RwLock<Snapshot>>,
-    /// Where snapshot data for a lagging follower comes from.
+    /// Where snapshot images for a lagging follower come from.
     source: Option<SnapshotSource>,
-    /// The last snapshot generated from `source`, reused while it is new enough.
-    generated: Arc<RwLock<Option<Snapshot>>>,
+    /// The last snapshot generated, and its image while a transfer still holds it.
+    generated: Arc<Mutex<Option<Generated>>>,
+    /// The image of the snapshot generated since the node's last send.
+    outgoing: Arc<Mutex<Option<Arc<dyn SnapshotImage>>>>,
 }
 
 impl RaftStorage {
@@ -39,38 +51,52 @@ impl RaftStorage {
         storage
     }
 
-    /// Sets where snapshots sent to followers get their data.
+    /// Sets where snapshots sent to followers get their images.
     pub fn set_snapshot_source(&mut self, source: SnapshotSource) {
         self.source = Some(source);
+    }
+
+    /// The image of the snapshot raft asked for since the last call, for the transport to
+    /// stream with the snapshot message (see the module docs).
+    pub fn take_outgoing(&self) -> Option<Arc<dyn SnapshotImage>> {
+        lock(&self.outgoing).take()
     }
 
     /// A snapshot of the machine's current state, with its index, term and configuration.
     fn generate(&self, request_index: u64) -> raft::Result<Snapshot> {
         let unavailable = || raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
-        let mut cached = self.generated.write().unwrap_or_else(|e| e.into_inner());
+        let mut cached = lock(&self.generated);
         // A follower continues from the snapshot with the log entries after it, so the cached
-        // one serves only while those are still in the log.
+        // one serves only while those are still in the log (and its image is still open).
         let first = self.log.first_index()?;
-        if let Some(snap) = cached.as_ref() {
+        if let Some((snap, image)) = cached.as_ref() {
             let index = snap.get_metadata().index;
             if index >= request_index && index + 1 >= first {
-                return Ok(snap.clone());
+                if let Some(image) = image.upgrade() {
+                    *lock(&self.outgoing) = Some(image);
+                    return Ok(snap.clone());
+                }
             }
         }
         let source = self.source.as_ref().ok_or_else(unavailable)?;
-        let (data, index) = source();
-        if index < request_index || index == 0 {
+        let image = source().map_err(|e| {
+            tracing::warn!(error = %e, "cannot open a snapshot image");
+            unavailable()
+        })?;
+        let index = image.index();
+        if index < request_index || index == 0 || index + 1 < first {
             return Err(unavailable());
         }
         let mut snap = Snapshot {
-            data: data.into(),
+            data: STREAMED_SNAPSHOT_DATA.to_vec().into(),
             ..Default::default()
         };
         let meta = snap.mut_metadata();
         meta.index = index;
         meta.term = self.log.term(index)?;
         meta.set_conf_state(self.log.initial_state()?.conf_state);
-        *cached = Some(snap.clone());
+        *cached = Some((snap.clone(), Arc::downgrade(&image)));
+        *lock(&self.outgoing) = Some(image);
         Ok(snap)
     }
 
@@ -89,10 +115,10 @@ impl RaftStorage {
         let first = self.log.first_index()?;
         if compact_to > first {
             self.log.wl().compact(compact_to)?;
-            let mut cached = self.generated.write().unwrap_or_else(|e| e.into_inner());
+            let mut cached = lock(&self.generated);
             if cached
                 .as_ref()
-                .is_some_and(|s| s.get_metadata().index + 1 < compact_to)
+                .is_some_and(|(s, _)| s.get_metadata().index + 1 < compact_to)
             {
                 *cached = None;
             }
@@ -178,15 +204,11 @@ impl Storage for RaftStorage {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let snap = self.latest_snapshot();
-        if snap.data.is_empty() || self.source.is_some() {
-            return self.generate(request_index);
-        }
-        if snap.get_metadata().index < request_index || snap.get_metadata().index == 0 {
-            return Err(raft::Error::Store(
-                raft::StorageError::SnapshotTemporarilyUnavailable,
-            ));
-        }
-        Ok(snap)
+        self.generate(request_index)
     }
+}
+
+/// Locks `m` (a poisoned lock is still usable: every value it guards is replaced whole).
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

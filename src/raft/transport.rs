@@ -3,8 +3,10 @@
 //! Outbound, each peer has a queue drained by its own task, which batches whatever is waiting
 //! and pipelines the batches onto one long-lived `Stream` call. When the stream breaks, the peer
 //! is reported unreachable, queued messages are dropped (raft retransmits) and the stream is
-//! reopened. Batches carrying a snapshot go as single `Send` calls so their delivery can be
-//! reported to raft. A full queue drops messages too, so a dead peer never blocks the node task.
+//! reopened. A snapshot message goes with its state machine image on a call of its own, on a
+//! task of its own ([`super::snapshot_transfer`]), so that heartbeats and appends keep flowing
+//! meanwhile; its outcome is reported to raft. A full queue drops messages too, so a dead peer
+//! never blocks the node task.
 //! A stream that has carried messages for [`SILENCE_LIMIT`] without a word back from the peer
 //! (raft answers nearly everything: appends, heartbeats, votes) is presumed stuck and reopened:
 //! a connection through a partition can neither fail nor deliver for a long time (TCP backs off
@@ -12,15 +14,18 @@
 //! in production, does not exist in the simulator (seed 1837: no leader for 8 s after a
 //! partition healed, because one member's messages waited behind a backed-off connection).
 //!
-//! Inbound, [`PeerService`] decodes each message and steps it into the local node. A batch from
+//! Inbound, [`PeerService`] decodes each message and steps it into the local node (a snapshot
+//! once its image is on disk, in the [`SnapshotInbox`]). A batch from
 //! another cluster (a member started with another `--initial-cluster-token`) is refused with
 //! `FailedPrecondition`; both sides warn about it, each at most once per [`WARN_INTERVAL`] per
 //! peer, since the sender reconnects and is refused again every [`RECONNECT_BACKOFF`].
 
 use super::node::RaftHandle;
+use super::snapshot_transfer::{self, SnapshotInbox, TransferError};
+use super::SnapshotImage;
 use crate::pb::detcdpb::peer_client::PeerClient;
 use crate::pb::detcdpb::peer_server::Peer;
-use crate::pb::detcdpb::{MessageBatch, SendAck};
+use crate::pb::detcdpb::{MessageBatch, SendAck, SnapshotChunk};
 use bytes::Bytes;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
@@ -35,9 +40,7 @@ use tonic::{Request, Response, Status};
 
 const QUEUE_DEPTH: usize = 4096;
 const MAX_BATCH: usize = 256;
-/// How long a batch carrying a snapshot may take to deliver.
-const SNAPSHOT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Raft snapshots can be large; peers accept up to this many bytes per call.
+/// The largest message a peer accepts (a batch of appends; snapshot images come in chunks).
 pub const MAX_PEER_MESSAGE: usize = 1 << 30;
 
 /// A recurring peer warning (refused messages) is logged at most this often per peer.
@@ -92,7 +95,7 @@ pub enum PeerReport {
 pub struct Transport {
     from: u64,
     cluster_id: u64,
-    queues: Arc<RwLock<BTreeMap<u64, mpsc::Sender<Message>>>>,
+    queues: Arc<RwLock<BTreeMap<u64, mpsc::Sender<Outbound>>>>,
     reports: mpsc::UnboundedSender<PeerReport>,
     heard: HeardFrom,
 }
@@ -140,13 +143,20 @@ impl Transport {
         Ok(())
     }
 
-    /// Queues messages for their receivers; never blocks.
-    pub fn send(&self, msgs: Vec<Message>) {
+    /// Queues messages for their receivers; never blocks. A snapshot message leaves with
+    /// `image` (the image raft's snapshot was generated from); without one it fails at once.
+    pub fn send(&self, msgs: Vec<Message>, image: Option<Arc<dyn SnapshotImage>>) {
         let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
         for msg in msgs {
             let to = msg.to;
             let is_snapshot = msg.get_msg_type() == MessageType::MsgSnapshot;
-            let delivered = queues.get(&to).is_some_and(|q| q.try_send(msg).is_ok());
+            let outbound = Outbound {
+                image: image.clone().filter(|_| is_snapshot),
+                msg,
+            };
+            let delivered = queues
+                .get(&to)
+                .is_some_and(|q| q.try_send(outbound).is_ok());
             if !delivered {
                 let _ = self.reports.send(PeerReport::Unreachable(to));
                 if is_snapshot {
@@ -158,9 +168,15 @@ impl Transport {
 
     fn write_queues(
         &self,
-    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, mpsc::Sender<Message>>> {
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, mpsc::Sender<Outbound>>> {
         self.queues.write().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A queued message, with the image a snapshot message carries.
+pub struct Outbound {
+    msg: Message,
+    image: Option<Arc<dyn SnapshotImage>>,
 }
 
 struct PeerSender {
@@ -168,7 +184,7 @@ struct PeerSender {
     from: u64,
     cluster_id: u64,
     client: PeerClient<Channel>,
-    queue: mpsc::Receiver<Message>,
+    queue: mpsc::Receiver<Outbound>,
     reports: mpsc::UnboundedSender<PeerReport>,
     warned: WarnThrottle,
     heard: HeardFrom,
@@ -210,13 +226,13 @@ impl PeerSender {
                     next = self.queue.recv() => {
                         let Some(first) = next else { return };
                         let batch = self.take_batch(first);
-                        if batch.iter().any(|m| m.get_msg_type() == MessageType::MsgSnapshot) {
-                            self.send_with_report(batch).await;
-                        } else if tx.try_send(self.encode(&batch)).is_err() {
-                            break true;
-                        } else {
-                            sent_at = Some(Instant::now());
+                        if batch.is_empty() {
+                            continue;
                         }
+                        if tx.try_send(self.encode(&batch)).is_err() {
+                            break true;
+                        }
+                        sent_at = Some(Instant::now());
                     }
                     _ = check.tick() => {
                         if self.stuck(opened, sent_at) {
@@ -230,7 +246,7 @@ impl PeerSender {
                 let _ = self.reports.send(PeerReport::Unreachable(self.to));
                 tokio::time::sleep(RECONNECT_BACKOFF).await;
                 while let Ok(m) = self.queue.try_recv() {
-                    if m.get_msg_type() == MessageType::MsgSnapshot {
+                    if m.msg.get_msg_type() == MessageType::MsgSnapshot {
                         let _ = self.reports.send(PeerReport::Snapshot {
                             to: self.to,
                             ok: false,
@@ -267,15 +283,46 @@ impl PeerSender {
         }
     }
 
-    fn take_batch(&mut self, first: Message) -> Vec<Message> {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match self.queue.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
+    /// Takes what is queued (up to [`MAX_BATCH`]) as one batch; snapshot messages leave the
+    /// batch to go on their own transfer.
+    fn take_batch(&mut self, first: Outbound) -> Vec<Message> {
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            if out.msg.get_msg_type() == MessageType::MsgSnapshot {
+                self.start_snapshot(out);
+            } else {
+                batch.push(out.msg);
+            }
+            if batch.len() < MAX_BATCH {
+                next = self.queue.try_recv().ok();
             }
         }
         batch
+    }
+
+    /// Streams a snapshot message and its image on a task of its own; raft hears how it went.
+    fn start_snapshot(&self, out: Outbound) {
+        let (to, reports) = (self.to, self.reports.clone());
+        let (client, from, cluster_id) = (self.client.clone(), self.from, self.cluster_id);
+        tokio::spawn(async move {
+            let result = match out.image {
+                Some(image) => {
+                    snapshot_transfer::send(client, from, cluster_id, out.msg, image).await
+                }
+                None => Err(TransferError::NoImage),
+            };
+            if let Err(e) = &result {
+                tracing::warn!(to = %format!("{to:x}"), error = %e, "sending a snapshot failed");
+                let _ = reports.send(PeerReport::Unreachable(to));
+            } else {
+                tracing::info!(to = %format!("{to:x}"), "sent a snapshot");
+            }
+            let _ = reports.send(PeerReport::Snapshot {
+                to,
+                ok: result.is_ok(),
+            });
+        });
     }
 
     fn encode(&self, batch: &[Message]) -> MessageBatch {
@@ -288,25 +335,6 @@ impl PeerSender {
                 .collect(),
         }
     }
-
-    async fn send_with_report(&mut self, batch: Vec<Message>) {
-        let snapshots = batch
-            .iter()
-            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
-            .count();
-        let request = self.encode(&batch);
-        let result = tokio::time::timeout(SNAPSHOT_SEND_TIMEOUT, self.client.send(request)).await;
-        if let Ok(Err(status)) = &result {
-            self.note_refusal(status);
-        }
-        let ok = matches!(result, Ok(Ok(_)));
-        if !ok {
-            let _ = self.reports.send(PeerReport::Unreachable(self.to));
-        }
-        for _ in 0..snapshots {
-            let _ = self.reports.send(PeerReport::Snapshot { to: self.to, ok });
-        }
-    }
 }
 
 /// The inbound side: the `detcdpb.Peer` gRPC service.
@@ -314,65 +342,132 @@ pub struct PeerService<O> {
     cluster_id: u64,
     node: RaftHandle<O>,
     heard: HeardFrom,
+    /// Where received snapshot images go.
+    inbox: SnapshotInbox,
     /// Refused senders, for throttling the warning (a leaf lock, held only to check it).
     warned: Mutex<WarnThrottle>,
 }
 
 impl<O: Send + 'static> PeerService<O> {
-    /// Serves peers of cluster `cluster_id`, stepping their messages into `node`. Wrap it in
-    /// `PeerServer` with `max_decoding_message_size(MAX_PEER_MESSAGE)`. Arrivals are recorded
-    /// in `heard` (the local [`Transport::heard`]).
-    pub fn new(cluster_id: u64, node: RaftHandle<O>, heard: HeardFrom) -> Self {
+    /// Serves peers of cluster `cluster_id`, stepping their messages into `node` and writing
+    /// received snapshot images to `inbox`. Wrap it in `PeerServer` with
+    /// `max_decoding_message_size(MAX_PEER_MESSAGE)`. Arrivals are recorded in `heard` (the
+    /// local [`Transport::heard`]).
+    pub fn new(
+        cluster_id: u64,
+        node: RaftHandle<O>,
+        heard: HeardFrom,
+        inbox: SnapshotInbox,
+    ) -> Self {
         PeerService {
             cluster_id,
             node,
             heard,
+            inbox,
             warned: Mutex::default(),
         }
     }
-}
 
-impl<O: Send + 'static> PeerService<O> {
-    async fn deliver(&self, batch: MessageBatch) -> Result<(), Status> {
-        if batch.cluster_id != self.cluster_id {
+    /// Refuses a sender from another cluster; records when a peer of ours was heard from.
+    fn admit(&self, from: u64, cluster_id: u64) -> Result<(), Status> {
+        if cluster_id != self.cluster_id {
             let warn = self
                 .warned
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .allow(batch.from);
+                .allow(from);
             if warn {
                 tracing::warn!(
-                    from = %format!("{:x}", batch.from),
-                    "rejected peer message: cluster ID mismatch (local {:x}, remote {:x})",
+                    from = %format!("{from:x}"),
+                    "rejected peer message: cluster ID mismatch (local {:x}, remote {cluster_id:x})",
                     self.cluster_id,
-                    batch.cluster_id
                 );
             }
             return Err(Status::failed_precondition(format!(
-                "cluster ID mismatch: local {:x}, remote {:x}",
-                self.cluster_id, batch.cluster_id
+                "cluster ID mismatch: local {:x}, remote {cluster_id:x}",
+                self.cluster_id
             )));
         }
         self.heard
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(batch.from, Instant::now());
+            .insert(from, Instant::now());
+        Ok(())
+    }
+
+    async fn step(&self, bytes: &[u8]) -> Result<(), Status> {
+        let msg = Message::parse_from_bytes(bytes)
+            .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
+        self.node
+            .step(msg)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
+    async fn deliver(&self, batch: MessageBatch) -> Result<(), Status> {
+        self.admit(batch.from, batch.cluster_id)?;
         for bytes in batch.messages {
-            let msg = Message::parse_from_bytes(&bytes)
-                .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
-            self.node
-                .step(msg)
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
+            self.step(&bytes).await?;
         }
         Ok(())
+    }
+
+    /// Receives one snapshot: its image into the inbox, then the message into raft.
+    async fn receive_snapshot(
+        &self,
+        chunks: &mut tonic::Streaming<SnapshotChunk>,
+    ) -> Result<(), Status> {
+        let first = chunks
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        self.admit(first.from, first.cluster_id)?;
+        let msg = Message::parse_from_bytes(&first.message)
+            .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
+        if msg.get_msg_type() != MessageType::MsgSnapshot {
+            return Err(Status::invalid_argument("not a snapshot message"));
+        }
+        let meta = msg.get_snapshot().get_metadata();
+        let storage_failed = |e: crate::storage::StorageError| {
+            tracing::error!(error = %e, "cannot store a received snapshot");
+            Status::internal(e.to_string())
+        };
+        let mut incoming = self
+            .inbox
+            .create(meta.term, meta.index)
+            .map_err(storage_failed)?;
+        let mut chunk = first;
+        while !chunk.last {
+            incoming.write(&chunk.data).map_err(storage_failed)?;
+            chunk = chunks
+                .message()
+                .await?
+                .ok_or_else(|| Status::aborted(TransferError::Truncated.to_string()))?;
+        }
+        incoming.write(&chunk.data).map_err(storage_failed)?;
+        incoming.finish(chunk.checksum).map_err(|e| {
+            tracing::warn!(error = %e, "refused a received snapshot");
+            Status::data_loss(e.to_string())
+        })?;
+        tracing::info!(
+            index = meta.index,
+            term = meta.term,
+            "received a snapshot image"
+        );
+        self.node
+            .step(msg)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
     }
 }
 
 #[tonic::async_trait]
 impl<O: Send + 'static> Peer for PeerService<O> {
-    async fn send(&self, request: Request<MessageBatch>) -> Result<Response<SendAck>, Status> {
-        self.deliver(request.into_inner()).await?;
+    async fn snapshot(
+        &self,
+        request: Request<tonic::Streaming<SnapshotChunk>>,
+    ) -> Result<Response<SendAck>, Status> {
+        self.receive_snapshot(&mut request.into_inner()).await?;
         Ok(Response::new(SendAck {}))
     }
 

@@ -20,24 +20,24 @@
 //! quota check went.
 
 use super::alarm::{self, Alarms};
-use super::backend_state::{self, Loaded};
+use super::backend_state::{self, BackendImage, Loaded};
 use super::error::RequestError;
 use super::lock_rank::{Rank, Ranked};
 use super::membership::Membership;
 use super::txn;
 use crate::lease::Lessor;
-use crate::mvcc::{Store, StoreSnapshot};
+use crate::mvcc::Store;
 use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
 use crate::pb::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse,
     DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
     TxnResponse,
 };
-use crate::raft::StateMachine;
-use crate::storage::{Backend, Batch, StorageError};
+use crate::raft::{RestoreError, SnapshotImage, StateMachine};
+use crate::storage::{dump, Backend, Batch, StorageError};
 use prost::Message as _;
 use raft::eraftpb::{ConfChangeType, ConfChangeV2, ConfState};
-use serde::{Deserialize, Serialize};
+use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -118,23 +118,10 @@ impl ReplicatedState {
         self.applied_index.load(Ordering::Acquire)
     }
 
-    /// The whole state as a raft snapshot image, and the index it reflects.
-    pub fn image(&self) -> (Vec<u8>, u64) {
-        let store = self.store();
-        let index = self.applied_index();
-        let image = StateImage {
-            store: store.to_snapshot(),
-            leases: self.leases().clone(),
-            membership: self.membership().clone(),
-            alarms: self.alarms().clone(),
-        };
-        drop(store);
-        let mut out = vec![SNAPSHOT_FORMAT];
-        match bincode::serde::encode_to_vec(&image, bincode::config::standard()) {
-            Ok(bytes) => out.extend_from_slice(&bytes),
-            Err(e) => tracing::error!(error = %e, "snapshot encoding failed"),
-        }
-        (out, index)
+    /// An image of the whole state for a raft snapshot (a read view of the backend; see
+    /// [`BackendImage`]).
+    pub fn snapshot_image(&self) -> Result<Arc<dyn SnapshotImage>, StorageError> {
+        Ok(Arc::new(BackendImage::open(&self.backend())?))
     }
 
     /// The backend underneath the store.
@@ -218,51 +205,6 @@ pub enum Applied {
 
 /// What a proposer gets back.
 pub type ApplyResult = Result<Applied, RequestError>;
-
-/// Snapshot encoding format version.
-const SNAPSHOT_FORMAT: u8 = 3;
-/// The format before alarms were replicated (still restored).
-const SNAPSHOT_FORMAT_NO_ALARMS: u8 = 2;
-
-#[derive(Serialize, Deserialize)]
-struct StateImage {
-    store: StoreSnapshot,
-    leases: Lessor,
-    membership: Membership,
-    alarms: Alarms,
-}
-
-/// [`StateImage`] as format 2 had it.
-#[derive(Deserialize)]
-struct StateImageNoAlarms {
-    store: StoreSnapshot,
-    leases: Lessor,
-    membership: Membership,
-}
-
-/// Decodes a snapshot image of any format this build restores.
-fn decode_image(data: &[u8]) -> Result<StateImage, crate::raft::RestoreError> {
-    use crate::raft::RestoreError;
-    let (&format, body) = data.split_first().ok_or(RestoreError::Empty)?;
-    let decode_err = |e: bincode::error::DecodeError| RestoreError::Decode(e.to_string());
-    let config = bincode::config::standard();
-    match format {
-        SNAPSHOT_FORMAT => Ok(bincode::serde::decode_from_slice(body, config)
-            .map_err(decode_err)?
-            .0),
-        SNAPSHOT_FORMAT_NO_ALARMS => {
-            let (old, _): (StateImageNoAlarms, usize) =
-                bincode::serde::decode_from_slice(body, config).map_err(decode_err)?;
-            Ok(StateImage {
-                store: old.store,
-                leases: old.leases,
-                membership: old.membership,
-                alarms: Alarms::default(),
-            })
-        }
-        other => Err(RestoreError::Format(other)),
-    }
-}
 
 /// Applies committed entries to a [`ReplicatedState`].
 pub struct EtcdStateMachine {
@@ -477,28 +419,40 @@ impl StateMachine for EtcdStateMachine {
         Ok(())
     }
 
-    fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), crate::raft::RestoreError> {
-        use crate::raft::RestoreError;
+    fn restore(&mut self, index: u64, image: &mut dyn Read) -> Result<(), RestoreError> {
         if index <= self.state.applied_index() {
             // The state already reflects the snapshot (a restart after installing it).
             return Ok(());
         }
-        let image = decode_image(data)?;
-        let mut batch = Batch::default();
-        backend_state::replace_leases(&mut batch, &image.leases);
-        backend_state::put_membership(&mut batch, &image.membership);
-        backend_state::replace_alarms(&mut batch, &image.alarms);
+        // Changes not flushed yet are superseded by the image.
+        self.batch = Batch::default();
         {
+            // Readers wait until the store, the tables and the index change together.
             let mut store = self.state.store_mut();
             let backend = store.backend().clone();
-            *store = Store::restore(backend, image.store);
-            *self.state.leases_mut() = image.leases;
-            *self.state.membership_mut() = image.membership;
-            *self.state.alarms_mut() = image.alarms;
+            let pairs = backend.replace_all(dump::read(image)?)?;
+            let loaded = backend_state::load(backend)?;
+            if loaded.consistent_index != index {
+                return Err(RestoreError::IndexMismatch {
+                    image: loaded.consistent_index,
+                    snapshot: index,
+                });
+            }
+            tracing::info!(
+                index,
+                pairs,
+                revision = loaded.store.current_revision(),
+                keys = loaded.store.key_count(),
+                "restored the state from a snapshot image"
+            );
+            *store = loaded.store;
+            *self.state.leases_mut() = loaded.leases;
+            if let Some(membership) = loaded.membership {
+                *self.state.membership_mut() = membership;
+            }
+            *self.state.alarms_mut() = loaded.alarms;
             self.state.publish_applied(&store, index);
         }
-        self.batch = batch;
-        self.flush(true).map_err(RestoreError::Storage)?;
         self.state.publish_revision();
         Ok(())
     }

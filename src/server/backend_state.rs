@@ -10,13 +10,16 @@
 //! * `alarm/<member id: 8 bytes big endian><alarm type: 4 bytes big endian>`: a raised alarm.
 //!
 //! Invariant: after [`load`], the store, lease table and member table are exactly what the last
-//! durable flush committed, and the returned index is the consistent index of that flush.
+//! durable flush committed, and the returned index is the consistent index of that flush. A
+//! [`BackendImage`] (a raft snapshot's image) is one read view of the whole backend, so its
+//! index is the consistent index committed with exactly the state it holds.
 
 use super::alarm::Alarms;
 use super::membership::Membership;
 use crate::lease::Lessor;
 use crate::mvcc::Store;
-use crate::storage::{Backend, Batch, Bucket, StorageError};
+use crate::raft::{ImageChunks, SnapshotImage};
+use crate::storage::{dump, Backend, Batch, Bucket, ReadView, StorageError};
 
 const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 const MEMBERS: &[u8] = b"members";
@@ -50,13 +53,43 @@ fn be_i64(bytes: &[u8], what: &str) -> Result<i64, StorageError> {
     Ok(i64::from_be_bytes(arr))
 }
 
+/// The consistent index stored in `view`.
+fn consistent_index(view: &ReadView) -> Result<u64, StorageError> {
+    Ok(match view.get(Bucket::Meta, CONSISTENT_INDEX)? {
+        Some(b) => be_i64(&b, "consistent index")? as u64,
+        None => 0,
+    })
+}
+
+/// The whole backend as of one read view: what a raft snapshot sends.
+pub struct BackendImage {
+    view: ReadView,
+    index: u64,
+}
+
+impl BackendImage {
+    /// An image of everything `backend` has committed.
+    pub fn open(backend: &Backend) -> Result<BackendImage, StorageError> {
+        let view = backend.read()?;
+        let index = consistent_index(&view)?;
+        Ok(BackendImage { view, index })
+    }
+}
+
+impl SnapshotImage for BackendImage {
+    fn index(&self) -> u64 {
+        self.index
+    }
+
+    fn chunks(&self) -> Result<ImageChunks, StorageError> {
+        Ok(Box::new(dump::chunks(&self.view)?))
+    }
+}
+
 /// Rebuilds the replicated state from `backend`.
 pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
     let view = backend.read()?;
-    let consistent_index = match view.get(Bucket::Meta, CONSISTENT_INDEX)? {
-        Some(b) => be_i64(&b, "consistent index")? as u64,
-        None => 0,
-    };
+    let consistent_index = consistent_index(&view)?;
     let membership = match view.get(Bucket::Members, MEMBERS)? {
         Some(b) => Some(
             bincode::serde::decode_from_slice(&b, bincode::config::standard())
@@ -126,14 +159,6 @@ pub fn put_membership(batch: &mut Batch, membership: &Membership) {
     }
 }
 
-/// Records a whole lease table in `batch`, replacing the stored one.
-pub fn replace_leases(batch: &mut Batch, leases: &Lessor) {
-    batch.clear(Bucket::Lease);
-    for lease in leases.leases() {
-        put_lease(batch, lease.id, lease.ttl);
-    }
-}
-
 fn alarm_key(member: u64, alarm: i32) -> Vec<u8> {
     let mut key = member.to_be_bytes().to_vec();
     key.extend_from_slice(&alarm.to_be_bytes());
@@ -148,12 +173,4 @@ pub fn put_alarm(batch: &mut Batch, member: u64, alarm: i32) {
 /// Records a lowered alarm in `batch`.
 pub fn delete_alarm(batch: &mut Batch, member: u64, alarm: i32) {
     batch.delete(Bucket::Alarm, alarm_key(member, alarm));
-}
-
-/// Records a whole alarm set in `batch`, replacing the stored one.
-pub fn replace_alarms(batch: &mut Batch, alarms: &Alarms) {
-    batch.clear(Bucket::Alarm);
-    for a in alarms.list() {
-        put_alarm(batch, a.member_id, a.alarm);
-    }
 }

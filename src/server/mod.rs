@@ -42,9 +42,10 @@ use crate::pb::etcdserverpb::{
 };
 use crate::pb::{v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer};
 use crate::raft::durable::DurableLog;
+use crate::raft::snapshot_transfer::SnapshotInbox;
 use crate::raft::storage::RaftStorage;
 use crate::raft::transport::{PeerService, Transport, MAX_PEER_MESSAGE};
-use crate::raft::{NodeConfig, NodeParts, RaftError, RaftNode, StateMachine};
+use crate::raft::{NodeConfig, NodeParts, RaftError, RaftNode};
 use crate::storage::Backend;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,24 +130,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         "rebuilt the key index"
     );
     let state = Arc::new(ReplicatedState::from_loaded(loaded, bootstrap.clone()));
-    let mut machine = EtcdStateMachine::new(state.clone());
+    let machine = EtcdStateMachine::new(state.clone());
     let mut storage = RaftStorage::new_cluster(bootstrap.ids());
     let image_state = state.clone();
-    storage.set_snapshot_source(Arc::new(move || image_state.image()));
+    storage.set_snapshot_source(Arc::new(move || image_state.snapshot_image()));
+    let inbox = SnapshotInbox::new(disk.clone(), "snap").map_err(RaftError::from)?;
     let mut applied = 0;
     if let Some(snapshot) = recovered.snapshot {
         let index = snapshot.get_metadata().index;
         if state.applied_index() < index {
-            if snapshot.data.is_empty() {
-                return Err(StartError::BackendBehind {
-                    backend: state.applied_index(),
-                    snapshot: index,
-                });
-            }
-            // A snapshot that still carries the state (written before the backend existed).
-            machine
-                .restore(index, &snapshot.data)
-                .map_err(RaftError::from)?;
+            return Err(StartError::BackendBehind {
+                backend: state.applied_index(),
+                snapshot: index,
+            });
         }
         applied = index;
         storage
@@ -195,6 +191,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
             applied,
             transport,
             reports,
+            inbox: inbox.clone(),
         },
     )?;
 
@@ -216,8 +213,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
 
     let mut tasks = Vec::new();
     for listener in peer_listeners {
-        let service = PeerServer::new(PeerService::new(cid, raft.clone(), heard_from.clone()))
-            .max_decoding_message_size(MAX_PEER_MESSAGE);
+        let service = PeerServer::new(PeerService::new(
+            cid,
+            raft.clone(),
+            heard_from.clone(),
+            inbox.clone(),
+        ))
+        .max_decoding_message_size(MAX_PEER_MESSAGE);
         let forward = LeaseForwardServer::new(lease::LeaseService::new(core.clone()));
         let router = listen::server().add_service(service).add_service(forward);
         tasks.push(tokio::spawn(listener.serve(router)));

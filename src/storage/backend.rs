@@ -55,15 +55,32 @@ pub enum Bucket {
     Alarm,
 }
 
-const ALL_BUCKETS: [Bucket; 5] = [
-    Bucket::Key,
-    Bucket::Meta,
-    Bucket::Lease,
-    Bucket::Members,
-    Bucket::Alarm,
-];
-
 impl Bucket {
+    /// Every bucket, in a fixed order.
+    pub const ALL: [Bucket; 5] = [
+        Bucket::Key,
+        Bucket::Meta,
+        Bucket::Lease,
+        Bucket::Members,
+        Bucket::Alarm,
+    ];
+
+    /// A one-byte name of the bucket for encodings (never 0).
+    pub fn tag(self) -> u8 {
+        match self {
+            Bucket::Key => 1,
+            Bucket::Meta => 2,
+            Bucket::Lease => 3,
+            Bucket::Members => 4,
+            Bucket::Alarm => 5,
+        }
+    }
+
+    /// The bucket named `tag` by [`Bucket::tag`].
+    pub fn from_tag(tag: u8) -> Option<Bucket> {
+        Bucket::ALL.into_iter().find(|b| b.tag() == tag)
+    }
+
     fn table(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
         TableDefinition::new(match self {
             Bucket::Key => "key",
@@ -177,7 +194,7 @@ impl Backend {
         let mut tx = db.begin_write()?;
         // Empty tables need no fsync: lost in a crash, they are created again.
         tx.set_durability(Durability::None)?;
-        for bucket in ALL_BUCKETS {
+        for bucket in Bucket::ALL {
             tx.open_table(bucket.table())?;
         }
         tx.commit()?;
@@ -220,12 +237,9 @@ impl Backend {
             tx.delete_table(bucket.table())?;
             tx.open_table(bucket.table())?;
         }
-        let mut open = None;
+        let mut tables = Tables::new(&tx);
         for (bucket, key, value) in batch.changes {
-            let table = match &mut open {
-                Some((b, t)) if *b == bucket => t,
-                slot => &mut slot.insert((bucket, tx.open_table(bucket.table())?)).1,
-            };
+            let table = tables.get(bucket)?;
             match value {
                 Some(v) => {
                     table.insert(key.as_slice(), v.as_slice())?;
@@ -235,10 +249,49 @@ impl Backend {
                 }
             }
         }
-        drop(open);
+        drop(tables);
         tx.commit()?;
         drop(db);
         Ok(())
+    }
+
+    /// Replaces everything the backend holds with `pairs`, in one durable transaction: when it
+    /// returns `Ok` the backend holds exactly those pairs, on disk; if `pairs` yields an error
+    /// (or the commit fails) nothing changed. Returns the number of pairs stored.
+    pub fn replace_all(
+        &self,
+        pairs: impl Iterator<Item = Result<(Bucket, Vec<u8>, Vec<u8>), StorageError>>,
+    ) -> Result<u64, StorageError> {
+        let db = self.db();
+        let mut tx = db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        tx.set_quick_repair(true);
+        let filled = (|| {
+            for bucket in Bucket::ALL {
+                tx.delete_table(bucket.table())?;
+                tx.open_table(bucket.table())?;
+            }
+            let mut tables = Tables::new(&tx);
+            let mut count = 0;
+            for item in pairs {
+                let (bucket, key, value) = item?;
+                tables
+                    .get(bucket)?
+                    .insert(key.as_slice(), value.as_slice())?;
+                count += 1;
+            }
+            Ok::<u64, StorageError>(count)
+        })();
+        match filled {
+            Ok(count) => {
+                tx.commit()?;
+                Ok(count)
+            }
+            Err(e) => {
+                tx.abort()?;
+                Err(e)
+            }
+        }
     }
 
     /// A consistent read view of everything committed so far.
@@ -251,6 +304,30 @@ impl Backend {
     /// Bytes the backend file occupies (0 in memory).
     pub fn file_size(&self) -> u64 {
         self.file.as_ref().map_or(0, |f| f.0.len().unwrap_or(0))
+    }
+}
+
+/// A table of the backend opened for writing.
+type BytesTable<'tx> = redb::Table<'tx, &'static [u8], &'static [u8]>;
+
+/// The tables of one write transaction, opening each when first needed (consecutive changes to
+/// one bucket reuse its open table).
+struct Tables<'tx> {
+    tx: &'tx redb::WriteTransaction,
+    open: Option<(Bucket, BytesTable<'tx>)>,
+}
+
+impl<'tx> Tables<'tx> {
+    fn new(tx: &'tx redb::WriteTransaction) -> Self {
+        Tables { tx, open: None }
+    }
+
+    fn get(&mut self, bucket: Bucket) -> Result<&mut BytesTable<'tx>, StorageError> {
+        if self.open.as_ref().is_none_or(|(b, _)| *b != bucket) {
+            self.open = None;
+            self.open = Some((bucket, self.tx.open_table(bucket.table())?));
+        }
+        Ok(&mut self.open.as_mut().expect("opened above").1)
     }
 }
 

@@ -7,6 +7,8 @@
 //!   ([`SnapshotStore`]).
 //! * `backend`: the paged, crash-safe B-tree file holding the state machine's data
 //!   ([`Backend`]).
+//! * `dump`: a backend's whole content as one checksummed stream of chunks, for raft
+//!   snapshots sent to other members.
 //!
 //! Invariants: all file access goes through [`crate::io::Disk`]; every
 //! on-disk structure is covered by a CRC32 (IEEE, `crc32fast`) and every
@@ -19,6 +21,7 @@ use std::path::PathBuf;
 use crate::io::DiskError;
 
 pub mod backend;
+pub mod dump;
 pub mod record;
 pub mod snapshot;
 pub mod wal;
