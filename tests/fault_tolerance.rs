@@ -141,7 +141,10 @@ fn lagging_member_catches_up_from_a_snapshot() {
     ok(&live, &["put", "s79", "79"]);
     c.start_member(victim);
     wait_caught_up(&c, victim, "s79", "79");
-    let mine = etcdctl(&c.endpoint(victim), &["get", "s", "--prefix", "--consistency=s"]);
+    let mine = etcdctl(
+        &c.endpoint(victim),
+        &["get", "s", "--prefix", "--consistency=s"],
+    );
     let theirs = etcdctl(&live, &["get", "s", "--prefix", "--consistency=s"]);
     assert_eq!(stdout(&mine).lines().count(), 160);
     assert_eq!(stdout(&mine), stdout(&theirs));
@@ -151,7 +154,10 @@ fn lagging_member_catches_up_from_a_snapshot() {
         &["get", "leased", "-w", "json", "--consistency=s"],
     ));
     let lease_id = u64::from_str_radix(&lease, 16).unwrap();
-    assert!(leased.contains(&format!("\"lease\":{lease_id}")), "{leased}");
+    assert!(
+        leased.contains(&format!("\"lease\":{lease_id}")),
+        "{leased}"
+    );
     assert!(
         c.log(victim).contains("installed snapshot from leader"),
         "the member must have caught up through a raft snapshot"

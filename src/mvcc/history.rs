@@ -4,8 +4,12 @@
 //! Owns the record encoding and the records not yet committed to the backend:
 //! * `pending`: records applied since the last [`History::flush`], newer than every committed
 //!   one (revisions only grow), read from RAM until the flush commits them.
-//! * `doomed`: revisions removed by compaction but still in the backend until the next flush.
-//!   No key index refers to them any more, and every scan skips them.
+//! * `doomed`: revisions removed by compaction but still in the backend. No key index refers
+//!   to them any more, and every read skips them. Each flush deletes at most
+//!   [`DELETE_BATCH`] of them, oldest first (etcd's compaction batch limit), so a compaction of
+//!   millions of revisions never stalls writes and readers for one huge commit; the store
+//!   drives flushes until none are left ([`History::backlog`]). A crash part-way leaves the
+//!   rest in the backend, where the restart finds them again (see `Store::open`).
 //! * `clear_first`: the next flush empties the bucket first (the store was replaced from a
 //!   snapshot; `pending` then holds the whole new history).
 //!
@@ -25,6 +29,14 @@ use crate::mvcc::revision::Revision;
 use crate::mvcc::store::Record;
 use crate::pb::mvccpb;
 use crate::storage::{Backend, Batch, Bucket, ReadView, StorageError};
+
+/// Most doomed revisions one flush deletes.
+#[cfg(not(madsim))]
+pub(crate) const DELETE_BATCH: usize = 4096;
+/// Most doomed revisions one flush deletes: few in simulation, so that compactions span many
+/// flushes and crashes, snapshots and restarts meet them half done.
+#[cfg(madsim)]
+pub(crate) const DELETE_BATCH: usize = 8;
 
 /// Length of an encoded revision key.
 const REVISION_KEY_LEN: usize = 17;
@@ -124,25 +136,20 @@ impl History {
         self.pending.insert(rev, rec);
     }
 
-    /// Removes the records at `revs` (compaction); returns the sum of their sizes.
-    pub(crate) fn remove(&mut self, revs: &[Revision]) -> usize {
-        let mut bytes = 0;
-        let mut stored = Vec::new();
-        for rev in revs {
-            match self.pending.remove(rev) {
-                Some(rec) => bytes += rec.size(),
-                None => stored.push(*rev),
-            }
-        }
-        let reader = self.reader();
-        bytes += stored
-            .iter()
-            .filter_map(|rev| reader.stored(*rev))
-            .map(|rec| rec.size())
-            .sum::<usize>();
-        drop(reader);
-        self.doomed.extend(stored);
-        bytes
+    /// Removes the records at `revs` (compaction): they are doomed, pending ones included, and
+    /// their sizes are returned by the flushes that delete them.
+    ///
+    /// Pending ones are not simply dropped: each flush deletes the *oldest* doomed records, so
+    /// that whatever a crash leaves of a key's doomed records is its oldest ones followed by
+    /// the newer ones. Dropping a pending tombstone at once while an older, stored put of the
+    /// same key waits for its turn would let a crash resurrect the deleted key at restart.
+    pub(crate) fn remove(&mut self, revs: impl IntoIterator<Item = Revision>) {
+        self.doomed.extend(revs);
+    }
+
+    /// Doomed revisions not yet deleted from the backend.
+    pub(crate) fn backlog(&self) -> usize {
+        self.doomed.len()
     }
 
     /// A reader of the history as it is now.
@@ -158,25 +165,61 @@ impl History {
         }
     }
 
-    /// Adds every change since the last flush to `batch` and commits it (durably if asked).
-    /// On failure nothing is forgotten; the caller must stop writing (the disk is failing).
-    pub(crate) fn flush(&mut self, mut batch: Batch, durable: bool) -> Result<(), StorageError> {
+    /// Adds every change since the last flush, and the deletion of up to [`DELETE_BATCH`]
+    /// doomed revisions, to `batch` and commits it (durably if asked); returns the sum of the
+    /// sizes of the records deleted. On failure nothing is forgotten; the caller must stop
+    /// writing (the disk is failing).
+    pub(crate) fn flush(&mut self, mut batch: Batch, durable: bool) -> Result<usize, StorageError> {
         let mut changes = Batch::default();
         if self.clear_first {
             changes.clear(Bucket::Key);
         }
-        for rev in &self.doomed {
-            changes.delete(Bucket::Key, revision_key(*rev).to_vec());
+        let deleting: Vec<Revision> = self.doomed.iter().take(DELETE_BATCH).copied().collect();
+        let mut freed = 0;
+        for rev in &deleting {
+            match self.pending.remove(rev) {
+                // Deleted before it was ever written (everything older goes in this commit too).
+                Some(rec) => freed += rec.size(),
+                None => changes.delete(Bucket::Key, revision_key(*rev).to_vec()),
+            }
         }
         for (rev, rec) in &self.pending {
             changes.put(Bucket::Key, revision_key(*rev).to_vec(), encode(*rev, rec));
         }
         changes.append(&mut batch);
-        self.backend.commit(changes, durable)?;
+        self.backend
+            .commit_with(changes, durable, |bucket, key, value| {
+                if bucket == Bucket::Key {
+                    // A record that does not parse still frees its bytes; count them.
+                    freed += outline(key, value).map_or(key.len() + value.len(), |o| o.size);
+                }
+            })?;
         self.pending.clear();
-        self.doomed.clear();
+        for rev in deleting {
+            self.doomed.remove(&rev);
+        }
         self.clear_first = false;
-        Ok(())
+        Ok(freed)
+    }
+
+    /// Sum of the sizes of the doomed records (tests: the store's size counts them until they
+    /// are deleted).
+    #[cfg(test)]
+    pub(crate) fn doomed_bytes(&self) -> usize {
+        let Ok(view) = self.backend.read() else {
+            return 0;
+        };
+        let stored = |rev: &Revision| {
+            let value = view.get(Bucket::Key, &revision_key(*rev)).ok().flatten()?;
+            outline(&revision_key(*rev), &value).ok().map(|o| o.size)
+        };
+        self.doomed
+            .iter()
+            .filter_map(|rev| match self.pending.get(rev) {
+                Some(rec) => Some(rec.size()),
+                None => stored(rev),
+            })
+            .sum()
     }
 }
 
@@ -204,6 +247,9 @@ impl Reader<'_> {
 
     /// The record at `rev`.
     pub(crate) fn get(&self, rev: Revision) -> Option<Record> {
+        if self.history.doomed.contains(&rev) {
+            return None;
+        }
         match self.history.pending.get(&rev) {
             Some(rec) => Some(rec.clone()),
             None => self.stored(rev),
@@ -238,6 +284,7 @@ impl Reader<'_> {
             Some(to) => self.history.pending.range(from..to),
             None => self.history.pending.range(from..),
         }
+        .filter(move |(rev, _)| !doomed.contains(rev))
         .map(|(rev, rec)| (*rev, rec.clone()));
         // Every pending record is newer than every stored one.
         stored.chain(pending)

@@ -329,6 +329,9 @@ fn compaction_keeps_values_live_at_revision() {
     let at4 = s.range(b"\0", b"\0", 4, 0).unwrap();
     s.compact(4).unwrap();
     s.check_invariants().unwrap();
+    assert_eq!(s.approx_bytes(), bytes, "freed once deleted");
+    s.flush(crate::storage::Batch::default(), false).unwrap();
+    s.check_invariants().unwrap();
     assert!(s.approx_bytes() < bytes);
     assert_eq!(s.range(b"\0", b"\0", 4, 0).unwrap(), at4);
     assert_eq!(get(&s, "a", 4), Some(kv("a", "2", 2, 3, 2)));
@@ -462,6 +465,7 @@ fn snapshot_round_trip_preserves_everything() {
     assert_eq!(r.current_revision(), s.current_revision());
     assert_eq!(r.compacted_revision(), 4);
     assert_eq!(r.key_count(), s.key_count());
+    s.flush(crate::storage::Batch::default(), false).unwrap();
     assert_eq!(r.approx_bytes(), s.approx_bytes());
     for rev in 4..=s.current_revision() {
         assert_eq!(r.range(b"\0", b"\0", rev, 0), s.range(b"\0", b"\0", rev, 0));
@@ -530,8 +534,10 @@ fn key_count_and_bytes_track_changes() {
     del(&mut s, "\0", "\0");
     assert_eq!(s.key_count(), 0);
     s.compact(s.current_revision()).unwrap();
-    assert_eq!(s.approx_bytes(), 0);
     assert_eq!(s.to_snapshot().records.len(), 0);
+    assert!(s.approx_bytes() > 0, "counted until deleted");
+    s.flush(crate::storage::Batch::default(), false).unwrap();
+    assert_eq!(s.approx_bytes(), 0);
 }
 
 #[test]
@@ -564,4 +570,102 @@ fn flushed_store_reopens_from_its_file() {
     assert_eq!(reopened.to_snapshot(), without_d);
     assert_eq!(get(&reopened, "a", 0), Some(kv("a", "2", 5, 5, 1)));
     assert_eq!(reopened.range(b"a", b"", 2, 0), Err(MvccError::Compacted));
+}
+
+#[test]
+fn a_compaction_cut_short_by_a_crash_finishes_after_reopen() {
+    use crate::mvcc::history::DELETE_BATCH;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = crate::io::Disk::new(dir.path());
+    disk.create_dir_all("").unwrap();
+    let open = || Store::open(crate::storage::Backend::open(&disk, "db", 1 << 20).unwrap());
+    let mut s = open().unwrap();
+    let quick_put = |s: &mut Store, key: &str, value: &str| {
+        let mut txn = s.write();
+        txn.put(key.as_bytes(), value.as_bytes(), 0);
+        txn.commit();
+    };
+    quick_put(&mut s, "x", "1"); // 2
+    let overwrites = DELETE_BATCH + 900;
+    for i in 0..overwrites {
+        quick_put(&mut s, "y", &i.to_string()); // 3 ..
+    }
+    let mut txn = s.write();
+    txn.delete_range(b"x", b"");
+    txn.commit(); // x's tombstone, newest of all
+    s.flush(crate::storage::Batch::default(), true).unwrap();
+    let full = s.approx_bytes();
+    s.compact(s.current_revision()).unwrap();
+    // Every record but y's last is doomed: x's put, y's older values, x's tombstone.
+    assert_eq!(s.compaction_backlog(), overwrites + 1);
+    assert_eq!(
+        s.approx_bytes(),
+        full,
+        "nothing is freed before it is deleted"
+    );
+    s.flush(crate::storage::Batch::default(), true).unwrap();
+    assert_eq!(s.compaction_backlog(), overwrites + 1 - DELETE_BATCH);
+    assert!(s.approx_bytes() < full);
+    s.check_invariants().unwrap();
+    drop(s); // a crash: x's tombstone is still stored, its put is gone
+
+    let mut s = open().unwrap();
+    s.check_invariants().unwrap();
+    assert_eq!(s.compaction_backlog(), overwrites + 1 - DELETE_BATCH);
+    assert_eq!(get(&s, "x", 0), None);
+    assert_eq!(s.key_count(), 1);
+    while s.compaction_backlog() > 0 {
+        s.flush(crate::storage::Batch::default(), false).unwrap();
+    }
+    s.check_invariants().unwrap();
+    let y = get(&s, "y", 0).unwrap();
+    assert_eq!(y.value, (overwrites - 1).to_string().into_bytes());
+    assert_eq!(
+        s.approx_bytes(),
+        Store::open(s.backend().clone()).unwrap().approx_bytes()
+    );
+    s.flush(crate::storage::Batch::default(), true).unwrap();
+    drop(s);
+    let s = open().unwrap();
+    assert_eq!(s.compaction_backlog(), 0);
+    s.check_invariants().unwrap();
+    assert_eq!(
+        s.approx_bytes(),
+        y.key.len() + y.value.len() + crate::mvcc::store::RECORD_OVERHEAD
+    );
+}
+
+/// Found by the simulator (seeds 34, 148 with a small deletion batch): a compaction that
+/// dropped a not-yet-flushed tombstone at once, while the older, stored put of the same key
+/// waited for its deletion batch, let a crash in between resurrect the deleted key.
+#[test]
+fn a_crash_mid_compaction_never_resurrects_a_deleted_key() {
+    use crate::mvcc::history::DELETE_BATCH;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = crate::io::Disk::new(dir.path());
+    disk.create_dir_all("").unwrap();
+    let open = || Store::open(crate::storage::Backend::open(&disk, "db", 1 << 20).unwrap());
+    let mut s = open().unwrap();
+    // Enough older revisions that "gone"'s put is not in the first deletion batch.
+    for i in 0..DELETE_BATCH + 10 {
+        let mut txn = s.write();
+        txn.put(b"filler", i.to_string().as_bytes(), 0);
+        txn.commit();
+    }
+    put(&mut s, "gone", "1");
+    s.flush(crate::storage::Batch::default(), true).unwrap();
+    // Deleted and compacted within one flush interval: the tombstone was never stored.
+    del(&mut s, "gone", "");
+    s.compact(s.current_revision()).unwrap();
+    s.flush(crate::storage::Batch::default(), true).unwrap();
+    assert!(
+        s.compaction_backlog() > 0,
+        "the put waits for a later batch"
+    );
+    drop(s); // a crash
+
+    let s = open().unwrap();
+    s.check_invariants().unwrap();
+    assert_eq!(get(&s, "gone", 0), None, "a deleted key came back");
+    assert_eq!(s.key_count(), 1);
 }

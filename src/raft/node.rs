@@ -363,6 +363,7 @@ impl<S: StateMachine> RaftNode<S> {
         if self.ticks.is_multiple_of(MARK_INTERVAL_TICKS) {
             self.durable.mark_committed(self.durable_commit)?;
         }
+        self.machine.tick()?;
         Ok(())
     }
 

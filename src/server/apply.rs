@@ -59,6 +59,9 @@ pub struct ReplicatedState {
     /// a `watch` channel: tokio's `watch` picks among wakers with a process-global RNG, which
     /// would break simulation replay.
     revision_changed: tokio::sync::Notify,
+    /// Woken after a flush leaves no compacted record to delete (physical compactions wait
+    /// on it).
+    compaction_drained: tokio::sync::Notify,
     /// The revision last announced through `revision_changed`.
     announced: std::sync::atomic::AtomicI64,
     /// Raft index of the last entry the state reflects (the backend's consistent index once
@@ -94,6 +97,7 @@ impl ReplicatedState {
             membership: RwLock::new(loaded.membership.unwrap_or(bootstrap)),
             alarms: RwLock::new(loaded.alarms),
             revision_changed: tokio::sync::Notify::new(),
+            compaction_drained: tokio::sync::Notify::new(),
             announced,
             applied_index: AtomicU64::new(loaded.consistent_index),
             used_bytes,
@@ -122,6 +126,19 @@ impl ReplicatedState {
     /// [`BackendImage`]).
     pub fn snapshot_image(&self) -> Result<Arc<dyn SnapshotImage>, StorageError> {
         Ok(Arc::new(BackendImage::open(&self.backend())?))
+    }
+
+    /// Completes once no record removed by compaction is left in the backend.
+    pub async fn compaction_drained(&self) {
+        loop {
+            let drained = self.compaction_drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.store().compaction_backlog() == 0 {
+                return;
+            }
+            drained.await;
+        }
     }
 
     /// The backend underneath the store.
@@ -411,10 +428,24 @@ impl StateMachine for EtcdStateMachine {
         }
         // Visible to readers at once; the fsync, if asked for, happens without the lock.
         store.flush(batch, false)?;
+        // The flush may have deleted compacted records: the used size shrank.
+        self.state
+            .publish_applied(&store, self.state.applied_index());
+        let drained = store.compaction_backlog() == 0;
         let backend = store.backend().clone();
         drop(store);
+        if drained {
+            self.state.compaction_drained.notify_waiters();
+        }
         if durable {
             backend.commit(Batch::default(), true)?;
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self) -> Result<(), StorageError> {
+        if self.state.store().compaction_backlog() > 0 {
+            self.flush(false)?;
         }
         Ok(())
     }

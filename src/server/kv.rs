@@ -112,8 +112,16 @@ impl Kv for KvService {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         let r = request.into_inner();
+        let physical = r.physical;
         match self.core.propose(Internal::Compaction(r)).await? {
             Applied::Compaction(mut resp) => {
+                if physical {
+                    // As etcd: answer once the old revisions are gone from the backend.
+                    let drained = self.core.state.compaction_drained();
+                    tokio::time::timeout(self.core.request_timeout, drained)
+                        .await
+                        .map_err(|_| Status::from(RequestError::Timeout))?;
+                }
                 resp.header = self.core.complete(resp.header);
                 Ok(Response::new(resp))
             }

@@ -224,6 +224,18 @@ impl Backend {
     /// Commits `batch` atomically; with `durable` it (and every earlier commit) is on disk when
     /// this returns.
     pub fn commit(&self, batch: Batch, durable: bool) -> Result<(), StorageError> {
+        self.commit_with(batch, durable, |_, _, _| {})
+    }
+
+    /// [`Backend::commit`], calling `removed` with the bucket, key and old value of every pair
+    /// a delete of the batch removed (how the layer above learns what it freed without reading
+    /// first).
+    pub fn commit_with(
+        &self,
+        batch: Batch,
+        durable: bool,
+        mut removed: impl FnMut(Bucket, &[u8], &[u8]),
+    ) -> Result<(), StorageError> {
         // Held until the commit is done, so a defragmentation never meets a live write.
         let db = self.db();
         let mut tx = db.begin_write()?;
@@ -245,7 +257,9 @@ impl Backend {
                     table.insert(key.as_slice(), v.as_slice())?;
                 }
                 None => {
-                    table.remove(key.as_slice())?;
+                    if let Some(old) = table.remove(key.as_slice())? {
+                        removed(bucket, &key, old.value());
+                    }
                 }
             }
         }
