@@ -6,13 +6,15 @@
 //! ```text
 //! server   gRPC services, validation, etcd error texts, the replicated state machine
 //!   ↓
-//! raft     the RawNode task, WAL/snapshot persistence, peer transport, ReadIndex
+//! raft     the RawNode task, WAL/snapshot persistence, peer transport (raft snapshots
+//!          streamed as chunked backend images), ReadIndex
 //!   ↓
 //! mvcc     revisions, key index (in RAM), range/put/delete/txn/compact over history kept
 //!          in the storage backend
 //!   ↓
-//! storage  WAL segments and snapshot files (records, CRCs, torn-tail recovery), and the
-//!          paged backend (redb) holding history, leases, members and the consistent index
+//! storage  WAL segments and snapshot files (records, CRCs, torn-tail recovery), the paged
+//!          backend (redb) holding history, leases, members and the consistent index, and
+//!          backend dumps (a whole backend as one checksummed chunk stream)
 //!   ↓
 //! io       the only module that touches files (std in production, a crash-modelling
 //!          in-memory disk in simulation)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Compaction under load, etcd beside detcd in one run, one member each:
+#   scripts/bench-compact.sh [KEYS] [PASSES] [VALUE_BYTES]     (default 100000 5 1024)
+# For etcd then detcd: write KEYS distinct keys PASSES times (so (PASSES-1) x KEYS old revisions
+# wait for compaction), then start a put load (LOAD puts, default 200000, 100 clients over 10
+# connections) and, 3 s into it, `compaction --physical` at the revision before the load. Prints
+# the load's throughput and latency percentiles (the whole load, compaction included), how long
+# the physical compaction took (both answer once the old revisions are gone from the backend),
+# and the data dir size after.
+# Environment: ETCD_BIN (default etcd), LOAD (200000), CLIENTS (100), CONNS (10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+keys=${1:-100000}
+passes=${2:-5}
+vsize=${3:-1024}
+load=${LOAD:-200000}
+clients=${CLIENTS:-100}
+conns=${CONNS:-10}
+etcd_bin=${ETCD_BIN:-etcd}
+bash scripts/setup.sh >/dev/null
+cargo build --release --quiet --bin detcd --bin detcd-bench
+bench=target/release/detcd-bench
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+ctl() { ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:45479 "$@"; }
+seconds() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+
+for tag in etcd detcd; do
+  bin=$etcd_bin; [ "$tag" = detcd ] && bin=target/release/detcd
+  "$bin" --name n1 --data-dir "$work/$tag" \
+    --listen-client-urls http://127.0.0.1:45479 --advertise-client-urls http://127.0.0.1:45479 \
+    --listen-peer-urls http://127.0.0.1:45480 --initial-advertise-peer-urls http://127.0.0.1:45480 \
+    --initial-cluster n1=http://127.0.0.1:45480 --initial-cluster-token "compact-$tag" \
+    --initial-cluster-state new --quota-backend-bytes $((8 * 1024 * 1024 * 1024)) \
+    >>"$work/$tag.log" 2>&1 &
+  pid=$!
+  until ctl put __ready 1 >/dev/null 2>&1; do sleep 0.1; done
+  "$bench" put --endpoints 127.0.0.1:45479 --clients "$clients" --conns "$conns" \
+    --total $((keys * passes)) --key-space "$keys" --key-size 16 --val-size "$vsize" >/dev/null
+  rev=$(ctl endpoint status -w json | grep -o '"revision":[0-9]*' | head -1 | cut -d: -f2)
+  "$bench" put --endpoints 127.0.0.1:45479 --clients "$clients" --conns "$conns" \
+    --total "$load" --key-space "$keys" --key-size 16 --val-size "$vsize" >"$work/load.out" &
+  loader=$!
+  sleep 3
+  physical_s=$(seconds ctl compaction --physical "$rev")
+  wait "$loader"
+  size=$(du -sk "$work/$tag" | cut -f1)
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  pid=
+  echo "$tag keys=$keys passes=$passes value=$vsize compacted_at=$rev | $(tr '\n' ' ' <"$work/load.out") | physical_compaction_s=$physical_s data_dir_kb=$size"
+  rm -rf "${work:?}/$tag"
+done
