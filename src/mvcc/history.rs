@@ -6,7 +6,7 @@
 //!   one (revisions only grow), read from RAM until the flush commits them.
 //! * `doomed`: revisions removed by compaction but still in the backend. No key index refers
 //!   to them any more, and every read skips them. Each flush deletes at most
-//!   [`DELETE_BATCH`] of them, oldest first (etcd's compaction batch limit), so a compaction of
+//!   [`DELETE_BATCH`] of them ([`IDLE_DELETE_BATCH`] on the tick), oldest first, so a compaction of
 //!   millions of revisions never stalls writes and readers for one huge commit; the store
 //!   drives flushes until none are left ([`History::backlog`]). A crash part-way leaves the
 //!   rest in the backend, where the restart finds them again (see `Store::open`).
@@ -20,7 +20,7 @@
 //! A read that fails is fatal: a member that cannot read its own data must not answer from less
 //! (etcd panics there too); the disk that failed is named in the panic.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -30,13 +30,16 @@ use crate::mvcc::store::Record;
 use crate::pb::mvccpb;
 use crate::storage::{Backend, Batch, Bucket, ReadView, StorageError};
 
-/// Most doomed revisions one flush deletes.
+/// Most doomed revisions one flush of applied entries deletes (etcd's compaction batch limit
+/// is 1000); a flush from the idle tick deletes [`IDLE_DELETE_BATCH`].
 #[cfg(not(madsim))]
-pub(crate) const DELETE_BATCH: usize = 4096;
+pub(crate) const DELETE_BATCH: usize = 1024;
 /// Most doomed revisions one flush deletes: few in simulation, so that compactions span many
 /// flushes and crashes, snapshots and restarts meet them half done.
 #[cfg(madsim)]
 pub(crate) const DELETE_BATCH: usize = 8;
+/// Most doomed revisions a flush made only to delete them (on the node's tick) deletes.
+pub(crate) const IDLE_DELETE_BATCH: usize = 4 * DELETE_BATCH;
 
 /// Length of an encoded revision key.
 const REVISION_KEY_LEN: usize = 17;
@@ -99,12 +102,74 @@ fn fatal(e: impl std::fmt::Display) -> ! {
     panic!("backend read failed: {e}")
 }
 
+/// Revisions a compaction removed, oldest first (a sorted queue: a compaction adds hundreds of
+/// thousands at once, flushes take them from the front).
+#[derive(Debug, Default)]
+struct Doomed(VecDeque<Revision>);
+
+impl Doomed {
+    /// Adds `revs` (in any order), keeping the queue sorted.
+    fn add(&mut self, mut revs: Vec<Revision>) {
+        revs.sort_unstable();
+        match (self.0.back(), revs.first()) {
+            (Some(last), Some(first)) if first <= last => {
+                // One linear merge of the two sorted runs.
+                let old = std::mem::take(&mut self.0);
+                let mut merged = VecDeque::with_capacity(old.len() + revs.len());
+                let (mut a, mut b) = (old.into_iter().peekable(), revs.into_iter().peekable());
+                loop {
+                    let next = match (a.peek(), b.peek()) {
+                        (Some(x), Some(y)) if x <= y => a.next(),
+                        (Some(_), Some(_)) => b.next(),
+                        (Some(_), None) => a.next(),
+                        (None, _) => b.next(),
+                    };
+                    match next {
+                        Some(rev) if merged.back() != Some(&rev) => merged.push_back(rev),
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                self.0 = merged;
+            }
+            _ => self.0.extend(revs),
+        }
+    }
+
+    fn contains(&self, rev: &Revision) -> bool {
+        self.0.binary_search(rev).is_ok()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The `n` oldest (fewer if there are not as many).
+    fn oldest(&self, n: usize) -> Vec<Revision> {
+        self.0.iter().take(n).copied().collect()
+    }
+
+    /// Forgets the `n` oldest.
+    fn drop_oldest(&mut self, n: usize) {
+        self.0.drain(..n.min(self.0.len()));
+    }
+
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = &Revision> {
+        self.0.iter()
+    }
+}
+
 /// The revision → record map; see the module docs.
 #[derive(Debug)]
 pub(crate) struct History {
     backend: Backend,
     pending: BTreeMap<Revision, Record>,
-    doomed: BTreeSet<Revision>,
+    doomed: Doomed,
     clear_first: bool,
 }
 
@@ -114,7 +179,7 @@ impl History {
         History {
             backend,
             pending: BTreeMap::new(),
-            doomed: BTreeSet::new(),
+            doomed: Doomed::default(),
             clear_first: false,
         }
     }
@@ -143,8 +208,8 @@ impl History {
     /// that whatever a crash leaves of a key's doomed records is its oldest ones followed by
     /// the newer ones. Dropping a pending tombstone at once while an older, stored put of the
     /// same key waits for its turn would let a crash resurrect the deleted key at restart.
-    pub(crate) fn remove(&mut self, revs: impl IntoIterator<Item = Revision>) {
-        self.doomed.extend(revs);
+    pub(crate) fn remove(&mut self, revs: Vec<Revision>) {
+        self.doomed.add(revs);
     }
 
     /// Doomed revisions not yet deleted from the backend.
@@ -165,16 +230,21 @@ impl History {
         }
     }
 
-    /// Adds every change since the last flush, and the deletion of up to [`DELETE_BATCH`]
+    /// Adds every change since the last flush, and the deletion of up to `delete_limit`
     /// doomed revisions, to `batch` and commits it (durably if asked); returns the sum of the
     /// sizes of the records deleted. On failure nothing is forgotten; the caller must stop
     /// writing (the disk is failing).
-    pub(crate) fn flush(&mut self, mut batch: Batch, durable: bool) -> Result<usize, StorageError> {
+    pub(crate) fn flush(
+        &mut self,
+        mut batch: Batch,
+        durable: bool,
+        delete_limit: usize,
+    ) -> Result<usize, StorageError> {
         let mut changes = Batch::default();
         if self.clear_first {
             changes.clear(Bucket::Key);
         }
-        let deleting: Vec<Revision> = self.doomed.iter().take(DELETE_BATCH).copied().collect();
+        let deleting = self.doomed.oldest(delete_limit);
         let mut freed = 0;
         for rev in &deleting {
             match self.pending.remove(rev) {
@@ -195,9 +265,7 @@ impl History {
                 }
             })?;
         self.pending.clear();
-        for rev in deleting {
-            self.doomed.remove(&rev);
-        }
+        self.doomed.drop_oldest(deleting.len());
         self.clear_first = false;
         Ok(freed)
     }

@@ -14,7 +14,8 @@
 //! * `key_range`: decoding etcd's `(key, range_end)` convention.
 //! * `key_index`: per-key generations of revisions (etcd's `keyIndex`).
 //! * `history`: the revision -> record map in the backend, plus the records
-//!   applied but not yet flushed.
+//!   applied but not yet flushed and the compacted ones not yet deleted.
+//! * `index_compaction`: compacting the key index a batch of keys at a time.
 //! * `store`: [`Store`]: index + revision-ordered record map; reads at any
 //!   retained revision, compaction, hashing, watch events, snapshots.
 //! * `txn`: [`WriteTxn`], the only way to change the store: all changes of
@@ -43,6 +44,7 @@
 //! ```
 
 mod history;
+mod index_compaction;
 mod key_index;
 mod key_range;
 pub mod revision;

@@ -28,6 +28,10 @@
 //!   found again at open (the index is compacted again at `compacted`, and
 //!   records no index takes are at or below it) and deleted then.
 //!
+//! A compaction refuses reads below its revision at once and compacts the
+//! key index a batch of keys per flush (`index_compaction`); the records it
+//! removes leave the backend in batches too (`history`).
+//!
 //! Reads at revision `r` ask each key index for the newest revision with
 //! `main <= r` and fetch that record; see `key_index` for the generation
 //! rules and a worked example. Only [`crate::mvcc::WriteTxn`] mutates
@@ -39,6 +43,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::mvcc::history::{self, History};
+use crate::mvcc::index_compaction::{IndexCompaction, KEYS_PER_STEP};
 use crate::mvcc::key_index::KeyIndex;
 use crate::mvcc::key_range::KeyRange;
 use crate::mvcc::revision::Revision;
@@ -146,6 +151,8 @@ pub struct Store {
     compacted: i64,
     live_keys: usize,
     bytes: usize,
+    /// The index compaction still walking the keys, if any (see `index_compaction`).
+    compacting: Option<IndexCompaction>,
 }
 
 impl Default for Store {
@@ -168,6 +175,7 @@ impl Store {
             compacted: NEVER_COMPACTED,
             live_keys: 0,
             bytes: 0,
+            compacting: None,
         }
     }
 
@@ -220,7 +228,9 @@ impl Store {
         }
         // Finishes a compaction a crash cut short (does nothing after a finished one).
         let leftovers = store.compact_index(compacted);
-        store.history.remove(orphans.into_iter().chain(leftovers));
+        store
+            .history
+            .remove(orphans.into_iter().chain(leftovers).collect());
         Ok((store, leased))
     }
 
@@ -233,20 +243,48 @@ impl Store {
     /// bookkeeping, e.g. its consistent index), in one backend transaction; durable on return
     /// if `durable`. The transaction also deletes the next batch of records compacted away
     /// ([`Store::compaction_backlog`]). After an error the store must not be written again.
-    pub fn flush(&mut self, mut batch: Batch, durable: bool) -> Result<(), StorageError> {
+    pub fn flush(&mut self, batch: Batch, durable: bool) -> Result<(), StorageError> {
+        self.flush_deleting(batch, durable, history::DELETE_BATCH)
+    }
+
+    /// [`Store::flush`] (not durable) made while nothing else is flushed, so it deletes a larger
+    /// batch of compacted records.
+    pub fn flush_compaction(&mut self, batch: Batch) -> Result<(), StorageError> {
+        self.flush_deleting(batch, false, history::IDLE_DELETE_BATCH)
+    }
+
+    fn flush_deleting(
+        &mut self,
+        mut batch: Batch,
+        durable: bool,
+        delete_limit: usize,
+    ) -> Result<(), StorageError> {
         batch.put(
             Bucket::Meta,
             COMPACTED_KEY.to_vec(),
             self.compacted.to_be_bytes().to_vec(),
         );
-        let freed = self.history.flush(batch, durable)?;
+        self.step_compaction();
+        let freed = self.history.flush(batch, durable, delete_limit)?;
         self.bytes = self.bytes.saturating_sub(freed);
         Ok(())
     }
 
-    /// Records compaction removed that flushes have yet to delete from the backend.
+    /// Work a compaction has left for flushes: records to delete from the backend, plus one
+    /// while the key index is still being compacted.
     pub fn compaction_backlog(&self) -> usize {
-        self.history.backlog()
+        self.history.backlog() + usize::from(self.compacting.is_some())
+    }
+
+    /// Compacts the next keys of an index compaction in progress.
+    fn step_compaction(&mut self) {
+        if let Some(compaction) = &mut self.compacting {
+            let mut removed = Vec::new();
+            if compaction.step(&mut self.index, KEYS_PER_STEP, &mut removed) {
+                self.compacting = None;
+            }
+            self.history.remove(removed);
+        }
     }
 
     /// The newest committed main revision.
@@ -328,25 +366,18 @@ impl Store {
         if rev > self.current {
             return Err(MvccError::FutureRevision);
         }
-        let removed = self.compact_index(rev);
-        self.history.remove(removed);
         self.compacted = rev;
+        // Reads below `rev` are refused from now on; the key index is compacted a batch of
+        // keys per flush (the first batch now), which restarts one still in progress.
+        self.compacting = Some(IndexCompaction::new(rev));
+        self.step_compaction();
         Ok(())
     }
 
-    /// Compacts every key index at `rev`; returns the revisions no index keeps.
+    /// Compacts every key index at `rev` in one walk; returns the revisions no index keeps.
     fn compact_index(&mut self, rev: i64) -> Vec<Revision> {
         let mut removed = Vec::new();
-        let mut emptied = Vec::new();
-        for (key, ki) in self.index.iter_mut() {
-            ki.compact(rev, &mut removed);
-            if ki.is_empty() {
-                emptied.push(Arc::clone(key));
-            }
-        }
-        for key in emptied {
-            self.index.remove(&key);
-        }
+        IndexCompaction::new(rev).step(&mut self.index, usize::MAX, &mut removed);
         removed
     }
 
@@ -440,8 +471,25 @@ impl Store {
         self.bytes
     }
 
-    /// Copy out everything needed to rebuild this store.
+    /// The key index as it is once any compaction in progress is done (tests).
+    #[cfg(test)]
+    fn settled_index(&self) -> BTreeMap<Arc<[u8]>, KeyIndex> {
+        let mut index = self.index.clone();
+        if let Some(c) = &self.compacting {
+            IndexCompaction::new(c.at).step(&mut index, usize::MAX, &mut Vec::new());
+        }
+        index
+    }
+
+    /// Copy out everything needed to rebuild this store: the history it keeps once any
+    /// compaction in progress is done (tests).
+    #[cfg(test)]
     pub fn to_snapshot(&self) -> StoreSnapshot {
+        let kept: std::collections::BTreeSet<Revision> = self
+            .settled_index()
+            .values()
+            .flat_map(|ki| ki.all_revisions().into_iter().map(|(r, _)| r))
+            .collect();
         StoreSnapshot {
             current_revision: self.current,
             compacted_revision: self.compacted,
@@ -449,6 +497,7 @@ impl Store {
                 .history
                 .reader()
                 .scan(Revision::new(0, 0), None)
+                .filter(|(rev, _)| kept.contains(rev))
                 .map(|(rev, rec)| SnapshotRecord {
                     revision: rev,
                     tombstone: rec.tombstone,
@@ -617,10 +666,12 @@ impl Store {
                 .map(|(r, _)| r)
                 .filter(|r| r.main <= self.compacted)
                 .collect();
-            if old.len() > 1
-                || old
-                    .first()
-                    .is_some_and(|r| ki.get(self.compacted) != Some(*r))
+            let compacted_yet = self.compacting.is_none();
+            if compacted_yet
+                && (old.len() > 1
+                    || old
+                        .first()
+                        .is_some_and(|r| ki.get(self.compacted) != Some(*r)))
             {
                 return Err(format!("{key:?} keeps {old:?} at or below compaction"));
             }
@@ -645,7 +696,7 @@ impl Store {
             if rev.main > self.current {
                 return Err(format!("record {rev} newer than current"));
             }
-            if rev.main <= self.compacted && rec.tombstone {
+            if rev.main <= self.compacted && rec.tombstone && self.compacting.is_none() {
                 return Err(format!("tombstone {rev} survived compaction"));
             }
         }
@@ -669,12 +720,15 @@ impl Store {
 #[cfg(test)]
 impl PartialEq for Store {
     fn eq(&self, other: &Self) -> bool {
-        self.index == other.index
+        self.settled_index() == other.settled_index()
             && self.current == other.current
             && self.compacted == other.compacted
             && self.live_keys == other.live_keys
-            && self.bytes - self.history.doomed_bytes()
-                == other.bytes - other.history.doomed_bytes()
+            // A compaction still walking the index has not doomed every record it will.
+            && (self.compacting.is_some()
+                || other.compacting.is_some()
+                || self.bytes - self.history.doomed_bytes()
+                    == other.bytes - other.history.doomed_bytes())
             && self.to_snapshot() == other.to_snapshot()
     }
 }

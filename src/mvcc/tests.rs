@@ -669,3 +669,43 @@ fn a_crash_mid_compaction_never_resurrects_a_deleted_key() {
     assert_eq!(get(&s, "gone", 0), None, "a deleted key came back");
     assert_eq!(s.key_count(), 1);
 }
+
+#[test]
+fn an_index_compaction_in_steps_reads_the_same_throughout() {
+    use crate::mvcc::index_compaction::KEYS_PER_STEP;
+    let mut s = Store::new();
+    let keys = 2 * KEYS_PER_STEP + 5;
+    let write = |s: &mut Store, key: usize, value: &str| {
+        let mut txn = s.write();
+        txn.put(format!("k{key:06}").as_bytes(), value.as_bytes(), 0);
+        txn.commit();
+    };
+    for pass in ["old", "new"] {
+        for k in 0..keys {
+            write(&mut s, k, pass);
+        }
+    }
+    let mut txn = s.write();
+    txn.delete_range(b"k000000", b"k000010");
+    txn.commit();
+    let at = s.current_revision();
+    let before = s.range(b"\0", b"\0", at, 0).unwrap().kvs;
+    s.compact(at).unwrap();
+    assert!(s.compaction_backlog() > 0);
+    assert_eq!(s.range(b"\0", b"\0", at, 0).unwrap().kvs, before);
+    assert_eq!(s.range(b"\0", b"\0", at - 1, 0), Err(MvccError::Compacted));
+    // Writes while the index is being compacted.
+    write(&mut s, 3, "during");
+    write(&mut s, keys - 1, "during");
+    let mut steps = 0;
+    while s.compaction_backlog() > 0 {
+        s.flush(crate::storage::Batch::default(), false).unwrap();
+        assert_eq!(s.range(b"\0", b"\0", at, 0).unwrap().kvs, before);
+        steps += 1;
+    }
+    assert!(steps > 2, "the walk took several flushes");
+    s.check_invariants().unwrap();
+    assert_eq!(s.key_count(), keys - 10 + 1);
+    assert_eq!(s.to_snapshot().records.len(), keys - 10 + 1 + 1);
+    assert_eq!(get(&s, "k000003", 0).unwrap().value, b"during".to_vec());
+}

@@ -274,6 +274,38 @@ impl EtcdStateMachine {
         }
     }
 
+    /// Commits what was applied since the last commit to the backend with the applied index
+    /// (durably if asked: the fsync happens without the store lock). A commit made only to
+    /// delete compacted records (`compaction_only`) deletes a larger batch of them.
+    fn commit(&mut self, durable: bool, compaction_only: bool) -> Result<(), StorageError> {
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut store = self.state.store_mut();
+        backend_state::put_consistent_index(&mut batch, self.state.applied_index());
+        #[cfg(madsim)]
+        if crate::fault::active(crate::fault::Bug::BackendIndexAhead) {
+            store.backend().commit(std::mem::take(&mut batch), true)?;
+        }
+        // Visible to readers at once.
+        if compaction_only {
+            store.flush_compaction(batch)?;
+        } else {
+            store.flush(batch, false)?;
+        }
+        // The commit may have deleted compacted records: the used size shrank.
+        self.state
+            .publish_applied(&store, self.state.applied_index());
+        let drained = store.compaction_backlog() == 0;
+        let backend = store.backend().clone();
+        drop(store);
+        if drained {
+            self.state.compaction_drained.notify_waiters();
+        }
+        if durable {
+            backend.commit(Batch::default(), true)?;
+        }
+        Ok(())
+    }
+
     fn mark_applied(&self, index: u64) {
         // Under the store lock, so a reader of the store sees a matching index.
         let store = self.state.store_mut();
@@ -419,33 +451,12 @@ impl StateMachine for EtcdStateMachine {
     }
 
     fn flush(&mut self, durable: bool) -> Result<(), StorageError> {
-        let mut batch = std::mem::take(&mut self.batch);
-        let mut store = self.state.store_mut();
-        backend_state::put_consistent_index(&mut batch, self.state.applied_index());
-        #[cfg(madsim)]
-        if crate::fault::active(crate::fault::Bug::BackendIndexAhead) {
-            store.backend().commit(std::mem::take(&mut batch), true)?;
-        }
-        // Visible to readers at once; the fsync, if asked for, happens without the lock.
-        store.flush(batch, false)?;
-        // The flush may have deleted compacted records: the used size shrank.
-        self.state
-            .publish_applied(&store, self.state.applied_index());
-        let drained = store.compaction_backlog() == 0;
-        let backend = store.backend().clone();
-        drop(store);
-        if drained {
-            self.state.compaction_drained.notify_waiters();
-        }
-        if durable {
-            backend.commit(Batch::default(), true)?;
-        }
-        Ok(())
+        self.commit(durable, false)
     }
 
     fn tick(&mut self) -> Result<(), StorageError> {
         if self.state.store().compaction_backlog() > 0 {
-            self.flush(false)?;
+            self.commit(false, true)?;
         }
         Ok(())
     }
