@@ -40,8 +40,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::mvcc::history::{self, History};
 use crate::mvcc::index_compaction::{IndexCompaction, KEYS_PER_STEP};
 use crate::mvcc::key_index::KeyIndex;
@@ -49,7 +47,12 @@ use crate::mvcc::key_range::KeyRange;
 use crate::mvcc::revision::Revision;
 use crate::mvcc::txn::WriteTxn;
 use crate::mvcc::{Event, EventKind, KeyValue, MvccError, RangeResult};
+
+#[cfg(test)]
+mod checks;
+mod snapshot_form;
 use crate::storage::{Backend, Batch, Bucket, StorageError};
+pub use snapshot_form::{SnapshotRecord, StoreSnapshot};
 
 /// Fixed per-record overhead counted by [`Store::approx_bytes`]: revision,
 /// metadata and a share of map bookkeeping. Only a rough estimate.
@@ -109,37 +112,6 @@ impl Record {
         h.update(&self.version.to_be_bytes());
         h.update(&self.lease.to_be_bytes());
     }
-}
-
-/// One record of a [`StoreSnapshot`], in plain owned form.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotRecord {
-    /// Revision of the change.
-    pub revision: Revision,
-    /// Whether the change was a delete (then only `key` is meaningful).
-    pub tombstone: bool,
-    /// The key.
-    pub key: Vec<u8>,
-    /// The value after the change.
-    pub value: Vec<u8>,
-    /// Create revision of the key's generation.
-    pub create_revision: i64,
-    /// Version of the key after the change.
-    pub version: i64,
-    /// Lease attached after the change.
-    pub lease: i64,
-}
-
-/// Everything needed to rebuild a [`Store`]: its revisions and all retained
-/// records in revision order. The key index is rebuilt from the records.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct StoreSnapshot {
-    /// [`Store::current_revision`] when taken.
-    pub current_revision: i64,
-    /// [`Store::compacted_revision`] when taken.
-    pub compacted_revision: i64,
-    /// Retained history, ascending by revision.
-    pub records: Vec<SnapshotRecord>,
 }
 
 /// The MVCC key-value store. See the module docs for layout and invariants.
@@ -471,82 +443,6 @@ impl Store {
         self.bytes
     }
 
-    /// The key index as it is once any compaction in progress is done (tests).
-    #[cfg(test)]
-    fn settled_index(&self) -> BTreeMap<Arc<[u8]>, KeyIndex> {
-        let mut index = self.index.clone();
-        if let Some(c) = &self.compacting {
-            IndexCompaction::new(c.at).step(&mut index, usize::MAX, &mut Vec::new());
-        }
-        index
-    }
-
-    /// Copy out everything needed to rebuild this store: the history it keeps once any
-    /// compaction in progress is done (tests).
-    #[cfg(test)]
-    pub fn to_snapshot(&self) -> StoreSnapshot {
-        let kept: std::collections::BTreeSet<Revision> = self
-            .settled_index()
-            .values()
-            .flat_map(|ki| ki.all_revisions().into_iter().map(|(r, _)| r))
-            .collect();
-        StoreSnapshot {
-            current_revision: self.current,
-            compacted_revision: self.compacted,
-            records: self
-                .history
-                .reader()
-                .scan(Revision::new(0, 0), None)
-                .filter(|(rev, _)| kept.contains(rev))
-                .map(|(rev, rec)| SnapshotRecord {
-                    revision: rev,
-                    tombstone: rec.tombstone,
-                    key: rec.key.to_vec(),
-                    value: rec.value,
-                    create_revision: rec.create_revision,
-                    version: rec.version,
-                    lease: rec.lease,
-                })
-                .collect(),
-        }
-    }
-
-    /// A store in memory rebuilt from a snapshot (see [`Store::restore`]).
-    pub fn from_snapshot(s: StoreSnapshot) -> Store {
-        Store::restore(Backend::in_memory(), s)
-    }
-
-    /// Replaces whatever `backend` holds with the snapshot `s` (at the next flush) by replaying
-    /// its records in revision order into a fresh index. Lenient towards snapshots this module
-    /// did not write: records are sorted, duplicate revisions and tombstones of keys that are
-    /// not live are dropped, and the revisions are clamped so that `0 <= compacted <= current`
-    /// and `current >=` every record.
-    pub fn restore(backend: Backend, s: StoreSnapshot) -> Store {
-        let mut store = Store::empty(backend);
-        store.history.reset();
-        let mut records = s.records;
-        records.sort_by_key(|r| r.revision);
-        records.dedup_by_key(|r| r.revision);
-        let mut max_main = 1;
-        for r in records {
-            let key = store.shared_key(&r.key);
-            let rec = Record {
-                key,
-                value: r.value,
-                create_revision: r.create_revision,
-                version: r.version,
-                lease: r.lease,
-                tombstone: r.tombstone,
-            };
-            if store.insert_record(r.revision, rec) {
-                max_main = max_main.max(r.revision.main);
-            }
-        }
-        store.current = s.current_revision.max(max_main);
-        store.compacted = s.compacted_revision.clamp(NEVER_COMPACTED, store.current);
-        store
-    }
-
     /// The index's `Arc` for `key` if the key is known, else a new one.
     fn shared_key(&self, key: &[u8]) -> Arc<[u8]> {
         match self.index.get_key_value(key) {
@@ -645,90 +541,5 @@ impl Store {
             debug_assert!(applied, "txn produced an inapplicable change");
         }
         self.current = main;
-    }
-
-    /// Verify the invariants in the module docs.
-    #[cfg(test)]
-    pub(crate) fn check_invariants(&self) -> Result<(), String> {
-        let mut referenced = BTreeMap::new();
-        let mut live = 0;
-        for (key, ki) in &self.index {
-            ki.check()?;
-            if ki.is_empty() {
-                return Err(format!("empty key index for {key:?}"));
-            }
-            if ki.is_live() {
-                live += 1;
-            }
-            let old: Vec<Revision> = ki
-                .all_revisions()
-                .into_iter()
-                .map(|(r, _)| r)
-                .filter(|r| r.main <= self.compacted)
-                .collect();
-            let compacted_yet = self.compacting.is_none();
-            if compacted_yet
-                && (old.len() > 1
-                    || old
-                        .first()
-                        .is_some_and(|r| ki.get(self.compacted) != Some(*r)))
-            {
-                return Err(format!("{key:?} keeps {old:?} at or below compaction"));
-            }
-            for (rev, tomb) in ki.all_revisions() {
-                if referenced.insert(rev, (key.clone(), tomb)).is_some() {
-                    return Err(format!("revision {rev} referenced twice"));
-                }
-            }
-        }
-        let records: Vec<(Revision, Record)> = self
-            .history
-            .reader()
-            .scan(Revision::new(0, 0), None)
-            .collect();
-        if referenced.len() != records.len() {
-            return Err("index and records disagree in size".into());
-        }
-        for ((rev, (key, tomb)), (rrev, rec)) in referenced.iter().zip(&records) {
-            if rev != rrev || **key != *rec.key || *tomb != rec.tombstone {
-                return Err(format!("index/record mismatch at {rev} vs {rrev}"));
-            }
-            if rev.main > self.current {
-                return Err(format!("record {rev} newer than current"));
-            }
-            if rev.main <= self.compacted && rec.tombstone && self.compacting.is_none() {
-                return Err(format!("tombstone {rev} survived compaction"));
-            }
-        }
-        if !(NEVER_COMPACTED <= self.compacted && self.compacted <= self.current) {
-            return Err("compacted out of bounds".into());
-        }
-        if live != self.live_keys {
-            return Err(format!("live_keys {} != {live}", self.live_keys));
-        }
-        let bytes: usize =
-            records.iter().map(|(_, rec)| rec.size()).sum::<usize>() + self.history.doomed_bytes();
-        if bytes != self.bytes {
-            return Err(format!("bytes {} != {bytes}", self.bytes));
-        }
-        Ok(())
-    }
-}
-
-/// Stores are equal when they hold the same revisions, index and history (tests only: it reads
-/// the whole history). Records compacted away but not deleted yet do not count.
-#[cfg(test)]
-impl PartialEq for Store {
-    fn eq(&self, other: &Self) -> bool {
-        self.settled_index() == other.settled_index()
-            && self.current == other.current
-            && self.compacted == other.compacted
-            && self.live_keys == other.live_keys
-            // A compaction still walking the index has not doomed every record it will.
-            && (self.compacting.is_some()
-                || other.compacting.is_some()
-                || self.bytes - self.history.doomed_bytes()
-                    == other.bytes - other.history.doomed_bytes())
-            && self.to_snapshot() == other.to_snapshot()
     }
 }
