@@ -10,8 +10,6 @@
 //!   millions of revisions never stalls writes and readers for one huge commit; the store
 //!   drives flushes until none are left ([`History::backlog`]). A crash part-way leaves the
 //!   rest in the backend, where the restart finds them again (see `Store::open`).
-//! * `clear_first`: the next flush empties the bucket first (the store was replaced from a
-//!   snapshot; `pending` then holds the whole new history).
 //!
 //! Encoding: the backend key is etcd's 17-byte revision (`main` big endian, `_`, `sub` big
 //! endian); the value is one flag byte (0 = put, 1 = tombstone) followed by the protobuf
@@ -144,10 +142,6 @@ impl Doomed {
         self.0.len()
     }
 
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-
     /// The `n` oldest (fewer if there are not as many).
     fn oldest(&self, n: usize) -> Vec<Revision> {
         self.0.iter().take(n).copied().collect()
@@ -170,7 +164,6 @@ pub(crate) struct History {
     backend: Backend,
     pending: BTreeMap<Revision, Record>,
     doomed: Doomed,
-    clear_first: bool,
 }
 
 impl History {
@@ -180,20 +173,12 @@ impl History {
             backend,
             pending: BTreeMap::new(),
             doomed: Doomed::default(),
-            clear_first: false,
         }
     }
 
     /// The backend underneath.
     pub(crate) fn backend(&self) -> &Backend {
         &self.backend
-    }
-
-    /// Forgets everything: the next flush empties the bucket before writing what follows.
-    pub(crate) fn reset(&mut self) {
-        self.pending.clear();
-        self.doomed.clear();
-        self.clear_first = true;
     }
 
     /// Adds a record (newer than every record so far).
@@ -219,11 +204,7 @@ impl History {
 
     /// A reader of the history as it is now.
     pub(crate) fn reader(&self) -> Reader<'_> {
-        let view = if self.clear_first {
-            None
-        } else {
-            Some(self.backend.read().unwrap_or_else(|e| fatal(e)))
-        };
+        let view = self.backend.read().unwrap_or_else(|e| fatal(e));
         Reader {
             history: self,
             view,
@@ -241,9 +222,6 @@ impl History {
         delete_limit: usize,
     ) -> Result<usize, StorageError> {
         let mut changes = Batch::default();
-        if self.clear_first {
-            changes.clear(Bucket::Key);
-        }
         let deleting = self.doomed.oldest(delete_limit);
         let mut freed = 0;
         for rev in &deleting {
@@ -266,7 +244,6 @@ impl History {
             })?;
         self.pending.clear();
         self.doomed.drop_oldest(deleting.len());
-        self.clear_first = false;
         Ok(freed)
     }
 
@@ -294,12 +271,12 @@ impl History {
 /// Reads records: pending ones from RAM, the rest from one backend read view.
 pub(crate) struct Reader<'h> {
     history: &'h History,
-    view: Option<ReadView>,
+    view: ReadView,
 }
 
 impl Reader<'_> {
     fn stored(&self, rev: Revision) -> Option<Record> {
-        let view = self.view.as_ref()?;
+        let view = &self.view;
         if self.history.doomed.contains(&rev) {
             return None;
         }
@@ -331,18 +308,16 @@ impl Reader<'_> {
         to: Option<Revision>,
     ) -> impl Iterator<Item = (Revision, Record)> + '_ {
         let to_key = to.map(revision_key);
-        let stored = self.view.as_ref().map(|view| {
-            view.range(
+        let stored = self
+            .view
+            .range(
                 Bucket::Key,
                 &revision_key(from),
                 to_key.as_ref().map(|k| &k[..]),
             )
-            .unwrap_or_else(|e| fatal(e))
-        });
+            .unwrap_or_else(|e| fatal(e));
         let doomed = &self.history.doomed;
         let stored = stored
-            .into_iter()
-            .flatten()
             .map(|item| {
                 let (k, v) = item.unwrap_or_else(|e| fatal(e));
                 decode(&k, &v).unwrap_or_else(|e| fatal(e))

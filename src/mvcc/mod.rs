@@ -59,7 +59,9 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use revision::Revision;
-pub use store::{SnapshotRecord, Store, StoreSnapshot};
+pub use store::Store;
+#[cfg(test)]
+pub use store::{SnapshotRecord, StoreSnapshot};
 pub use txn::WriteTxn;
 
 /// A key's value at some revision, as etcd's `mvccpb.KeyValue`.

@@ -50,8 +50,10 @@ use crate::mvcc::{Event, EventKind, KeyValue, MvccError, RangeResult};
 
 #[cfg(test)]
 mod checks;
+#[cfg(test)]
 mod snapshot_form;
 use crate::storage::{Backend, Batch, Bucket, StorageError};
+#[cfg(test)]
 pub use snapshot_form::{SnapshotRecord, StoreSnapshot};
 
 /// Fixed per-record overhead counted by [`Store::approx_bytes`]: revision,

@@ -14,8 +14,10 @@
 //! * A `.snap.db` file exists only complete: bytes go to the `.part` file, which is renamed
 //!   once the sender's checksum matches and it is synced. A transfer that fails leaves no file
 //!   (the leader retries when raft asks again).
-//! * Only the node deletes complete files (after installing one, and at start), so a file is
-//!   never gone while raft may still hand its snapshot to the node.
+//! * Only the node deletes complete files: at start, and after installing one the files of
+//!   snapshots at or below its index (never a newer one, which may have been received during
+//!   the install and wait in raft's queue), so a file is never gone while raft may still hand
+//!   its snapshot to the node.
 //! * A stalled transfer ends: each chunk must be taken by the connection within
 //!   [`CHUNK_TIMEOUT`], and the answer must come within [`ACK_TIMEOUT`] of the last chunk.
 
@@ -187,6 +189,23 @@ impl SnapshotInbox {
         Ok(())
     }
 
+    /// Deletes the received files of snapshots at or below `index` (temporaries of transfers
+    /// still running are left to them).
+    pub fn clear_through(&self, index: u64) -> Result<(), StorageError> {
+        for name in self.disk.list(&self.dir)? {
+            let Some(stem) = name.strip_suffix(SUFFIX) else {
+                continue;
+            };
+            let at = stem
+                .split_once('-')
+                .and_then(|(_, i)| u64::from_str_radix(i, 16).ok());
+            if at.is_some_and(|at| at <= index) {
+                self.disk.remove(&format!("{}/{name}", self.dir))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts receiving the image of the snapshot at `(term, index)`.
     pub fn create(&self, term: u64, index: u64) -> Result<Incoming, StorageError> {
         let part = self.rel(term, index, PART_SUFFIX);
@@ -204,7 +223,15 @@ impl SnapshotInbox {
 
     /// The received image of the snapshot at `(term, index)`, for restoring.
     pub fn open(&self, term: u64, index: u64) -> Result<impl Read, StorageError> {
-        let file = self.disk.open_random(&self.rel(term, index, SUFFIX))?;
+        let rel = self.rel(term, index, SUFFIX);
+        if !self.disk.exists(&rel) {
+            return Err(StorageError::Io {
+                op: "open snapshot image",
+                path: self.disk.path(&rel),
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        let file = self.disk.open_random(&rel)?;
         let len = file.len()?;
         Ok(std::io::BufReader::with_capacity(
             READ_BUFFER,
@@ -274,5 +301,61 @@ impl Read for FileReader {
             .map_err(|e| std::io::Error::new(e.kind(), e))?;
         self.offset += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(inbox: &SnapshotInbox, term: u64, index: u64) {
+        let mut incoming = inbox.create(term, index).unwrap();
+        incoming.write(b"image").unwrap();
+        let crc = crc32fast::hash(b"image");
+        incoming.finish(crc).unwrap();
+    }
+
+    #[test]
+    fn an_install_keeps_images_of_newer_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path());
+        let inbox = SnapshotInbox::new(disk.clone(), "snap").unwrap();
+        received(&inbox, 2, 10);
+        received(&inbox, 3, 20);
+        let mut partial = inbox.create(3, 30).unwrap();
+        partial.write(b"half").unwrap();
+        inbox.clear_through(10).unwrap();
+        let mut left = disk.list("snap").unwrap();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "0000000000000003-0000000000000014.snap.db",
+                "0000000000000003-000000000000001e.snap.db.part"
+            ]
+        );
+        assert!(inbox.open(3, 20).is_ok());
+        drop(partial);
+        assert!(partial_gone(&disk));
+    }
+
+    fn partial_gone(disk: &Disk) -> bool {
+        !disk
+            .list("snap")
+            .unwrap()
+            .iter()
+            .any(|n| n.ends_with(".part"))
+    }
+
+    #[test]
+    fn a_wrong_checksum_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path());
+        let inbox = SnapshotInbox::new(disk.clone(), "snap").unwrap();
+        let mut incoming = inbox.create(1, 5).unwrap();
+        incoming.write(b"image").unwrap();
+        assert!(matches!(incoming.finish(0), Err(TransferError::Checksum)));
+        assert!(disk.list("snap").unwrap().is_empty());
+        assert!(inbox.open(1, 5).is_err());
     }
 }

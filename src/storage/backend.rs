@@ -118,11 +118,10 @@ backend_error_from!(
     redb::CompactionError
 );
 
-/// Changes committed together by [`Backend::commit`], applied in this order: clears, then
-/// puts and deletes in the order given.
+/// Changes committed together by [`Backend::commit`], puts and deletes applied in the order
+/// given (replacing everything is [`Backend::replace_all`]).
 #[derive(Debug, Default)]
 pub struct Batch {
-    clears: Vec<Bucket>,
     changes: Vec<(Bucket, Vec<u8>, Option<Vec<u8>>)>,
 }
 
@@ -137,20 +136,14 @@ impl Batch {
         self.changes.push((bucket, key, None));
     }
 
-    /// Empties `bucket` first (replacing the whole state from a snapshot).
-    pub fn clear(&mut self, bucket: Bucket) {
-        self.clears.push(bucket);
-    }
-
     /// Moves every change of `other` to the end of this batch.
     pub fn append(&mut self, other: &mut Batch) {
-        self.clears.append(&mut other.clears);
         self.changes.append(&mut other.changes);
     }
 
     /// Whether the batch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.clears.is_empty() && self.changes.is_empty()
+        self.changes.is_empty()
     }
 }
 
@@ -245,10 +238,6 @@ impl Backend {
             Durability::None
         })?;
         tx.set_quick_repair(true);
-        for bucket in batch.clears {
-            tx.delete_table(bucket.table())?;
-            tx.open_table(bucket.table())?;
-        }
         let mut tables = Tables::new(&tx);
         for (bucket, key, value) in batch.changes {
             let table = tables.get(bucket)?;

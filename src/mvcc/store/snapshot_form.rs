@@ -1,15 +1,13 @@
-//! [`StoreSnapshot`]: a store's revisions and retained history in plain owned form, and a store
-//! rebuilt from one (tests compare stores through it; the replicated state travels as backend
-//! dumps, not in this form).
-
-use serde::{Deserialize, Serialize};
+//! [`StoreSnapshot`] (tests): a store's revisions and retained history in plain owned form, and
+//! a store rebuilt from one, to compare stores by what they hold. The replicated state travels
+//! between members as backend dumps (`storage::dump`), not in this form.
 
 use super::{Record, Store, NEVER_COMPACTED};
 use crate::mvcc::revision::Revision;
 use crate::storage::Backend;
 
 /// One record of a [`StoreSnapshot`], in plain owned form.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotRecord {
     /// Revision of the change.
     pub revision: Revision,
@@ -29,7 +27,7 @@ pub struct SnapshotRecord {
 
 /// Everything needed to rebuild a [`Store`]: its revisions and all retained
 /// records in revision order. The key index is rebuilt from the records.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct StoreSnapshot {
     /// [`Store::current_revision`] when taken.
     pub current_revision: i64,
@@ -42,7 +40,6 @@ pub struct StoreSnapshot {
 impl Store {
     /// Copy out everything needed to rebuild this store: the history it keeps once any
     /// compaction in progress is done (tests).
-    #[cfg(test)]
     pub fn to_snapshot(&self) -> StoreSnapshot {
         let kept: std::collections::BTreeSet<Revision> = self
             .settled_index()
@@ -70,19 +67,12 @@ impl Store {
         }
     }
 
-    /// A store in memory rebuilt from a snapshot (see [`Store::restore`]).
+    /// A store in memory rebuilt from a snapshot by replaying its records in revision order
+    /// into a fresh index. Lenient towards snapshots this module did not write: records are
+    /// sorted, duplicate revisions and tombstones of keys that are not live are dropped, and the
+    /// revisions are clamped so that `0 <= compacted <= current` and `current >=` every record.
     pub fn from_snapshot(s: StoreSnapshot) -> Store {
-        Store::restore(Backend::in_memory(), s)
-    }
-
-    /// Replaces whatever `backend` holds with the snapshot `s` (at the next flush) by replaying
-    /// its records in revision order into a fresh index. Lenient towards snapshots this module
-    /// did not write: records are sorted, duplicate revisions and tombstones of keys that are
-    /// not live are dropped, and the revisions are clamped so that `0 <= compacted <= current`
-    /// and `current >=` every record.
-    pub fn restore(backend: Backend, s: StoreSnapshot) -> Store {
-        let mut store = Store::empty(backend);
-        store.history.reset();
+        let mut store = Store::empty(Backend::in_memory());
         let mut records = s.records;
         records.sort_by_key(|r| r.revision);
         records.dedup_by_key(|r| r.revision);

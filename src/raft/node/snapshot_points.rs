@@ -18,7 +18,7 @@ impl<S: StateMachine> RaftNode<S> {
         let mut image = self.inbox.open(meta.term, meta.index)?;
         self.machine.restore(meta.index, &mut image)?;
         drop(image);
-        self.inbox.clear()?;
+        self.inbox.clear_through(meta.index)?;
         snapshot.data.clear();
         self.durable
             .save_snapshot(&snapshot, &self.raw.raft.hard_state(), &[])?;
