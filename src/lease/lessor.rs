@@ -5,11 +5,10 @@
 //! Invariant: a key is attached to at most one lease, the lease its latest value carries; a
 //! revoked lease's keys are deleted in the same revision as the revocation.
 
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One lease.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lease {
     /// Lease id (positive).
     pub id: i64,
@@ -31,7 +30,7 @@ pub enum LeaseError {
 }
 
 /// The lease table.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lessor {
     leases: BTreeMap<i64, Lease>,
 }

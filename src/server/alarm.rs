@@ -13,7 +13,6 @@
 //! so unlike bbolt no defragmentation is needed to make room). Alarms are part of the replicated
 //! state: stored in the backend's `alarm` bucket and in snapshot images.
 
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use super::core::ServerCore;
@@ -40,7 +39,7 @@ pub fn quota_from_flag(flag: i64) -> Option<u64> {
 }
 
 /// The raised alarms.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Alarms {
     raised: BTreeSet<(u64, i32)>,
 }
