@@ -1,10 +1,12 @@
-//! Consensus: one raft-rs `RawNode` per member, driven by a single task ([`node`]), persisted by
+//! Consensus: one raft-rs `RawNode` per member, driven by a single task ([`node`]) that hands
+//! committed entries to an apply task ([`applier`]) owning the state machine, persisted by
 //! [`durable`] (WAL + snapshot files), talking to peers through [`transport`] (raft snapshots
 //! streamed by [`snapshot_transfer`]).
 //!
 //! The layer is generic over a [`StateMachine`]: it knows nothing of keys or gRPC requests, only
 //! of opaque entry payloads that the machine applies in log order.
 
+mod applier;
 pub mod commit_mark;
 pub mod durable;
 mod election_timer;
@@ -91,6 +93,10 @@ pub enum RaftError {
     /// The node task has exited.
     #[error("raft node stopped")]
     Stopped,
+    /// Too many committed entries wait to be applied ([`node::MAX_APPLY_LAG`]); the proposal
+    /// never entered the log.
+    #[error("too many requests: apply is behind commit")]
+    TooManyRequests,
     /// raft-rs reported an error.
     #[error("raft: {0}")]
     Raft(raft::Error),

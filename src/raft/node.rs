@@ -1,13 +1,19 @@
 //! The one task that owns raft-rs' `RawNode`: it ticks, steps peer messages, takes proposals and
-//! read requests, and runs the Ready loop in raft-rs' documented order.
+//! read requests, and runs the Ready loop in raft-rs' documented order. Committed entries are
+//! applied by a task of their own ([`super::applier`]), which reports its progress back; this
+//! task advances raft's applied index from that progress and records snapshot points behind
+//! the applier's last durable flush.
 //!
 //! Ready order (the durability invariant): messages a leader may send before persisting go out
 //! first; a received snapshot is saved and installed; new entries and the hard state are appended
-//! to the WAL and fsynced **once per Ready**; only then are committed entries applied and the
-//! messages that depend on the new state (votes, append acks) sent. The two halves are
+//! to the WAL and fsynced **once per Ready**; only then are committed entries handed to the
+//! applier and the messages that depend on the new state (votes, append acks) sent. The two halves are
 //! `persist_ready` and `finish_ready`; between them the run loop waits out the time the fsync
 //! took (`DurableLog::settle`: nothing in production, where fsync blocks in place; the injected
 //! sync latency in the simulator), so a slow disk delays acks, applies and ticks as it would.
+//!
+//! Backpressure (as etcd): while more than [`MAX_APPLY_LAG`] committed entries wait to be
+//! applied, proposals are refused with "too many requests".
 //!
 //! Commit durability (a member never answers from less than it acknowledged, across restarts
 //! too): an entry is applied — and so acknowledged or served — only once a hard state carrying a
@@ -16,11 +22,13 @@
 //! the sole voter: a sole voter's durable entries are all committed, so recovery raises its
 //! commit index to its last durable entry ([`RaftNode::start`]). At start the node applies
 //! everything up to the recovered commit index before it returns, so the member serves nothing
-//! older than it had acknowledged. The commit mark ([`super::commit_mark`]) is refreshed every few
+//! older than it had acknowledged. Membership changes are applied to raft itself when they are
+//! handed out (raft needs them at once); the machine's member table follows in apply order. The commit mark ([`super::commit_mark`]) is refreshed every few
 //! ticks, after snapshots and on a clean stop.
 //!
-//! A storage failure ends the node task and records why in the shared status; the server then
-//! stops serving (the binary exits, as etcd does) rather than answering from frozen state.
+//! A storage failure ends the node (either task; the other follows) and records why in the
+//! shared status; the server then stops serving (the binary exits, as etcd does) rather than
+//! answering from frozen state.
 //!
 //! Proposals carry a context `(member id, sequence)`; the member that proposed an entry resolves
 //! its waiter when it applies that entry, whichever leader committed it. Sequences start at a
@@ -30,6 +38,7 @@ use super::commit_mark::MARK_INTERVAL_TICKS;
 
 mod snapshot_points;
 
+use super::applier::{self, proposal_context, ApplierLink, ApplyProgress, ApplyWork, Committed};
 use super::durable::DurableLog;
 use super::election_timer::ElectionTimer;
 use super::read_index::{ReadIndexQueue, ReadWaiter};
@@ -40,11 +49,14 @@ use super::transport::{PeerReport, Transport};
 use super::{RaftError, StateMachine};
 use raft::eraftpb::{ConfChangeV2, Entry, EntryType, Message};
 use raft::{RawNode, Ready, Storage};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// Most committed entries that may wait to be applied before proposals are refused (etcd's
+/// `maxGapBetweenApplyAndCommitIndex`).
+pub const MAX_APPLY_LAG: u64 = 5000;
 
 /// Timing and log-size settings of a node.
 #[derive(Clone, Debug)]
@@ -69,7 +81,7 @@ pub struct NodeConfig {
 pub(crate) enum Command<O> {
     Propose {
         data: Vec<u8>,
-        reply: oneshot::Sender<Result<O, RaftError>>,
+        reply: applier::ProposalReply<O>,
     },
     ReadIndex(ReadWaiter),
     Step(Box<Message>),
@@ -183,17 +195,20 @@ impl<O: Send + 'static> RaftHandle<O> {
     }
 }
 
-/// The node task's state.
-pub struct RaftNode<S: StateMachine> {
+/// The raft task's state; `O` is what applying an entry gives its proposer.
+pub struct RaftNode<O> {
     raw: RawNode<RaftStorage>,
     storage: RaftStorage,
     durable: DurableLog,
-    machine: S,
+    applier: ApplierLink<O>,
+    /// The applier's progress as last reported.
+    apply: ApplyProgress,
+    /// Index of the last committed entry handed to the applier.
+    handed_out: u64,
     transport: Transport,
     inbox: SnapshotInbox,
-    commands: mpsc::Receiver<Command<S::Output>>,
+    commands: mpsc::Receiver<Command<O>>,
     reports: mpsc::UnboundedReceiver<PeerReport>,
-    waiters: BTreeMap<u64, oneshot::Sender<Result<S::Output, RaftError>>>,
     reads: ReadIndexQueue,
     status: Arc<SharedStatus>,
     next_seq: Arc<AtomicU64>,
@@ -204,8 +219,6 @@ pub struct RaftNode<S: StateMachine> {
     is_learner: bool,
     /// Highest commit index whose hard state and entries are durable in the WAL.
     durable_commit: u64,
-    /// The machine applied entries since its last flush.
-    unflushed: bool,
 }
 
 /// Everything `start` needs besides the config.
@@ -226,12 +239,13 @@ pub struct NodeParts<S> {
     pub reports: mpsc::UnboundedReceiver<PeerReport>,
 }
 
-impl<S: StateMachine> RaftNode<S> {
-    /// Builds the node and spawns its task; returns the handle.
-    pub fn start(
+impl<O: Send + 'static> RaftNode<O> {
+    /// Builds the node, spawns its raft and apply tasks and applies everything recovered as
+    /// committed; returns the handle.
+    pub async fn start<S: StateMachine<Output = O>>(
         config: NodeConfig,
         parts: NodeParts<S>,
-    ) -> Result<RaftHandle<S::Output>, RaftError> {
+    ) -> Result<RaftHandle<O>, RaftError> {
         let raft_config = raft::Config {
             id: config.id,
             election_tick: config.election_ticks,
@@ -267,16 +281,27 @@ impl<S: StateMachine> RaftNode<S> {
         let last_snapshot_index = parts.storage.latest_snapshot().get_metadata().index;
         let seq_start = madsim::rand::random::<u64>() >> 1;
         let election_timer = ElectionTimer::new(config.seed, config.id, config.election_ticks);
+        let link = applier::spawn(
+            parts.machine,
+            config.id,
+            config.tick,
+            config.snapshot_count,
+            status.clone(),
+        );
         let mut node = RaftNode {
             raw,
             storage: parts.storage,
             durable: parts.durable,
-            machine: parts.machine,
+            applier: link,
+            apply: ApplyProgress {
+                applied: parts.applied,
+                durable: parts.applied,
+            },
+            handed_out: parts.applied,
             transport: parts.transport,
             inbox: parts.inbox,
             commands: rx,
             reports: parts.reports,
-            waiters: BTreeMap::new(),
             reads: ReadIndexQueue::default(),
             status,
             next_seq: Arc::new(AtomicU64::new(seq_start)),
@@ -286,14 +311,16 @@ impl<S: StateMachine> RaftNode<S> {
             election_timer,
             is_learner: false,
             durable_commit,
-            unflushed: false,
         };
         node.election_timer.derandomize(&mut node.raw);
         // Apply everything recovered as committed before anyone can read this member.
-        while node.raw.raft.raft_log.applied < node.raw.raft.raft_log.committed
-            && node.raw.has_ready()
-        {
-            node.on_ready()?;
+        while node.raw.has_ready() {
+            node.on_ready_settled().await?;
+        }
+        let committed = node.raw.raft.raft_log.committed;
+        while node.apply.applied < committed {
+            let progress = node.applier.progress.recv().await;
+            node.on_progress(progress)?;
         }
         node.publish_status();
         tokio::spawn(async move {
@@ -321,13 +348,13 @@ impl<S: StateMachine> RaftNode<S> {
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => {
                         if let Some(done) = self.on_command(cmd) {
-                            return self.stop(done);
+                            return self.stop(done).await;
                         }
                         for _ in 0..512 {
                             match self.commands.try_recv() {
                                 Ok(cmd) => {
                                     if let Some(done) = self.on_command(cmd) {
-                                        return self.stop(done);
+                                        return self.stop(done).await;
                                     }
                                 }
                                 Err(_) => break,
@@ -337,6 +364,7 @@ impl<S: StateMachine> RaftNode<S> {
                     None => return Ok(()),
                 },
                 Some(report) = self.reports.recv() => self.on_report(report),
+                progress = self.applier.progress.recv() => self.on_progress(progress)?,
             }
             self.election_timer.derandomize(&mut self.raw);
             // A read round that completes inside a Ready lets the reads queued behind it start
@@ -359,34 +387,66 @@ impl<S: StateMachine> RaftNode<S> {
     fn on_tick(&mut self) -> Result<(), RaftError> {
         self.ticks += 1;
         self.raw.tick();
-        if self.ticks.is_multiple_of(128) {
-            self.waiters.retain(|_, w| !w.is_closed());
-        }
         if self.ticks.is_multiple_of(MARK_INTERVAL_TICKS) {
             self.durable.mark_committed(self.durable_commit)?;
         }
-        self.machine.tick()?;
         Ok(())
     }
 
-    /// A clean stop: the commit mark catches up, then the task ends.
-    fn stop(&mut self, done: oneshot::Sender<()>) -> Result<(), RaftError> {
+    /// The applier reported progress (None: it ended, after a storage failure it recorded):
+    /// raft's applied index follows it, and a snapshot point may be due.
+    fn on_progress(&mut self, progress: Option<ApplyProgress>) -> Result<(), RaftError> {
+        let Some(mut progress) = progress else {
+            return Err(RaftError::Stopped);
+        };
+        while let Ok(later) = self.applier.progress.try_recv() {
+            progress = later;
+        }
+        self.apply = progress;
+        // After an installed snapshot raft's applied index is already past older reports.
+        if progress.applied > self.raw.raft.raft_log.applied {
+            self.raw.advance_apply_to(progress.applied);
+        }
+        self.maybe_snapshot()?;
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Hands work to the applier; fails once it has ended.
+    fn to_applier(&self, work: ApplyWork<O>) -> Result<(), RaftError> {
+        self.applier.work.send(work).map_err(|_| RaftError::Stopped)
+    }
+
+    /// A clean stop: the applier applies what it was handed and flushes durably, the commit
+    /// mark catches up, then the task ends.
+    async fn stop(&mut self, done: oneshot::Sender<()>) -> Result<(), RaftError> {
+        let (flushed, rx) = oneshot::channel();
+        self.to_applier(ApplyWork::Stop(flushed))?;
+        rx.await.map_err(|_| RaftError::Stopped)??;
         self.durable.mark_committed(self.durable_commit)?;
-        self.machine.flush(true)?;
         tracing::info!(commit = self.durable_commit, "raft node stopped cleanly");
         let _ = done.send(());
         Ok(())
     }
 
     /// Handles one command; returns the reply channel of a stop request.
-    fn on_command(&mut self, cmd: Command<S::Output>) -> Option<oneshot::Sender<()>> {
+    fn on_command(&mut self, cmd: Command<O>) -> Option<oneshot::Sender<()>> {
         match cmd {
             Command::Propose { data, reply } => {
+                if self.raw.raft.raft_log.committed > self.apply.applied + MAX_APPLY_LAG {
+                    let _ = reply.send(Err(RaftError::TooManyRequests));
+                    return None;
+                }
                 let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
                 let ctx = proposal_context(self.config.id, seq);
                 match self.raw.propose(ctx, data) {
+                    // Registered before the entry can commit: the applier sees it first.
                     Ok(()) => {
-                        self.waiters.insert(seq, reply);
+                        if let Err(RaftError::Stopped) =
+                            self.to_applier(ApplyWork::Register { seq, reply })
+                        {
+                            tracing::debug!("proposal registered after the applier ended");
+                        }
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e.into()));
@@ -419,18 +479,10 @@ impl<S: StateMachine> RaftNode<S> {
         }
     }
 
-    /// Handles one Ready without waiting (recovery at start, before anything is served).
-    fn on_ready(&mut self) -> Result<(), RaftError> {
-        match self.persist_ready()? {
-            Some(ready) => self.finish_ready(ready),
-            None => Ok(()),
-        }
-    }
-
     /// Handles one Ready, waiting out the time its fsync took before anything acts on it: votes
     /// and acks leave, and entries apply, only once they are durable.
     async fn on_ready_settled(&mut self) -> Result<(), RaftError> {
-        if let Some(ready) = self.persist_ready()? {
+        if let Some(ready) = self.persist_ready().await? {
             self.durable.settle().await;
             self.finish_ready(ready)?;
         }
@@ -439,9 +491,8 @@ impl<S: StateMachine> RaftNode<S> {
 
     /// The first half of a Ready: sends what may leave before persisting, installs a snapshot,
     /// appends and fsyncs entries and hard state. None if raft has nothing ready.
-    fn persist_ready(&mut self) -> Result<Option<Ready>, RaftError> {
+    async fn persist_ready(&mut self) -> Result<Option<Ready>, RaftError> {
         if !self.raw.has_ready() {
-            self.reads.release(self.raw.raft.raft_log.applied);
             return Ok(None);
         }
         let mut ready = self.raw.ready();
@@ -449,10 +500,16 @@ impl<S: StateMachine> RaftNode<S> {
             self.send(ready.take_messages());
         }
         if !ready.snapshot().is_empty() {
-            self.install_snapshot(ready.snapshot().clone())?;
+            self.install_snapshot(ready.snapshot().clone()).await?;
         }
         for rs in ready.take_read_states() {
-            self.reads.confirmed(&rs.request_ctx, rs.index);
+            let waiters = self.reads.confirmed(&rs.request_ctx);
+            if !waiters.is_empty() {
+                self.to_applier(ApplyWork::Reads {
+                    index: rs.index,
+                    waiters,
+                })?;
+            }
         }
         if !ready.entries().is_empty() {
             self.durable.append_entries(ready.entries())?;
@@ -469,28 +526,22 @@ impl<S: StateMachine> RaftNode<S> {
         Ok(Some(ready))
     }
 
-    /// The second half of a Ready, once it is durable: applies committed entries, sends the
-    /// messages that needed persistence, advances raft.
+    /// The second half of a Ready, once it is durable: hands committed entries to the
+    /// applier, sends the messages that needed persistence, advances raft (its applied index
+    /// follows the applier's reports).
     fn finish_ready(&mut self, mut ready: Ready) -> Result<(), RaftError> {
         let committed = ready.take_committed_entries();
-        self.apply(committed)?;
+        self.hand_out(committed)?;
         if !ready.persisted_messages().is_empty() {
             self.send(ready.take_persisted_messages());
         }
-        let mut light = self.raw.advance(ready);
+        let mut light = self.raw.advance_append(ready);
         if let Some(commit) = light.commit_index() {
             self.storage.set_commit(commit);
             self.persist_commit(commit)?;
         }
         self.send(light.take_messages());
-        self.apply(light.take_committed_entries())?;
-        if self.unflushed {
-            self.machine.flush(false)?;
-            self.unflushed = false;
-        }
-        self.raw.advance_apply();
-        self.reads.release(self.raw.raft.raft_log.applied);
-        self.maybe_snapshot()?;
+        self.hand_out(light.take_committed_entries())?;
         self.publish_status();
         Ok(())
     }
@@ -513,45 +564,39 @@ impl<S: StateMachine> RaftNode<S> {
         Ok(())
     }
 
-    /// Applies committed entries in order. Entries the machine already reflects (replayed from
-    /// the WAL after a restart) only update raft's own configuration.
-    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), RaftError> {
+    /// Hands committed entries, in order, to the applier. Membership changes take effect in
+    /// raft at once (replayed ones after a restart too: raft's configuration is not persisted
+    /// apart from the log).
+    fn hand_out(&mut self, entries: Vec<Entry>) -> Result<(), RaftError> {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(());
+        };
+        let mut batch = Vec::with_capacity(entries.len());
         for entry in entries {
-            let fresh = entry.index > self.machine.applied_index();
-            let output = match entry.get_entry_type() {
-                // Empty entries (a new leader's) move the machine's applied index too.
-                EntryType::EntryNormal if !fresh => None,
-                EntryType::EntryNormal => Some(self.machine.apply(entry.index, &entry.data)),
-                EntryType::EntryConfChangeV2 => self.apply_conf_change(&entry, fresh)?,
+            let conf = match entry.get_entry_type() {
+                EntryType::EntryNormal => None,
+                EntryType::EntryConfChangeV2 => Some(self.apply_conf_change(&entry)?),
                 EntryType::EntryConfChange => {
                     tracing::warn!(index = entry.index, "ignoring a v1 conf change entry");
                     None
                 }
             };
-            self.unflushed |= output.is_some();
-            self.raw.raft.raft_log.applied = self.raw.raft.raft_log.applied.max(entry.index);
-            if let (Some(output), Some(seq)) =
-                (output, own_proposal(&entry.context, self.config.id))
-            {
-                if let Some(waiter) = self.waiters.remove(&seq) {
-                    let _ = waiter.send(Ok(output));
-                }
-            }
+            batch.push(Committed { entry, conf });
         }
-        Ok(())
+        self.handed_out = self.handed_out.max(last);
+        self.to_applier(ApplyWork::Entries(batch))
     }
 
     fn apply_conf_change(
         &mut self,
         entry: &Entry,
-        fresh: bool,
-    ) -> Result<Option<S::Output>, RaftError> {
+    ) -> Result<(ConfChangeV2, raft::eraftpb::ConfState), RaftError> {
         use protobuf::Message as _;
         let change = ConfChangeV2::parse_from_bytes(&entry.data)?;
         let cs = self.raw.apply_conf_change(&change)?;
         self.is_learner = cs.learners.contains(&self.config.id);
-        self.storage.set_conf_state(cs.clone());
-        Ok(fresh.then(|| self.machine.apply_conf_change(entry.index, &change, &cs)))
+        self.storage.set_conf_state(entry.index, cs.clone());
+        Ok((change, cs))
     }
 
     /// Hands messages to the transport, a snapshot message with the image raft generated it
@@ -564,38 +609,7 @@ impl<S: StateMachine> RaftNode<S> {
 
     fn publish_status(&self) {
         let r = &self.raw.raft;
-        self.status.store(RaftStatus {
-            term: r.term,
-            leader: r.leader_id,
-            commit: r.raft_log.committed,
-            applied: r.raft_log.applied,
-            is_learner: self.is_learner,
-        });
-    }
-}
-
-fn proposal_context(member: u64, seq: u64) -> Vec<u8> {
-    let mut ctx = Vec::with_capacity(16);
-    ctx.extend_from_slice(&member.to_be_bytes());
-    ctx.extend_from_slice(&seq.to_be_bytes());
-    ctx
-}
-
-fn own_proposal(ctx: &[u8], me: u64) -> Option<u64> {
-    let member = u64::from_be_bytes(ctx.get(..8)?.try_into().ok()?);
-    let seq = u64::from_be_bytes(ctx.get(8..16)?.try_into().ok()?);
-    (member == me).then_some(seq)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proposal_context_round_trip_identifies_own_proposals() {
-        let ctx = proposal_context(7, 42);
-        assert_eq!(own_proposal(&ctx, 7), Some(42));
-        assert_eq!(own_proposal(&ctx, 8), None);
-        assert_eq!(own_proposal(&[], 7), None);
+        self.status
+            .store_raft(r.term, r.leader_id, r.raft_log.committed, self.is_learner);
     }
 }

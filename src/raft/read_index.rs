@@ -1,8 +1,9 @@
 //! Batched linearizable reads (raft ReadIndex).
 //!
-//! Callers queue a waiter; the node issues one `read_index` per batch with a fresh context and,
-//! once raft answers with the leader's commit index for that context, releases every waiter of
-//! the batch as soon as the local applied index reaches it. A batch that gets no answer within
+//! Callers queue a waiter; the raft task issues one `read_index` per batch with a fresh context
+//! ([`ReadIndexQueue`]) and, once raft answers with the leader's commit index for that context,
+//! hands the batch to the applier, which releases every waiter of it as soon as its applied
+//! index reaches that index ([`PendingReads`]). A batch that gets no answer within
 //! `retry_ticks` (lost message, no leader) is re-issued under a new context.
 //!
 //! Invariant: a waiter is released only when `applied >= index` for an index the leader
@@ -25,7 +26,6 @@ pub struct ReadIndexQueue {
     queued: Vec<ReadWaiter>,
     next_ctx: u64,
     in_flight: BTreeMap<u64, InFlight>,
-    ready: BTreeMap<u64, Vec<ReadWaiter>>,
 }
 
 impl ReadIndexQueue {
@@ -67,30 +67,43 @@ impl ReadIndexQueue {
         Some(ctx.to_be_bytes().to_vec())
     }
 
-    /// Raft answered `ctx` with read index `index`.
-    pub fn confirmed(&mut self, ctx: &[u8], index: u64) {
+    /// Raft answered `ctx` with a read index: the waiters of that batch, which may be served
+    /// once that index is applied (none for a context no batch waits for: a stale round).
+    pub fn confirmed(&mut self, ctx: &[u8]) -> Vec<ReadWaiter> {
         let Ok(bytes) = <[u8; 8]>::try_from(ctx) else {
-            return;
+            return Vec::new();
         };
-        if let Some(b) = self.in_flight.remove(&u64::from_be_bytes(bytes)) {
-            self.ready.entry(index).or_default().extend(b.waiters);
+        self.in_flight
+            .remove(&u64::from_be_bytes(bytes))
+            .map(|b| b.waiters)
+            .unwrap_or_default()
+    }
+}
+
+/// Confirmed reads waiting for the applied index to reach their read index (owned by the
+/// applier).
+#[derive(Default)]
+pub struct PendingReads {
+    by_index: BTreeMap<u64, Vec<ReadWaiter>>,
+}
+
+impl PendingReads {
+    /// Adds reads confirmed at `index`.
+    pub fn add(&mut self, index: u64, waiters: Vec<ReadWaiter>) {
+        if !waiters.is_empty() {
+            self.by_index.entry(index).or_default().extend(waiters);
         }
     }
 
-    /// Releases every confirmed waiter whose index is applied.
+    /// Releases every read whose index is applied.
     pub fn release(&mut self, applied: u64) {
-        let later = self.ready.split_off(&(applied + 1));
-        for waiter in std::mem::replace(&mut self.ready, later)
+        let later = self.by_index.split_off(&(applied + 1));
+        for waiter in std::mem::replace(&mut self.by_index, later)
             .into_values()
             .flatten()
         {
             let _ = waiter.send(());
         }
-    }
-
-    /// Whether any read waits for raft.
-    pub fn has_pending(&self) -> bool {
-        !self.queued.is_empty() || !self.in_flight.is_empty()
     }
 }
 
@@ -104,10 +117,11 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         q.enqueue(tx);
         let ctx = q.issue(0, 10).expect("batch");
-        q.confirmed(&ctx, 7);
-        q.release(6);
+        let mut pending = PendingReads::default();
+        pending.add(7, q.confirmed(&ctx));
+        pending.release(6);
         assert!(rx.try_recv().is_err());
-        q.release(7);
+        pending.release(7);
         assert!(rx.try_recv().is_ok());
     }
 
@@ -122,11 +136,13 @@ mod tests {
         assert!(q.issue(5, 10).is_none(), "one round at a time");
         let second = q.issue(10, 10).expect("retried");
         assert_ne!(first, second);
-        q.confirmed(&first, 1);
-        q.release(100);
-        assert!(rx.try_recv().is_err(), "stale context must not release");
-        q.confirmed(&second, 3);
-        q.release(3);
+        assert!(
+            q.confirmed(&first).is_empty(),
+            "stale context must not release"
+        );
+        let mut pending = PendingReads::default();
+        pending.add(3, q.confirmed(&second));
+        pending.release(3);
         assert!(rx.try_recv().is_ok());
         assert!(
             rx2.try_recv().is_ok(),

@@ -222,7 +222,7 @@ impl SnapshotInbox {
     }
 
     /// The received image of the snapshot at `(term, index)`, for restoring.
-    pub fn open(&self, term: u64, index: u64) -> Result<impl Read, StorageError> {
+    pub fn open(&self, term: u64, index: u64) -> Result<impl Read + Send + 'static, StorageError> {
         let rel = self.rel(term, index, SUFFIX);
         if !self.disk.exists(&rel) {
             return Err(StorageError::Io {

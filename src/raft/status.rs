@@ -1,8 +1,9 @@
-//! A lock-free view of the node's raft state, written by the node task after every Ready and
-//! read by RPC handlers (response headers, `Status`, leader checks).
+//! A lock-free view of the node's raft state, written by the raft task after every Ready (term,
+//! leader, commit, learner) and by the apply task after every batch (applied), and read by RPC
+//! handlers (response headers, `Status`, leader checks).
 //!
-//! Invariant: only the node task stores; values may be a moment stale for readers, never torn.
-//! Once the node task ends it records why (`stopped`), and nothing is stored after that.
+//! Invariant: each counter has one writer; values may be a moment stale for readers, never
+//! torn. Once the node ends, the first of its tasks to end records why (`stopped`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -37,16 +38,21 @@ pub struct RaftStatus {
 }
 
 impl SharedStatus {
-    /// Publishes a new status.
-    pub fn store(&self, s: RaftStatus) {
-        self.term.store(s.term, Ordering::Release);
-        self.leader.store(s.leader, Ordering::Release);
-        self.commit.store(s.commit, Ordering::Release);
-        self.applied.store(s.applied, Ordering::Release);
-        self.is_learner.store(s.is_learner, Ordering::Release);
+    /// Publishes the raft task's part of the status (all but the applied index).
+    pub fn store_raft(&self, term: u64, leader: u64, commit: u64, is_learner: bool) {
+        self.term.store(term, Ordering::Release);
+        self.leader.store(leader, Ordering::Release);
+        self.commit.store(commit, Ordering::Release);
+        self.is_learner.store(is_learner, Ordering::Release);
     }
 
-    /// Records that the node task has ended and why; wakes [`SharedStatus::wait_stopped`].
+    /// Publishes the apply task's applied index.
+    pub fn set_applied(&self, applied: u64) {
+        self.applied.store(applied, Ordering::Release);
+    }
+
+    /// Records that the node has ended and why (the first reason recorded stays); wakes
+    /// [`SharedStatus::wait_stopped`].
     pub fn set_stopped(&self, reason: String) {
         let _ = self.stopped.set(reason);
         self.stopped_notify.notify_waiters();

@@ -38,6 +38,9 @@ pub struct RaftStorage {
     generated: Arc<Mutex<Option<Generated>>>,
     /// The image of the snapshot generated since the node's last send.
     outgoing: Arc<Mutex<Option<Arc<dyn SnapshotImage>>>>,
+    /// The configurations adopted since the latest snapshot point, with the index of the entry
+    /// (or snapshot) that brought each in, oldest first; the first is in force at that point.
+    confs: Arc<Mutex<Vec<(u64, ConfState)>>>,
 }
 
 impl RaftStorage {
@@ -45,9 +48,9 @@ impl RaftStorage {
     /// starts from the same conf state at index 0).
     pub fn new_cluster(voters: Vec<u64>) -> Self {
         let storage = Self::default();
-        storage
-            .log
-            .initialize_with_conf_state(ConfState::from((voters, vec![])));
+        let conf = ConfState::from((voters, vec![]));
+        storage.log.initialize_with_conf_state(conf.clone());
+        *lock(&storage.confs) = vec![(0, conf)];
         storage
     }
 
@@ -94,7 +97,7 @@ impl RaftStorage {
         let meta = snap.mut_metadata();
         meta.index = index;
         meta.term = self.log.term(index)?;
-        meta.set_conf_state(self.log.initial_state()?.conf_state);
+        meta.set_conf_state(self.conf_state_at(index)?);
         *cached = Some((snap.clone(), Arc::downgrade(&image)));
         *lock(&self.outgoing) = Some(image);
         Ok(snap)
@@ -104,6 +107,8 @@ impl RaftStorage {
     /// to start right after it.
     pub fn install_snapshot(&self, snapshot: Snapshot) -> raft::Result<()> {
         self.log.wl().apply_snapshot(snapshot.clone())?;
+        let meta = snapshot.get_metadata();
+        *lock(&self.confs) = vec![(meta.index, meta.get_conf_state().clone())];
         *self.write_snapshot() = snapshot;
         Ok(())
     }
@@ -111,6 +116,13 @@ impl RaftStorage {
     /// Records a snapshot taken locally at `snapshot.metadata.index`, then drops log entries up
     /// to `compact_to` (exclusive), which must not exceed the snapshot index + 1.
     pub fn record_snapshot(&self, snapshot: Snapshot, compact_to: u64) -> raft::Result<()> {
+        let index = snapshot.get_metadata().index;
+        {
+            // Keep the configuration in force at the point and those adopted after it.
+            let mut confs = lock(&self.confs);
+            let in_force = confs.iter().rposition(|(at, _)| *at <= index).unwrap_or(0);
+            confs.drain(..in_force);
+        }
         *self.write_snapshot() = snapshot;
         let first = self.log.first_index()?;
         if compact_to > first {
@@ -146,9 +158,20 @@ impl RaftStorage {
         self.log.rl().hard_state().commit
     }
 
-    /// Replaces the conf state (after a membership change is applied).
-    pub fn set_conf_state(&self, cs: ConfState) {
+    /// Replaces the conf state with the one the membership change at `index` brought in.
+    pub fn set_conf_state(&self, index: u64, cs: ConfState) {
+        lock(&self.confs).push((index, cs.clone()));
         self.log.wl().set_conf_state(cs);
+    }
+
+    /// The configuration in force once the entry at `index` is applied (`index` at or after
+    /// the latest snapshot point).
+    pub fn conf_state_at(&self, index: u64) -> raft::Result<ConfState> {
+        let confs = lock(&self.confs);
+        match confs.iter().rev().find(|(at, _)| *at <= index) {
+            Some((_, cs)) => Ok(cs.clone()),
+            None => Ok(self.log.initial_state()?.conf_state),
+        }
     }
 
     /// The newest snapshot recorded or installed.

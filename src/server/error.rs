@@ -75,6 +75,9 @@ pub enum RequestError {
     /// Leader of an election nobody leads.
     #[error("election: no leader")]
     ElectionNoLeader,
+    /// Too many committed entries wait to be applied; the request was not proposed.
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
     /// A write that needs space while the quota is exhausted (or a NOSPACE alarm is raised).
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
@@ -99,7 +102,7 @@ impl RequestError {
             NoLeader | Timeout | Stopped | LeaderTransferTimeout => Code::Unavailable,
             NotLeader | BadLeaderTransferee => Code::FailedPrecondition,
             Unimplemented(_) => Code::Unimplemented,
-            NoSpace => Code::ResourceExhausted,
+            NoSpace | TooManyRequests => Code::ResourceExhausted,
             SessionExpired | MissingLeaderKey | ElectionNotLeader | ElectionNoLeader => {
                 Code::Unknown
             }
@@ -119,6 +122,7 @@ impl From<RaftError> for RequestError {
         match e {
             RaftError::ProposalDropped => RequestError::NoLeader,
             RaftError::Stopped => RequestError::Stopped,
+            RaftError::TooManyRequests => RequestError::TooManyRequests,
             other => RequestError::Internal(other.to_string()),
         }
     }
@@ -148,5 +152,8 @@ mod tests {
             Status::from(RequestError::NoLeader).code(),
             Code::Unavailable
         );
+        let s = Status::from(RequestError::from(RaftError::TooManyRequests));
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(s.message(), "etcdserver: too many requests");
     }
 }

@@ -193,7 +193,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
             reports,
             inbox: inbox.clone(),
         },
-    )?;
+    )
+    .await?;
 
     let core = Arc::new(ServerCore {
         raft: raft.clone(),

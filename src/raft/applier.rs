@@ -1,0 +1,285 @@
+//! The apply task: owns the state machine and applies, in log order, the committed entries the
+//! raft task hands it, so that applying, backend commits and their fsyncs never hold up ticks,
+//! heartbeats and WAL appends (etcd applies off its raft loop the same way).
+//!
+//! Invariants:
+//! - Work arrives over one FIFO channel from the raft task, so a proposal's waiter (registered
+//!   right after raft accepted the proposal) is known before its entry arrives, and entries,
+//!   confirmed reads, snapshot restores and the stop request are handled in the order the raft
+//!   task produced them. The raft task hands out only entries whose commit is durable in the WAL
+//!   (see [`super::node`]).
+//! - After every batch the applier commits what it applied to the machine's backend and reports
+//!   [`ApplyProgress`]: the applied index, and the applied index of its last durable flush. The
+//!   raft task advances raft's applied index from it and compacts its log only behind the
+//!   durable one. A durable flush happens every `snapshot_count` applied entries, after a
+//!   restore and at a clean stop.
+//! - A confirmed read is released once the applied index reaches its read index.
+//! - Entries the machine already reflects (replayed from the WAL after a restart) are skipped.
+//! - A storage failure ends the task and records why in the shared status; the raft task sees
+//!   the progress channel close and ends too.
+
+use super::read_index::{PendingReads, ReadWaiter};
+use super::status::SharedStatus;
+use super::{RaftError, RestoreError, StateMachine};
+use crate::storage::StorageError;
+use raft::eraftpb::{ConfChangeV2, ConfState, Entry, EntryType};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where a proposer waits for the result of applying its entry.
+pub(crate) type ProposalReply<O> = oneshot::Sender<Result<O, RaftError>>;
+
+/// A committed entry handed to the applier; a membership change comes with the configuration
+/// raft adopted when the raft task applied it to raft itself.
+pub(crate) struct Committed {
+    pub entry: Entry,
+    pub conf: Option<(ConfChangeV2, ConfState)>,
+}
+
+/// What the raft task sends the applier.
+pub(crate) enum ApplyWork<O> {
+    /// The waiter of a proposal raft accepted, under its sequence number.
+    Register { seq: u64, reply: ProposalReply<O> },
+    /// Committed entries, in log order.
+    Entries(Vec<Committed>),
+    /// Reads the leader confirmed at `index`.
+    Reads {
+        index: u64,
+        waiters: Vec<ReadWaiter>,
+    },
+    /// Replace the state with a snapshot image received from the leader.
+    Restore {
+        index: u64,
+        image: Box<dyn Read + Send>,
+        done: oneshot::Sender<Result<(), RestoreError>>,
+    },
+    /// Flush durably and end.
+    Stop(oneshot::Sender<Result<(), StorageError>>),
+}
+
+/// How far the applier has got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ApplyProgress {
+    /// Index of the last entry applied.
+    pub applied: u64,
+    /// Applied index as of the last durable flush of the machine's backend.
+    pub durable: u64,
+}
+
+/// The raft task's ends of the applier's channels.
+pub(crate) struct ApplierLink<O> {
+    pub work: mpsc::UnboundedSender<ApplyWork<O>>,
+    pub progress: mpsc::UnboundedReceiver<ApplyProgress>,
+}
+
+/// The apply task's state.
+struct Applier<S: StateMachine> {
+    machine: S,
+    me: u64,
+    waiters: BTreeMap<u64, ProposalReply<S::Output>>,
+    reads: PendingReads,
+    status: Arc<SharedStatus>,
+    progress: mpsc::UnboundedSender<ApplyProgress>,
+    at: ApplyProgress,
+    snapshot_count: u64,
+    unflushed: bool,
+    ticks: u64,
+}
+
+/// Most work items handled before the applier commits and reports progress.
+const BATCH: usize = 512;
+
+/// Spawns the apply task over `machine` (whose state is durable at its applied index) and
+/// returns the raft task's ends of its channels.
+pub(crate) fn spawn<S: StateMachine>(
+    machine: S,
+    me: u64,
+    tick: Duration,
+    snapshot_count: u64,
+    status: Arc<SharedStatus>,
+) -> ApplierLink<S::Output> {
+    let (work_tx, work_rx) = mpsc::unbounded_channel();
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let applied = machine.applied_index();
+    let at = ApplyProgress {
+        applied,
+        durable: applied,
+    };
+    status.set_applied(applied);
+    let applier = Applier {
+        machine,
+        me,
+        waiters: BTreeMap::new(),
+        reads: PendingReads::default(),
+        status,
+        progress: progress_tx,
+        at,
+        snapshot_count: snapshot_count.max(1),
+        unflushed: false,
+        ticks: 0,
+    };
+    tokio::spawn(async move {
+        let status = applier.status.clone();
+        if let Err(e) = applier.run(work_rx, tick).await {
+            tracing::error!(error = %e, "apply task stopped: storage failure");
+            status.set_stopped(format!("storage failure: {e}"));
+        }
+    });
+    ApplierLink {
+        work: work_tx,
+        progress: progress_rx,
+    }
+}
+
+impl<S: StateMachine> Applier<S> {
+    async fn run(
+        mut self,
+        mut work: mpsc::UnboundedReceiver<ApplyWork<S::Output>>,
+        tick: Duration,
+    ) -> Result<(), RaftError> {
+        let mut ticker = tokio::time::interval(crate::io::clock::true_duration(tick));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // biased: unbiased select draws from a process-global RNG (simulation replay).
+                biased;
+                _ = ticker.tick() => self.on_tick()?,
+                item = work.recv() => {
+                    // The raft task ended (its own failure, recorded by it): nothing to flush for.
+                    let Some(item) = item else { return Ok(()) };
+                    if self.handle(item)? {
+                        return Ok(());
+                    }
+                    for _ in 1..BATCH {
+                        let Ok(item) = work.try_recv() else { break };
+                        if self.handle(item)? {
+                            return Ok(());
+                        }
+                    }
+                    self.finish_batch()?;
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) -> Result<(), RaftError> {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(128) {
+            self.waiters.retain(|_, w| !w.is_closed());
+        }
+        // Nothing is unflushed between batches.
+        self.machine.tick()?;
+        Ok(())
+    }
+
+    /// Handles one work item; true once a stop request has been served.
+    fn handle(&mut self, item: ApplyWork<S::Output>) -> Result<bool, RaftError> {
+        match item {
+            ApplyWork::Register { seq, reply } => {
+                self.waiters.insert(seq, reply);
+            }
+            ApplyWork::Entries(entries) => {
+                for committed in entries {
+                    self.apply(committed);
+                }
+            }
+            ApplyWork::Reads { index, waiters } => self.reads.add(index, waiters),
+            ApplyWork::Restore {
+                index,
+                mut image,
+                done,
+            } => {
+                let result = self.machine.restore(index, &mut image);
+                if result.is_ok() {
+                    // Changes not flushed yet are superseded by the image, which is durable.
+                    self.unflushed = false;
+                    self.at.applied = self.at.applied.max(index);
+                    self.at.durable = self.at.durable.max(index);
+                }
+                let _ = done.send(result);
+            }
+            ApplyWork::Stop(done) => {
+                let result = self.machine.flush(true);
+                self.status.set_applied(self.at.applied);
+                let _ = done.send(result);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Applies one committed entry (unless the machine already reflects it) and answers its
+    /// proposer if this member proposed it.
+    fn apply(&mut self, committed: Committed) {
+        let Committed { entry, conf } = committed;
+        let index = entry.index;
+        let fresh = index > self.machine.applied_index();
+        let output = match (conf, entry.get_entry_type()) {
+            _ if !fresh => None,
+            (Some((change, cs)), _) => Some(self.machine.apply_conf_change(index, &change, &cs)),
+            // Empty entries (a new leader's) move the machine's applied index too.
+            (None, EntryType::EntryNormal) => Some(self.machine.apply(index, &entry.data)),
+            (None, _) => None,
+        };
+        self.unflushed |= output.is_some();
+        self.at.applied = self.at.applied.max(index);
+        if !fresh {
+            // Skipped entries are in the backend's durable state (restart, restore).
+            self.at.durable = self.at.durable.max(index);
+        }
+        if let (Some(output), Some(seq)) = (output, own_proposal(&entry.context, self.me)) {
+            if let Some(waiter) = self.waiters.remove(&seq) {
+                let _ = waiter.send(Ok(output));
+            }
+        }
+    }
+
+    /// Commits the batch to the backend (durably every `snapshot_count` entries), releases the
+    /// reads it made servable and reports progress.
+    fn finish_batch(&mut self) -> Result<(), RaftError> {
+        if self.unflushed {
+            let durable = self.at.applied >= self.at.durable + self.snapshot_count;
+            self.machine.flush(durable)?;
+            self.unflushed = false;
+            if durable {
+                self.at.durable = self.at.applied;
+            }
+        }
+        self.reads.release(self.at.applied);
+        self.status.set_applied(self.at.applied);
+        // The raft task may have ended; its failure is recorded by it.
+        let _ = self.progress.send(self.at);
+        Ok(())
+    }
+}
+
+/// The context a proposal carries: the proposing member and its sequence number.
+pub(crate) fn proposal_context(member: u64, seq: u64) -> Vec<u8> {
+    let mut ctx = Vec::with_capacity(16);
+    ctx.extend_from_slice(&member.to_be_bytes());
+    ctx.extend_from_slice(&seq.to_be_bytes());
+    ctx
+}
+
+/// The sequence number of an entry `me` proposed.
+fn own_proposal(ctx: &[u8], me: u64) -> Option<u64> {
+    let member = u64::from_be_bytes(ctx.get(..8)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(ctx.get(8..16)?.try_into().ok()?);
+    (member == me).then_some(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposal_context_round_trip_identifies_own_proposals() {
+        let ctx = proposal_context(7, 42);
+        assert_eq!(own_proposal(&ctx, 7), Some(42));
+        assert_eq!(own_proposal(&ctx, 8), None);
+        assert_eq!(own_proposal(&[], 7), None);
+    }
+}
