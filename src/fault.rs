@@ -46,11 +46,15 @@ pub enum Bug {
     /// A raft snapshot streamed to another member leaves out the oldest record of the key
     /// history, so the member that installs it diverges from the others.
     SnapshotDropsRecord,
+    /// The apply task reports every backend flush as durable, so the raft task records snapshot
+    /// points (and rewrites the WAL without the entries before them) past what the backend has
+    /// on disk: a crash loses the entries in between.
+    SnapshotPastDurable,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -65,6 +69,7 @@ impl Bug {
         Bug::BackendIndexAhead,
         Bug::NoSpaceKeepsWrite,
         Bug::SnapshotDropsRecord,
+        Bug::SnapshotPastDurable,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -84,6 +89,7 @@ impl Bug {
             Bug::BackendIndexAhead => "backend-index-ahead",
             Bug::NoSpaceKeepsWrite => "nospace-keeps-write",
             Bug::SnapshotDropsRecord => "snapshot-drops-record",
+            Bug::SnapshotPastDurable => "snapshot-past-durable",
         }
     }
 

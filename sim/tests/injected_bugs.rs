@@ -186,3 +186,16 @@ fn snapshot_dropping_a_record_is_caught() {
         Duration::from_secs(30),
     );
 }
+
+/// Snapshot points recorded past the backend's durable state (the apply task calling every
+/// flush durable) lose the entries in between at the first crash of a member that recorded
+/// one: they are neither in the backend nor in the rewritten WAL.
+#[test]
+fn snapshot_point_past_the_durable_backend_is_caught() {
+    assert_caught_within(
+        Bug::SnapshotPastDurable,
+        None,
+        WIDE_BUDGET,
+        Duration::from_secs(20),
+    );
+}

@@ -244,6 +244,8 @@ impl<S: StateMachine> Applier<S> {
             let durable = self.at.applied >= self.at.durable + self.snapshot_count;
             self.machine.flush(durable)?;
             self.unflushed = false;
+            #[cfg(madsim)]
+            let durable = durable || crate::fault::active(crate::fault::Bug::SnapshotPastDurable);
             if durable {
                 self.at.durable = self.at.applied;
             }
