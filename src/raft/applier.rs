@@ -11,8 +11,8 @@
 //! - After every batch the applier commits what it applied to the machine's backend and reports
 //!   [`ApplyProgress`]: the applied index, and the applied index of its last durable flush. The
 //!   raft task advances raft's applied index from it and compacts its log only behind the
-//!   durable one. A durable flush happens every `snapshot_count` applied entries, after a
-//!   restore and at a clean stop.
+//!   durable one. A durable flush happens every [`MAX_UNSYNCED_ENTRIES`] applied entries (or
+//!   `--snapshot-count`, if smaller), after a restore and at a clean stop.
 //! - A confirmed read is released once the applied index reaches its read index.
 //! - Entries the machine already reflects (replayed from the WAL after a restart) are skipped.
 //! - A storage failure ends the task and records why in the shared status; the raft task sees
@@ -41,8 +41,8 @@ pub(crate) struct Committed {
 
 /// What the raft task sends the applier.
 pub(crate) enum ApplyWork<O> {
-    /// The waiter of a proposal raft accepted, under its sequence number.
-    Register { seq: u64, reply: ProposalReply<O> },
+    /// The waiters of proposals raft accepted, under their sequence numbers.
+    Register(Vec<(u64, ProposalReply<O>)>),
     /// Committed entries, in log order.
     Entries(Vec<Committed>),
     /// Reads the leader confirmed at `index`.
@@ -84,13 +84,21 @@ struct Applier<S: StateMachine> {
     status: Arc<SharedStatus>,
     progress: mpsc::UnboundedSender<ApplyProgress>,
     at: ApplyProgress,
-    snapshot_count: u64,
+    /// The progress last reported.
+    reported: ApplyProgress,
+    /// Applied entries between two durable flushes.
+    durable_every: u64,
     unflushed: bool,
     ticks: u64,
 }
 
 /// Most work items handled before the applier commits and reports progress.
 const BATCH: usize = 512;
+
+/// Most applied entries the backend holds without an fsync (fewer with a smaller
+/// `--snapshot-count`): bounds the WAL replay after a crash and the stall of one durable flush
+/// (100 k entries of 1 KiB took ~100 ms to sync, delaying every reply behind it).
+const MAX_UNSYNCED_ENTRIES: u64 = 10_000;
 
 /// Spawns the apply task over `machine` (whose state is durable at its applied index) and
 /// returns the raft task's ends of its channels.
@@ -109,7 +117,10 @@ pub(crate) fn spawn<S: StateMachine>(
         durable: applied,
     };
     status.set_applied(applied);
-    let applier = Applier {
+    // The raft task learns where the machine starts (after a clean stop it may be past raft's
+    // own applied index, which starts at the snapshot point).
+    let _ = progress_tx.send(at);
+    let mut applier = Applier {
         machine,
         me,
         waiters: BTreeMap::new(),
@@ -117,15 +128,17 @@ pub(crate) fn spawn<S: StateMachine>(
         status,
         progress: progress_tx,
         at,
-        snapshot_count: snapshot_count.max(1),
+        reported: at,
+        durable_every: snapshot_count.clamp(1, MAX_UNSYNCED_ENTRIES),
         unflushed: false,
         ticks: 0,
     };
     tokio::spawn(async move {
-        let status = applier.status.clone();
         if let Err(e) = applier.run(work_rx, tick).await {
             tracing::error!(error = %e, "apply task stopped: storage failure");
-            status.set_stopped(format!("storage failure: {e}"));
+            // Recorded before the progress channel closes (with `applier`), so the raft task,
+            // which ends when it does, never records a vaguer reason first.
+            applier.status.set_stopped(format!("storage failure: {e}"));
         }
     });
     ApplierLink {
@@ -136,7 +149,7 @@ pub(crate) fn spawn<S: StateMachine>(
 
 impl<S: StateMachine> Applier<S> {
     async fn run(
-        mut self,
+        &mut self,
         mut work: mpsc::UnboundedReceiver<ApplyWork<S::Output>>,
         tick: Duration,
     ) -> Result<(), RaftError> {
@@ -178,9 +191,7 @@ impl<S: StateMachine> Applier<S> {
     /// Handles one work item; true once a stop request has been served.
     fn handle(&mut self, item: ApplyWork<S::Output>) -> Result<bool, RaftError> {
         match item {
-            ApplyWork::Register { seq, reply } => {
-                self.waiters.insert(seq, reply);
-            }
+            ApplyWork::Register(proposals) => self.waiters.extend(proposals),
             ApplyWork::Entries(entries) => {
                 for committed in entries {
                     self.apply(committed);
@@ -237,11 +248,11 @@ impl<S: StateMachine> Applier<S> {
         }
     }
 
-    /// Commits the batch to the backend (durably every `snapshot_count` entries), releases the
+    /// Commits the batch to the backend (durably every `durable_every` entries), releases the
     /// reads it made servable and reports progress.
     fn finish_batch(&mut self) -> Result<(), RaftError> {
         if self.unflushed {
-            let durable = self.at.applied >= self.at.durable + self.snapshot_count;
+            let durable = self.at.applied >= self.at.durable + self.durable_every;
             self.machine.flush(durable)?;
             self.unflushed = false;
             #[cfg(madsim)]
@@ -251,9 +262,12 @@ impl<S: StateMachine> Applier<S> {
             }
         }
         self.reads.release(self.at.applied);
-        self.status.set_applied(self.at.applied);
-        // The raft task may have ended; its failure is recorded by it.
-        let _ = self.progress.send(self.at);
+        if self.at != self.reported {
+            self.status.set_applied(self.at.applied);
+            // The raft task may have ended; its failure is recorded by it.
+            let _ = self.progress.send(self.at);
+            self.reported = self.at;
+        }
         Ok(())
     }
 }

@@ -205,6 +205,9 @@ pub struct RaftNode<O> {
     apply: ApplyProgress,
     /// Index of the last committed entry handed to the applier.
     handed_out: u64,
+    /// Waiters of proposals raft accepted, not yet sent to the applier (they go ahead of the
+    /// next work sent, so before their entries).
+    registrations: Vec<(u64, applier::ProposalReply<O>)>,
     transport: Transport,
     inbox: SnapshotInbox,
     commands: mpsc::Receiver<Command<O>>,
@@ -298,6 +301,7 @@ impl<O: Send + 'static> RaftNode<O> {
                 durable: parts.applied,
             },
             handed_out: parts.applied,
+            registrations: Vec::new(),
             transport: parts.transport,
             inbox: parts.inbox,
             commands: rx,
@@ -403,25 +407,37 @@ impl<O: Send + 'static> RaftNode<O> {
             progress = later;
         }
         self.apply = progress;
-        // After an installed snapshot raft's applied index is already past older reports.
-        if progress.applied > self.raw.raft.raft_log.applied {
-            self.raw.advance_apply_to(progress.applied);
+        // After an installed snapshot raft's applied index is already past older reports; raft
+        // takes no applied index past what it has committed and persisted.
+        let log = &self.raw.raft.raft_log;
+        let applied = progress.applied.min(log.committed).min(log.persisted);
+        if applied > log.applied {
+            self.raw.advance_apply_to(applied);
         }
         self.maybe_snapshot()?;
         self.publish_status();
         Ok(())
     }
 
-    /// Hands work to the applier; fails once it has ended.
-    fn to_applier(&self, work: ApplyWork<O>) -> Result<(), RaftError> {
-        self.applier.work.send(work).map_err(|_| RaftError::Stopped)
+    /// Hands work to the applier, after the registrations collected since the last work;
+    /// fails once the applier has ended.
+    fn send_to_applier(&mut self, work: ApplyWork<O>) -> Result<(), RaftError> {
+        let stopped = |_| RaftError::Stopped;
+        if !self.registrations.is_empty() {
+            let proposals = std::mem::take(&mut self.registrations);
+            self.applier
+                .work
+                .send(ApplyWork::Register(proposals))
+                .map_err(stopped)?;
+        }
+        self.applier.work.send(work).map_err(stopped)
     }
 
     /// A clean stop: the applier applies what it was handed and flushes durably, the commit
     /// mark catches up, then the task ends.
     async fn stop(&mut self, done: oneshot::Sender<()>) -> Result<(), RaftError> {
         let (flushed, rx) = oneshot::channel();
-        self.to_applier(ApplyWork::Stop(flushed))?;
+        self.send_to_applier(ApplyWork::Stop(flushed))?;
         rx.await.map_err(|_| RaftError::Stopped)??;
         self.durable.mark_committed(self.durable_commit)?;
         tracing::info!(commit = self.durable_commit, "raft node stopped cleanly");
@@ -440,14 +456,8 @@ impl<O: Send + 'static> RaftNode<O> {
                 let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
                 let ctx = proposal_context(self.config.id, seq);
                 match self.raw.propose(ctx, data) {
-                    // Registered before the entry can commit: the applier sees it first.
-                    Ok(()) => {
-                        if let Err(RaftError::Stopped) =
-                            self.to_applier(ApplyWork::Register { seq, reply })
-                        {
-                            tracing::debug!("proposal registered after the applier ended");
-                        }
-                    }
+                    // Registered before the entry can be handed out: the applier sees it first.
+                    Ok(()) => self.registrations.push((seq, reply)),
                     Err(e) => {
                         let _ = reply.send(Err(e.into()));
                     }
@@ -505,7 +515,7 @@ impl<O: Send + 'static> RaftNode<O> {
         for rs in ready.take_read_states() {
             let waiters = self.reads.confirmed(&rs.request_ctx);
             if !waiters.is_empty() {
-                self.to_applier(ApplyWork::Reads {
+                self.send_to_applier(ApplyWork::Reads {
                     index: rs.index,
                     waiters,
                 })?;
@@ -584,7 +594,7 @@ impl<O: Send + 'static> RaftNode<O> {
             batch.push(Committed { entry, conf });
         }
         self.handed_out = self.handed_out.max(last);
-        self.to_applier(ApplyWork::Entries(batch))
+        self.send_to_applier(ApplyWork::Entries(batch))
     }
 
     fn apply_conf_change(

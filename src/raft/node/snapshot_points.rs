@@ -23,7 +23,7 @@ impl<O: Send + 'static> RaftNode<O> {
         let meta = snapshot.get_metadata().clone();
         let image = Box::new(self.inbox.open(meta.term, meta.index)?);
         let (done, restored) = oneshot::channel();
-        self.to_applier(ApplyWork::Restore {
+        self.send_to_applier(ApplyWork::Restore {
             index: meta.index,
             image,
             done,
