@@ -6,7 +6,7 @@
 # connections) and, 3 s into it, `compaction --physical` at the revision before the load. Prints
 # the load's throughput and latency percentiles (the whole load, compaction included), how long
 # the physical compaction took (both answer once the old revisions are gone from the backend),
-# and the data dir size after.
+# the server's CPU time (user + system) during the load, and the data dir size after.
 # Environment: ETCD_BIN (default etcd), LOAD (200000), CLIENTS (100), CONNS (10), SERVERS
 # ("etcd detcd"), COMPACT (1; 0 runs the same load without compacting, as a baseline).
 set -euo pipefail
@@ -28,6 +28,8 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 ctl() { ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:45479 "$@"; }
+# User + system CPU ticks of process $1 so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 seconds() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
 
 for tag in $servers; do
@@ -43,6 +45,7 @@ for tag in $servers; do
   "$bench" put --endpoints 127.0.0.1:45479 --clients "$clients" --conns "$conns" \
     --total $((keys * passes)) --key-space "$keys" --key-size 16 --val-size "$vsize" >/dev/null
   rev=$(ctl endpoint status -w json | grep -o '"revision":[0-9]*' | head -1 | cut -d: -f2)
+  cpu0=$(cpu_ticks "$pid")
   "$bench" put --endpoints 127.0.0.1:45479 --clients "$clients" --conns "$conns" \
     --total "$load" --key-space "$keys" --key-size 16 --val-size "$vsize" >"$work/load.out" &
   loader=$!
@@ -50,9 +53,10 @@ for tag in $servers; do
   physical_s=none
   [ "$compact" = 1 ] && physical_s=$(seconds ctl --command-timeout=300s compaction --physical "$rev")
   wait "$loader"
+  cpu_s=$(echo "scale=2; ($(cpu_ticks "$pid") - $cpu0) / $(getconf CLK_TCK)" | bc)
   size=$(du -sk "$work/$tag" | cut -f1)
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   pid=
-  echo "$tag keys=$keys passes=$passes value=$vsize compacted_at=$rev | $(tr '\n' ' ' <"$work/load.out") | physical_compaction_s=$physical_s data_dir_kb=$size"
+  echo "$tag keys=$keys passes=$passes value=$vsize compacted_at=$rev | $(tr '\n' ' ' <"$work/load.out") | physical_compaction_s=$physical_s server_cpu_s=$cpu_s data_dir_kb=$size"
   rm -rf "${work:?}/$tag"
 done

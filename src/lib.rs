@@ -6,8 +6,9 @@
 //! ```text
 //! server   gRPC services, validation, etcd error texts, the replicated state machine
 //!   ↓
-//! raft     the RawNode task, WAL/snapshot persistence, peer transport (raft snapshots
-//!          streamed as chunked backend images), ReadIndex
+//! raft     the RawNode task, the apply task that owns the state machine (committed
+//!          entries, proposal results, confirmed reads), WAL/snapshot persistence, peer
+//!          transport (raft snapshots streamed as chunked backend images), ReadIndex
 //!   ↓
 //! mvcc     revisions, key index (in RAM), range/put/delete/txn/compact over history kept
 //!          in the storage backend
