@@ -89,6 +89,8 @@ struct Applier<S: StateMachine> {
     /// Applied entries between two durable flushes.
     durable_every: u64,
     unflushed: bool,
+    /// A batch was handled since the last tick.
+    busy: bool,
     ticks: u64,
 }
 
@@ -131,6 +133,7 @@ pub(crate) fn spawn<S: StateMachine>(
         reported: at,
         durable_every: snapshot_count.clamp(1, MAX_UNSYNCED_ENTRIES),
         unflushed: false,
+        busy: false,
         ticks: 0,
     };
     tokio::spawn(async move {
@@ -183,8 +186,11 @@ impl<S: StateMachine> Applier<S> {
         if self.ticks.is_multiple_of(128) {
             self.waiters.retain(|_, w| !w.is_closed());
         }
-        // Nothing is unflushed between batches.
-        self.machine.tick()?;
+        // Large batches of background work (compacted records to delete) only when idle: under
+        // load a large one would hold up the entries behind it. Nothing is unflushed between
+        // batches.
+        let idle = !std::mem::take(&mut self.busy);
+        self.machine.tick(idle)?;
         Ok(())
     }
 
@@ -261,6 +267,7 @@ impl<S: StateMachine> Applier<S> {
                 self.at.durable = self.at.applied;
             }
         }
+        self.busy = true;
         self.reads.release(self.at.applied);
         if self.at != self.reported {
             self.status.set_applied(self.at.applied);

@@ -44,9 +44,10 @@ pub trait StateMachine: Send + 'static {
     /// Commits what was applied since the last flush to the backend, with the applied index;
     /// with `durable`, everything applied is on disk when this returns.
     fn flush(&mut self, durable: bool) -> Result<(), crate::storage::StorageError>;
-    /// Background work between entries, called every tick (nothing is unflushed then):
-    /// e.g. deleting what a compaction removed, a batch per call.
-    fn tick(&mut self) -> Result<(), crate::storage::StorageError>;
+    /// Background work between entries, called every tick (nothing is unflushed then): e.g.
+    /// deleting what a compaction removed, a batch per call, a larger one when `idle` (no
+    /// entries were applied since the last tick).
+    fn tick(&mut self, idle: bool) -> Result<(), crate::storage::StorageError>;
     /// Replaces the whole state (durably) with the image read from `image`, which another
     /// member's [`SnapshotImage::chunks`] produced at `index`, unless the state already
     /// reflects `index`.

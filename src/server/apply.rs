@@ -276,7 +276,7 @@ impl EtcdStateMachine {
 
     /// Commits what was applied since the last commit to the backend with the applied index
     /// (durably if asked: the fsync happens without the store lock). A commit made only to
-    /// delete compacted records (`compaction_only`) deletes a larger batch of them.
+    /// delete compacted records on an idle tick (`compaction_only`) deletes a larger batch.
     fn commit(&mut self, durable: bool, compaction_only: bool) -> Result<(), StorageError> {
         let mut batch = std::mem::take(&mut self.batch);
         let mut store = self.state.store_mut();
@@ -454,9 +454,9 @@ impl StateMachine for EtcdStateMachine {
         self.commit(durable, false)
     }
 
-    fn tick(&mut self) -> Result<(), StorageError> {
+    fn tick(&mut self, idle: bool) -> Result<(), StorageError> {
         if self.state.store().compaction_backlog() > 0 {
-            self.commit(false, true)?;
+            self.commit(false, idle)?;
         }
         Ok(())
     }
