@@ -5,10 +5,10 @@
 //! the applier's last durable flush.
 //!
 //! Ready order (the durability invariant): messages a leader may send before persisting go out
-//! first; a received snapshot is saved and installed; new entries and the hard state are appended
-//! to the WAL and fsynced **once per Ready**; only then are committed entries handed to the
-//! applier and the messages that depend on the new state (votes, append acks) sent. The two halves are
-//! `persist_ready` and `finish_ready`; between them the run loop waits out the time the fsync
+//! first; a received snapshot is saved and installed; new entries and the hard state are
+//! appended to the WAL and fsynced **once per Ready**; only then are committed entries handed to
+//! the applier and the messages that depend on the new state (votes, append acks) sent. The two
+//! halves are `persist_ready` and `finish_ready`; between them the run loop waits out the time the fsync
 //! took (`DurableLog::settle`: nothing in production, where fsync blocks in place; the injected
 //! sync latency in the simulator), so a slow disk delays acks, applies and ticks as it would.
 //!
@@ -16,15 +16,16 @@
 //! applied, proposals are refused with "too many requests".
 //!
 //! Commit durability (a member never answers from less than it acknowledged, across restarts
-//! too): an entry is applied — and so acknowledged or served — only once a hard state carrying a
-//! commit index that covers it is in the WAL. A commit learned in `advance` (the leader's own
+//! too): an entry is applied — and so acknowledged or served — only once a hard state carrying
+//! a commit index that covers it is in the WAL. A commit learned in `advance` (the leader's own
 //! write was the last one needed) gets its own hard-state record, fsynced unless this member is
 //! the sole voter: a sole voter's durable entries are all committed, so recovery raises its
 //! commit index to its last durable entry ([`RaftNode::start`]). At start the node applies
 //! everything up to the recovered commit index before it returns, so the member serves nothing
 //! older than it had acknowledged. Membership changes are applied to raft itself when they are
-//! handed out (raft needs them at once); the machine's member table follows in apply order. The commit mark ([`super::commit_mark`]) is refreshed every few
-//! ticks, after snapshots and on a clean stop.
+//! handed out (raft needs them at once); the machine's member table follows in apply order.
+//! The commit mark ([`super::commit_mark`]) is refreshed every few ticks, after snapshots and on
+//! a clean stop.
 //!
 //! A storage failure ends the node (either task; the other follows) and records why in the
 //! shared status; the server then stops serving (the binary exits, as etcd does) rather than

@@ -235,3 +235,39 @@ impl Storage for RaftStorage {
 fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn voters(cs: &ConfState) -> Vec<u64> {
+        cs.voters.clone()
+    }
+
+    #[test]
+    fn conf_state_at_an_index_is_the_one_in_force_there_and_survives_a_snapshot_point() {
+        let storage = RaftStorage::new_cluster(vec![1]);
+        let entries: Vec<Entry> = (1..=10)
+            .map(|index| Entry {
+                index,
+                term: 1,
+                ..Default::default()
+            })
+            .collect();
+        storage.append(&entries).expect("append");
+        storage.set_conf_state(3, ConfState::from((vec![1, 2], vec![])));
+        storage.set_conf_state(7, ConfState::from((vec![1, 2, 3], vec![])));
+        assert_eq!(voters(&storage.conf_state_at(2).unwrap()), vec![1]);
+        assert_eq!(voters(&storage.conf_state_at(3).unwrap()), vec![1, 2]);
+        assert_eq!(voters(&storage.conf_state_at(6).unwrap()), vec![1, 2]);
+        assert_eq!(voters(&storage.conf_state_at(9).unwrap()), vec![1, 2, 3]);
+
+        // A snapshot point at 5 drops what was in force only before it, nothing after.
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = 5;
+        storage.record_snapshot(snapshot, 4).expect("record");
+        assert_eq!(voters(&storage.conf_state_at(5).unwrap()), vec![1, 2]);
+        assert_eq!(voters(&storage.conf_state_at(8).unwrap()), vec![1, 2, 3]);
+        assert_eq!(lock(&storage.confs).len(), 2);
+    }
+}
