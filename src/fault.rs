@@ -50,11 +50,14 @@ pub enum Bug {
     /// points (and rewrites the WAL without the entries before them) past what the backend has
     /// on disk: a crash loses the entries in between.
     SnapshotPastDurable,
+    /// A watcher catching up in pages resumes one revision past where its last page stopped,
+    /// skipping the events of that revision.
+    WatchPageSkipsRevision,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -70,6 +73,7 @@ impl Bug {
         Bug::NoSpaceKeepsWrite,
         Bug::SnapshotDropsRecord,
         Bug::SnapshotPastDurable,
+        Bug::WatchPageSkipsRevision,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -90,6 +94,7 @@ impl Bug {
             Bug::NoSpaceKeepsWrite => "nospace-keeps-write",
             Bug::SnapshotDropsRecord => "snapshot-drops-record",
             Bug::SnapshotPastDurable => "snapshot-past-durable",
+            Bug::WatchPageSkipsRevision => "watch-page-skips-revision",
         }
     }
 

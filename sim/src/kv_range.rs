@@ -66,6 +66,15 @@ impl Query {
     ) -> RangeOut {
         let mut kvs: Vec<(KeyId, Entry)> = present.collect();
         let count = kvs.len() as i64;
+        if self.count_only {
+            // etcd 3.4 counts the key index: no key-values, and `more` is false whatever the
+            // limit (checked against etcd 3.4.23).
+            return RangeOut {
+                kvs: Vec::new(),
+                more: false,
+                count,
+            };
+        }
         if self.order == SortOrder::None && self.limit > 0 {
             // etcd fetches only `limit + 1` keys (in key order) unless an order was requested,
             // even when a non-key target then sorts them.
@@ -98,9 +107,6 @@ impl Query {
         if self.limit > 0 && kvs.len() as i64 > self.limit {
             kvs.truncate(self.limit as usize);
             more = true;
-        }
-        if self.count_only {
-            kvs.clear();
         }
         if self.keys_only {
             for kv in &mut kvs {

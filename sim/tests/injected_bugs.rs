@@ -78,6 +78,11 @@ fn watch_dropping_events_is_caught() {
 }
 
 #[test]
+fn a_watch_page_skipping_a_revision_is_caught() {
+    assert_caught(Bug::WatchPageSkipsRevision, Some("watch"));
+}
+
+#[test]
 fn revoke_keeping_keys_is_caught() {
     assert_caught(Bug::RevokeKeepsKeys, Some("lease"));
 }

@@ -268,6 +268,44 @@ impl History {
     }
 }
 
+/// The stored record at `rev` in `view`.
+fn stored(view: &ReadView, rev: Revision) -> Option<Record> {
+    let key = revision_key(rev);
+    let bytes = view.get(Bucket::Key, &key).unwrap_or_else(|e| fatal(e))?;
+    Some(decode(&key, &bytes).unwrap_or_else(|e| fatal(e)).1)
+}
+
+/// Stored records with `from <= revision < to` (`to` None = all) in `view`, ascending.
+fn scan_stored(
+    view: &ReadView,
+    from: Revision,
+    to: Option<Revision>,
+) -> impl Iterator<Item = (Revision, Record)> + 'static {
+    let to_key = to.map(revision_key);
+    view.range(
+        Bucket::Key,
+        &revision_key(from),
+        to_key.as_ref().map(|k| &k[..]),
+    )
+    .unwrap_or_else(|e| fatal(e))
+    .map(|item| {
+        let (k, v) = item.unwrap_or_else(|e| fatal(e));
+        decode(&k, &v).unwrap_or_else(|e| fatal(e))
+    })
+}
+
+/// The pending records with `from <= revision < to` (`to` None = all).
+fn pending_range(
+    pending: &BTreeMap<Revision, Record>,
+    from: Revision,
+    to: Option<Revision>,
+) -> std::collections::btree_map::Range<'_, Revision, Record> {
+    match to {
+        Some(to) => pending.range(from..to),
+        None => pending.range(from..),
+    }
+}
+
 /// Reads records: pending ones from RAM, the rest from one backend read view.
 pub(crate) struct Reader<'h> {
     history: &'h History,
@@ -275,21 +313,6 @@ pub(crate) struct Reader<'h> {
 }
 
 impl Reader<'_> {
-    fn stored(&self, rev: Revision) -> Option<Record> {
-        let view = &self.view;
-        if self.history.doomed.contains(&rev) {
-            return None;
-        }
-        let bytes = view
-            .get(Bucket::Key, &revision_key(rev))
-            .unwrap_or_else(|e| fatal(e))?;
-        Some(
-            decode(&revision_key(rev), &bytes)
-                .unwrap_or_else(|e| fatal(e))
-                .1,
-        )
-    }
-
     /// The record at `rev`.
     pub(crate) fn get(&self, rev: Revision) -> Option<Record> {
         if self.history.doomed.contains(&rev) {
@@ -297,7 +320,7 @@ impl Reader<'_> {
         }
         match self.history.pending.get(&rev) {
             Some(rec) => Some(rec.clone()),
-            None => self.stored(rev),
+            None => stored(&self.view, rev),
         }
     }
 
@@ -307,30 +330,68 @@ impl Reader<'_> {
         from: Revision,
         to: Option<Revision>,
     ) -> impl Iterator<Item = (Revision, Record)> + '_ {
-        let to_key = to.map(revision_key);
-        let stored = self
-            .view
-            .range(
-                Bucket::Key,
-                &revision_key(from),
-                to_key.as_ref().map(|k| &k[..]),
-            )
-            .unwrap_or_else(|e| fatal(e));
         let doomed = &self.history.doomed;
-        let stored = stored
-            .map(|item| {
-                let (k, v) = item.unwrap_or_else(|e| fatal(e));
-                decode(&k, &v).unwrap_or_else(|e| fatal(e))
-            })
-            .filter(move |(rev, _)| !doomed.contains(rev));
-        let pending = match to {
-            Some(to) => self.history.pending.range(from..to),
-            None => self.history.pending.range(from..),
-        }
-        .filter(move |(rev, _)| !doomed.contains(rev))
-        .map(|(rev, rec)| (*rev, rec.clone()));
+        let pending =
+            pending_range(&self.history.pending, from, to).map(|(rev, rec)| (*rev, rec.clone()));
         // Every pending record is newer than every stored one.
-        stored.chain(pending)
+        scan_stored(&self.view, from, to)
+            .chain(pending)
+            .filter(move |(rev, _)| !doomed.contains(rev))
+    }
+
+    /// Takes this reader's view along with `pending` (copies of pending records), to read
+    /// them later without the history (see [`Detached`]).
+    fn detach(self, pending: impl Iterator<Item = (Revision, Record)>) -> Detached {
+        Detached {
+            view: self.view,
+            pending: pending.collect(),
+        }
+    }
+}
+
+/// Records read without the store's lock: a backend read view and copies of the pending
+/// records a read needs, both taken while the history could not change, so together they are
+/// the history as it was then. Later flushes and compaction deletions do not reach the view.
+/// Holds no doomed list: callers read only revisions the key index referred to then, or
+/// revisions above the compaction point, which compaction never dooms.
+pub(crate) struct Detached {
+    view: ReadView,
+    pending: BTreeMap<Revision, Record>,
+}
+
+impl Detached {
+    /// The record at `rev`.
+    pub(crate) fn get(&self, rev: Revision) -> Option<Record> {
+        match self.pending.get(&rev) {
+            Some(rec) => Some(rec.clone()),
+            None => stored(&self.view, rev),
+        }
+    }
+
+    /// Records with `from <= revision < to` (`to` None = all), ascending.
+    pub(crate) fn scan(
+        &self,
+        from: Revision,
+        to: Option<Revision>,
+    ) -> impl Iterator<Item = (Revision, Record)> + '_ {
+        let pending = pending_range(&self.pending, from, to).map(|(rev, rec)| (*rev, rec.clone()));
+        scan_stored(&self.view, from, to).chain(pending)
+    }
+}
+
+impl History {
+    /// A detached reader for the revisions `revs` (a range read's plan).
+    pub(crate) fn detach_revisions(&self, revs: &[Revision]) -> Detached {
+        let pending = revs
+            .iter()
+            .filter_map(|rev| self.pending.get(rev).map(|rec| (*rev, rec.clone())));
+        self.reader().detach(pending)
+    }
+
+    /// A detached reader for the records with `from <= revision < to` (`to` None = all).
+    pub(crate) fn detach_scan(&self, from: Revision, to: Option<Revision>) -> Detached {
+        let pending = pending_range(&self.pending, from, to).map(|(rev, rec)| (*rev, rec.clone()));
+        self.reader().detach(pending)
     }
 }
 

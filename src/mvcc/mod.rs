@@ -59,7 +59,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use revision::Revision;
-pub use store::Store;
+pub use store::{EventPage, PlannedHash, PlannedRange, Store};
 #[cfg(test)]
 pub use store::{SnapshotRecord, StoreSnapshot};
 pub use txn::WriteTxn;

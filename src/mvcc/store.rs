@@ -46,13 +46,15 @@ use crate::mvcc::key_index::KeyIndex;
 use crate::mvcc::key_range::KeyRange;
 use crate::mvcc::revision::Revision;
 use crate::mvcc::txn::WriteTxn;
-use crate::mvcc::{Event, EventKind, KeyValue, MvccError, RangeResult};
+use crate::mvcc::{Event, EventKind, KeyValue, MvccError};
 
 #[cfg(test)]
 mod checks;
+mod reads;
 #[cfg(test)]
 mod snapshot_form;
 use crate::storage::{Backend, Batch, Bucket, StorageError};
+pub use reads::{EventPage, PlannedHash, PlannedRange};
 #[cfg(test)]
 pub use snapshot_form::{SnapshotRecord, StoreSnapshot};
 
@@ -271,58 +273,6 @@ impl Store {
         self.compacted
     }
 
-    /// Resolve a read revision: `<= 0` means current; errors when it is
-    /// newer than current or older than the compaction point.
-    fn resolve_read_rev(&self, rev: i64) -> Result<i64, MvccError> {
-        let rev = if rev <= 0 { self.current } else { rev };
-        if rev > self.current {
-            Err(MvccError::FutureRevision)
-        } else if rev < self.compacted {
-            Err(MvccError::Compacted)
-        } else {
-            Ok(rev)
-        }
-    }
-
-    /// Read the keys in `(key, range_end)` (etcd convention, see
-    /// `key_range`) as of main revision `rev` (0 = current). `limit` 0 means
-    /// unlimited; `count` always counts every match.
-    pub fn range(
-        &self,
-        key: &[u8],
-        range_end: &[u8],
-        rev: i64,
-        limit: usize,
-    ) -> Result<RangeResult, MvccError> {
-        let at = self.resolve_read_rev(rev)?;
-        let (kvs, count) = self.range_at(KeyRange::new(key, range_end), at, limit);
-        Ok(RangeResult {
-            kvs,
-            count,
-            revision: self.current,
-        })
-    }
-
-    fn range_at(&self, kr: KeyRange<'_>, at: i64, limit: usize) -> (Vec<KeyValue>, i64) {
-        let mut kvs = Vec::new();
-        let mut count = 0i64;
-        let Some(bounds) = kr.bounds() else {
-            return (kvs, count);
-        };
-        let reader = self.history.reader();
-        for ki in self.index.range::<[u8], _>(bounds).map(|(_, ki)| ki) {
-            let Some(rev) = ki.get(at) else { continue };
-            let Some(rec) = reader.get(rev) else {
-                continue;
-            };
-            count += 1;
-            if limit == 0 || kvs.len() < limit {
-                kvs.push(rec.to_kv(rev));
-            }
-        }
-        (kvs, count)
-    }
-
     /// Start a write transaction at revision `current + 1`.
     pub fn write(&mut self) -> WriteTxn<'_> {
         WriteTxn::new(self)
@@ -353,85 +303,6 @@ impl Store {
         let mut removed = Vec::new();
         IndexCompaction::new(rev).step(&mut self.index, usize::MAX, &mut removed);
         removed
-    }
-
-    /// crc32 over every record with revision in `(compacted, rev]`
-    /// (tombstones included), in revision order; `rev` 0 = current. Returns
-    /// the hash and the compaction revision it was computed against.
-    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64), MvccError> {
-        let rev = self.resolve_read_rev(rev)?;
-        let mut h = crc32fast::Hasher::new();
-        if rev > self.compacted {
-            let lo = Revision::first_of(self.compacted.saturating_add(1));
-            let hi = Revision::first_of(rev.saturating_add(1));
-            for (r, rec) in self.history.reader().scan(lo, Some(hi)) {
-                rec.hash_into(r, &mut h);
-            }
-        }
-        Ok((h.finalize(), self.compacted))
-    }
-
-    /// Every change to keys in `(key, range_end)` with main revision in
-    /// `[start_rev, current]`, in revision order, each with the key's value
-    /// just before it as `prev_kv`. Needs `start_rev > compacted` (so a
-    /// watcher's start revision 0 must be resolved to `current + 1` by the
-    /// caller); a `start_rev` beyond current yields no events.
-    pub fn events_since(
-        &self,
-        key: &[u8],
-        range_end: &[u8],
-        start_rev: i64,
-    ) -> Result<Vec<Event>, MvccError> {
-        if start_rev <= self.compacted {
-            return Err(MvccError::Compacted);
-        }
-        let from = Revision::first_of(start_rev);
-        let kr = KeyRange::new(key, range_end);
-        let reader = self.history.reader();
-        let records: Vec<(Revision, Record)> = match kr {
-            KeyRange::Empty => Vec::new(),
-            // One key: its own index is far shorter than global history.
-            KeyRange::Single(k) => self
-                .index
-                .get(k)
-                .map(|ki| {
-                    ki.revisions_since(from)
-                        .filter_map(|r| reader.get(r).map(|rec| (r, rec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => reader
-                .scan(from, None)
-                .filter(|(_, rec)| kr.contains(&rec.key))
-                .collect(),
-        };
-        Ok(records
-            .into_iter()
-            .map(|(r, rec)| self.event_for(&reader, r, rec))
-            .collect())
-    }
-
-    /// The watch event for the record `rec` at `rev`.
-    fn event_for(&self, reader: &history::Reader<'_>, rev: Revision, rec: Record) -> Event {
-        let prev_kv = self
-            .index
-            .get(&*rec.key)
-            .and_then(|ki| ki.prev_of(rev))
-            .and_then(|p| {
-                reader
-                    .get(p)
-                    .filter(|prev| !prev.tombstone)
-                    .map(|prev| prev.to_kv(p))
-            });
-        Event {
-            kind: if rec.tombstone {
-                EventKind::Delete
-            } else {
-                EventKind::Put
-            },
-            kv: rec.to_kv(rev),
-            prev_kv,
-        }
     }
 
     /// Number of keys live at the current revision.

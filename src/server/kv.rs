@@ -55,7 +55,8 @@ impl Kv for KvService {
         if !r.serializable {
             self.core.linearizable_read().await?;
         }
-        let mut resp = range::execute(&*self.core.state.store(), &r).map_err(RequestError::from)?;
+        let mut resp =
+            range::execute(&range::Unlocked(&self.core.state), &r).map_err(RequestError::from)?;
         resp.header = self.core.complete(resp.header);
         Ok(Response::new(resp))
     }
@@ -92,11 +93,7 @@ impl Kv for KvService {
         validate::txn(&r, &self.core.limits)?;
         let mut resp = if is_read_only(&r) {
             self.core.linearizable_read().await?;
-            txn::txn(
-                &mut self.core.state.store_mut(),
-                &mut self.core.state.leases_mut(),
-                &r,
-            )?
+            txn::read_only_txn(&self.core.state.store(), &r)?
         } else {
             match self.core.propose(Internal::Txn(r)).await? {
                 Applied::Txn(resp) => resp,

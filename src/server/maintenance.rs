@@ -7,6 +7,7 @@
 use super::apply::Applied;
 use super::core::{ServerCore, ETCD_API_VERSION};
 use super::error::RequestError;
+use crate::mvcc::PlannedHash;
 use crate::pb::detcdpb::internal_request::Request as Internal;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::pb::etcdserverpb::{alarm_request::AlarmAction, AlarmMember, AlarmType};
@@ -29,6 +30,14 @@ impl MaintenanceService {
     /// Serves Maintenance on `core`.
     pub fn new(core: Arc<ServerCore>) -> Self {
         MaintenanceService { core }
+    }
+
+    /// A HashKV at `revision` planned under the store's lock (the records are hashed after it
+    /// is released), with the store's current revision for the header.
+    fn plan_hash(&self, revision: i64) -> Result<(PlannedHash, i64), Status> {
+        let store = self.core.state.store();
+        let planned = store.plan_hash_kv(revision).map_err(RequestError::from)?;
+        Ok((planned, store.current_revision()))
     }
 }
 
@@ -113,10 +122,10 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        let store = self.core.state.store();
-        let (hash, _) = store.hash_kv(0).map_err(RequestError::from)?;
+        let (planned, revision) = self.plan_hash(0)?;
+        let (hash, _) = planned.compute();
         Ok(Response::new(HashResponse {
-            header: Some(self.core.header(store.current_revision())),
+            header: Some(self.core.header(revision)),
             hash,
         }))
     }
@@ -125,12 +134,10 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        let store = self.core.state.store();
-        let (hash, compact_revision) = store
-            .hash_kv(request.into_inner().revision)
-            .map_err(RequestError::from)?;
+        let (planned, revision) = self.plan_hash(request.into_inner().revision)?;
+        let (hash, compact_revision) = planned.compute();
         Ok(Response::new(HashKvResponse {
-            header: Some(self.core.header(store.current_revision())),
+            header: Some(self.core.header(revision)),
             hash,
             compact_revision,
         }))

@@ -3,6 +3,7 @@
 //! One implementation serves both the Range RPC (reading the store) and ranges inside a Txn
 //! (reading the write transaction), through [`RangeSource`].
 
+use super::apply::ReplicatedState;
 use crate::mvcc::{KeyValue, MvccError, RangeResult};
 use crate::pb::etcdserverpb::range_request::{SortOrder, SortTarget};
 use crate::pb::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
@@ -18,6 +19,13 @@ pub trait RangeSource {
         rev: i64,
         limit: usize,
     ) -> Result<RangeResult, MvccError>;
+
+    /// How many keys [`RangeSource::read`] would find (no key-values returned).
+    fn count(&self, key: &[u8], range_end: &[u8], rev: i64) -> Result<RangeResult, MvccError> {
+        let mut found = self.read(key, range_end, rev, 0)?;
+        found.kvs.clear();
+        Ok(found)
+    }
 }
 
 impl RangeSource for crate::mvcc::Store {
@@ -30,10 +38,48 @@ impl RangeSource for crate::mvcc::Store {
     ) -> Result<RangeResult, MvccError> {
         self.range(key, range_end, rev, limit)
     }
+
+    fn count(&self, key: &[u8], range_end: &[u8], rev: i64) -> Result<RangeResult, MvccError> {
+        crate::mvcc::Store::count(self, key, range_end, rev)
+    }
+}
+
+/// Reads the member's store holding its lock only while the key index is walked: the records
+/// are read from the backend after the lock is released (see `mvcc::store::reads`).
+pub struct Unlocked<'a>(pub &'a ReplicatedState);
+
+impl RangeSource for Unlocked<'_> {
+    fn read(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        rev: i64,
+        limit: usize,
+    ) -> Result<RangeResult, MvccError> {
+        let planned = self.0.store().plan_range(key, range_end, rev, limit)?;
+        Ok(planned.fetch())
+    }
+
+    fn count(&self, key: &[u8], range_end: &[u8], rev: i64) -> Result<RangeResult, MvccError> {
+        self.0.store().count(key, range_end, rev)
+    }
 }
 
 /// Runs a Range request. The header carries only the revision; the caller adds the rest.
 pub fn execute(src: &impl RangeSource, r: &RangeRequest) -> Result<RangeResponse, MvccError> {
+    if r.count_only {
+        // As etcd: the key index is counted (filters and limit do not apply), no value is read.
+        let found = src.count(&r.key, &r.range_end, r.revision.max(0))?;
+        return Ok(RangeResponse {
+            header: Some(ResponseHeader {
+                revision: found.revision,
+                ..Default::default()
+            }),
+            kvs: Vec::new(),
+            more: false,
+            count: found.count,
+        });
+    }
     let order = SortOrder::try_from(r.sort_order).unwrap_or(SortOrder::None);
     let target = SortTarget::try_from(r.sort_target).unwrap_or(SortTarget::Key);
     let filtered = r.min_mod_revision != 0
@@ -60,13 +106,10 @@ pub fn execute(src: &impl RangeSource, r: &RangeRequest) -> Result<RangeResponse
             more = false;
         }
     }
-    let kvs = if r.count_only {
-        Vec::new()
-    } else {
-        kvs.into_iter()
-            .map(|kv| to_proto(kv, r.keys_only))
-            .collect()
-    };
+    let kvs = kvs
+        .into_iter()
+        .map(|kv| to_proto(kv, r.keys_only))
+        .collect();
     Ok(RangeResponse {
         header: Some(ResponseHeader {
             revision: result.revision,
@@ -198,5 +241,16 @@ mod tests {
         let resp = execute(&store(), &req(|r| r.count_only = true)).unwrap();
         assert!(resp.kvs.is_empty());
         assert_eq!(resp.count, 3);
+        // etcd 3.4: a count ignores limit and filters, and says no more.
+        let resp = execute(
+            &store(),
+            &req(|r| {
+                r.count_only = true;
+                r.limit = 1;
+                r.min_mod_revision = 4;
+            }),
+        )
+        .unwrap();
+        assert_eq!((resp.count, resp.more, resp.kvs.len()), (3, false, 0));
     }
 }

@@ -14,7 +14,7 @@ use crate::pb::etcdserverpb::request_op::Request;
 use crate::pb::etcdserverpb::response_op::Response;
 use crate::pb::etcdserverpb::{
     Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-    RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use std::cmp::Ordering;
 
@@ -82,8 +82,21 @@ pub fn txn(
     check_txn(store, leases, r, &mut cursor)?;
     let mut w = store.write();
     let mut cursor = path.iter().copied();
-    let resp = exec_txn(&mut w, leases, r, &mut cursor)?;
+    let resp = exec_txn(&mut Applying { w: &mut w, leases }, r, &mut cursor)?;
     w.commit();
+    Ok(TxnResponse {
+        header: header(store.current_revision()),
+        ..resp
+    })
+}
+
+/// Runs a txn without writes (see `kv::is_read_only`) against the store as it is, under the
+/// store's read lock: readers and apply go on beside it.
+pub fn read_only_txn(store: &Store, r: &TxnRequest) -> Result<TxnResponse, RequestError> {
+    let mut path = Vec::new();
+    choose_branches(store, r, &mut path);
+    let mut cursor = path.iter().copied();
+    let resp = exec_txn(&mut Reading(store), r, &mut cursor)?;
     Ok(TxnResponse {
         header: header(store.current_revision()),
         ..resp
@@ -203,27 +216,84 @@ impl RangeSource for TxnView<'_, '_> {
     }
 }
 
+/// What a txn's chosen ops run against.
+trait TxnOps {
+    fn range(&self, rr: &RangeRequest) -> Result<RangeResponse, RequestError>;
+    fn put(&mut self, p: &PutRequest) -> Result<PutResponse, RequestError>;
+    fn delete(&mut self, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, RequestError>;
+    /// The revision in a nested txn's response header.
+    fn view_revision(&self) -> i64;
+}
+
+/// Applying a txn: its ops go into one write transaction.
+struct Applying<'a, 'b> {
+    w: &'a mut WriteTxn<'b>,
+    leases: &'a mut Lessor,
+}
+
+impl TxnOps for Applying<'_, '_> {
+    fn range(&self, rr: &RangeRequest) -> Result<RangeResponse, RequestError> {
+        Ok(range::execute(&TxnView(self.w), rr)?)
+    }
+
+    fn put(&mut self, p: &PutRequest) -> Result<PutResponse, RequestError> {
+        Ok(exec_put(self.w, self.leases, p))
+    }
+
+    fn delete(&mut self, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, RequestError> {
+        Ok(exec_delete(self.w, self.leases, d))
+    }
+
+    fn view_revision(&self) -> i64 {
+        self.w.view_revision()
+    }
+}
+
+/// Serving a read-only txn: its ranges read the store.
+struct Reading<'a>(&'a Store);
+
+impl Reading<'_> {
+    fn not_read_only() -> RequestError {
+        RequestError::Internal("a txn served as read-only has a write".into())
+    }
+}
+
+impl TxnOps for Reading<'_> {
+    fn range(&self, rr: &RangeRequest) -> Result<RangeResponse, RequestError> {
+        Ok(range::execute(self.0, rr)?)
+    }
+
+    fn put(&mut self, _: &PutRequest) -> Result<PutResponse, RequestError> {
+        Err(Self::not_read_only())
+    }
+
+    fn delete(&mut self, _: &DeleteRangeRequest) -> Result<DeleteRangeResponse, RequestError> {
+        Err(Self::not_read_only())
+    }
+
+    fn view_revision(&self) -> i64 {
+        self.0.current_revision()
+    }
+}
+
 fn exec_txn(
-    w: &mut WriteTxn<'_>,
-    leases: &mut Lessor,
+    ops: &mut impl TxnOps,
     r: &TxnRequest,
     path: &mut impl Iterator<Item = bool>,
 ) -> Result<TxnResponse, RequestError> {
     let succeeded = path.next().unwrap_or(false);
-    let ops = if succeeded { &r.success } else { &r.failure };
-    let mut responses = Vec::with_capacity(ops.len());
-    for op in ops {
+    let chosen = if succeeded { &r.success } else { &r.failure };
+    let mut responses = Vec::with_capacity(chosen.len());
+    for op in chosen {
         let response = match &op.request {
-            Some(Request::RequestRange(rr)) => {
-                Some(Response::ResponseRange(range::execute(&TxnView(w), rr)?))
-            }
-            Some(Request::RequestPut(p)) => Some(Response::ResponsePut(exec_put(w, leases, p))),
+            Some(Request::RequestRange(rr)) => Some(Response::ResponseRange(ops.range(rr)?)),
+            Some(Request::RequestPut(p)) => Some(Response::ResponsePut(ops.put(p)?)),
             Some(Request::RequestDeleteRange(d)) => {
-                Some(Response::ResponseDeleteRange(exec_delete(w, leases, d)))
+                Some(Response::ResponseDeleteRange(ops.delete(d)?))
             }
             Some(Request::RequestTxn(t)) => {
-                let mut nested = exec_txn(w, leases, t, path)?;
-                nested.header = header(w.view_revision());
+                let mut nested = exec_txn(ops, t, path)?;
+                nested.header = header(ops.view_revision());
                 Some(Response::ResponseTxn(nested))
             }
             None => None,

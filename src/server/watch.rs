@@ -32,6 +32,13 @@ use tonic::{Request, Response, Status, Streaming};
 const STREAM_BUFFER: usize = 256;
 /// etcd's default interval for progress notifications to watchers that ask for them.
 const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
+/// Most history records one page of a watcher's catch-up reads (so it holds the store's
+/// lock, and the page's events, for a bounded time and memory); few in simulation, so that
+/// catch-ups span many pages.
+#[cfg(not(madsim))]
+const WATCH_PAGE_RECORDS: usize = 1000;
+#[cfg(madsim)]
+const WATCH_PAGE_RECORDS: usize = 3;
 /// The id etcd puts on responses that belong to no watcher (progress replies).
 const NO_WATCH_ID: i64 = -1;
 
@@ -195,7 +202,13 @@ struct Watcher {
 }
 
 enum Read {
-    Events(Vec<Event>, i64),
+    /// Events as of the store's `revision`; `resume_at` is where the next page starts when
+    /// this one did not reach `revision`.
+    Events {
+        events: Vec<Event>,
+        revision: i64,
+        resume_at: Option<i64>,
+    },
     Compacted(i64),
 }
 
@@ -224,9 +237,22 @@ impl Watcher {
                         .await;
                     return;
                 }
-                Read::Events(events, revision) => {
+                Read::Events {
+                    events,
+                    revision,
+                    resume_at,
+                } => {
                     if !self.deliver(events, revision).await {
                         return;
+                    }
+                    if let Some(at) = resume_at {
+                        // Catching up: the next page at once (the lock was let go between).
+                        self.next = at;
+                        #[cfg(madsim)]
+                        if crate::fault::active(crate::fault::Bug::WatchPageSkipsRevision) {
+                            self.next = at + 1;
+                        }
+                        continue;
                     }
                     self.next = self.next.max(revision + 1);
                 }
@@ -251,36 +277,25 @@ impl Watcher {
         }
     }
 
-    /// Events from `next` on. A watcher may start exactly at the compacted revision (etcd
-    /// allows it): the values that revision wrote are still stored, so they are replayed first.
+    /// The next page of events from `next` on (see [`Store::events_page`]).
+    ///
+    /// [`Store::events_page`]: crate::mvcc::Store::events_page
     fn read(&self) -> Read {
         let store = self.core.state.store();
         let (key, end) = (&self.spec.key[..], &self.spec.range_end[..]);
-        let compacted = store.compacted_revision();
-        let mut events = Vec::new();
-        let mut from = self.next;
-        if from == compacted && compacted > 0 {
-            if let Ok(at) = store.range(key, end, compacted, 0) {
-                events.extend(
-                    at.kvs
-                        .into_iter()
-                        .filter(|kv| kv.mod_revision == compacted)
-                        .map(|kv| Event {
-                            kind: EventKind::Put,
-                            kv,
-                            prev_kv: None,
-                        }),
-                );
-            }
-            from += 1;
-        }
-        match store.events_since(key, end, from) {
-            Ok(later) => {
-                events.extend(later);
-                Read::Events(events, store.current_revision())
-            }
-            Err(MvccError::Compacted) => Read::Compacted(compacted),
-            Err(MvccError::FutureRevision) => Read::Events(events, store.current_revision()),
+        let revision = store.current_revision();
+        match store.events_page(key, end, self.next, WATCH_PAGE_RECORDS) {
+            Ok(page) => Read::Events {
+                events: page.events,
+                revision,
+                resume_at: page.resume_at,
+            },
+            Err(MvccError::Compacted) => Read::Compacted(store.compacted_revision()),
+            Err(MvccError::FutureRevision) => Read::Events {
+                events: Vec::new(),
+                revision,
+                resume_at: None,
+            },
         }
     }
 
