@@ -19,6 +19,9 @@ enum Workload {
     Range,
     /// Serializable single-key gets.
     RangeSerializable,
+    /// Linearizable gets of `--scan-keys` consecutive keys from a random one (the keys a
+    /// `put` load of the same `--key-size` wrote).
+    Scan,
 }
 
 #[derive(Parser, Debug)]
@@ -48,6 +51,9 @@ struct Args {
     /// Distinct keys.
     #[arg(long, default_value_t = 100_000)]
     key_space: u64,
+    /// Keys one `scan` reads.
+    #[arg(long, default_value_t = 1000)]
+    scan_keys: u64,
 }
 
 fn key(i: u64, size: usize) -> Vec<u8> {
@@ -69,7 +75,7 @@ async fn connect(
             format!("http://{ep}")
         };
         let channel = Endpoint::from_shared(url)?.connect().await?;
-        out.push(KvClient::new(channel));
+        out.push(KvClient::new(channel).max_decoding_message_size(usize::MAX));
     }
     Ok(out)
 }
@@ -88,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let endpoints: Vec<String> = args.endpoints.split(',').map(str::to_string).collect();
     let clients = connect(&endpoints, args.conns.max(1)).await?;
     let value = vec![b'v'; args.val_size];
-    if !matches!(args.workload, Workload::Put) {
+    if matches!(args.workload, Workload::Range | Workload::RangeSerializable) {
         let mut c = clients[0].clone();
         for i in 0..args.key_space.min(1000) {
             c.put(PutRequest {
@@ -108,8 +114,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let next = next.clone();
         let errors = errors.clone();
         let value = value.clone();
-        let (total, key_size, key_space, workload) =
-            (args.total, args.key_size, args.key_space, args.workload);
+        let (total, key_size, key_space, workload, scan_keys) = (
+            args.total,
+            args.key_size,
+            args.key_space,
+            args.workload,
+            args.scan_keys,
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -136,6 +147,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         })
                         .await
                         .is_ok(),
+                    Workload::Scan => {
+                        let from = n.wrapping_mul(2_654_435_761) % key_space.max(1);
+                        client
+                            .range(RangeRequest {
+                                key: key(from, key_size).into(),
+                                range_end: key(from + scan_keys, key_size).into(),
+                                ..Default::default()
+                            })
+                            .await
+                            .is_ok()
+                    }
                 };
                 lat.push(t.elapsed());
                 if !ok {

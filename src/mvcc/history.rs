@@ -75,11 +75,14 @@ fn encode(rev: Revision, rec: &Record) -> Vec<u8> {
     out
 }
 
-fn decode(key: &[u8], value: &[u8]) -> Result<(Revision, Record), String> {
+/// Decodes a stored record; the protobuf's fields borrow from `value` (one copy of the value
+/// is made, into the record).
+fn decode(key: &[u8], value: Vec<u8>) -> Result<(Revision, Record), String> {
     let rev = parse_revision_key(key).ok_or_else(|| format!("bad revision key {key:?}"))?;
-    let (&flag, body) = value
-        .split_first()
+    let &flag = value
+        .first()
         .ok_or_else(|| format!("empty record at {rev}"))?;
+    let body = bytes::Bytes::from(value).slice(1..);
     let kv = mvccpb::KeyValue::decode(body).map_err(|e| format!("record at {rev}: {e}"))?;
     Ok((
         rev,
@@ -272,7 +275,7 @@ impl History {
 fn stored(view: &ReadView, rev: Revision) -> Option<Record> {
     let key = revision_key(rev);
     let bytes = view.get(Bucket::Key, &key).unwrap_or_else(|e| fatal(e))?;
-    Some(decode(&key, &bytes).unwrap_or_else(|e| fatal(e)).1)
+    Some(decode(&key, bytes).unwrap_or_else(|e| fatal(e)).1)
 }
 
 /// Stored records with `from <= revision < to` (`to` None = all) in `view`, ascending.
@@ -290,7 +293,7 @@ fn scan_stored(
     .unwrap_or_else(|e| fatal(e))
     .map(|item| {
         let (k, v) = item.unwrap_or_else(|e| fatal(e));
-        decode(&k, &v).unwrap_or_else(|e| fatal(e))
+        decode(&k, v).unwrap_or_else(|e| fatal(e))
     })
 }
 

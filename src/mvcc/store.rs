@@ -87,6 +87,11 @@ impl Record {
     /// The record as a [`KeyValue`] at `rev`; a tombstone yields only key
     /// and mod revision, like etcd's delete events.
     pub(crate) fn to_kv(&self, rev: Revision) -> KeyValue {
+        self.clone().into_kv(rev)
+    }
+
+    /// [`Record::to_kv`], moving the value instead of copying it.
+    pub(crate) fn into_kv(self, rev: Revision) -> KeyValue {
         if self.tombstone {
             return KeyValue {
                 key: self.key.to_vec(),
@@ -99,7 +104,7 @@ impl Record {
             create_revision: self.create_revision,
             mod_revision: rev.main,
             version: self.version,
-            value: self.value.clone(),
+            value: self.value,
             lease: self.lease,
         }
     }

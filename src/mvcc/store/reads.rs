@@ -34,7 +34,7 @@ impl PlannedRange {
         let kvs = self
             .revs
             .iter()
-            .filter_map(|&rev| self.records.get(rev).map(|rec| rec.to_kv(rev)))
+            .filter_map(|&rev| self.records.get(rev).map(|rec| rec.into_kv(rev)))
             .collect();
         RangeResult {
             kvs,
@@ -232,7 +232,7 @@ impl Store {
                 if !rec.tombstone {
                     events.push(Event {
                         kind: EventKind::Put,
-                        kv: rec.to_kv(rev),
+                        kv: rec.into_kv(rev),
                         prev_kv: None,
                     });
                 }
@@ -261,7 +261,7 @@ impl Store {
                 reader
                     .get(p)
                     .filter(|prev| !prev.tombstone)
-                    .map(|prev| prev.to_kv(p))
+                    .map(|prev| prev.into_kv(p))
             });
         Event {
             kind: if rec.tombstone {
@@ -269,7 +269,7 @@ impl Store {
             } else {
                 EventKind::Put
             },
-            kv: rec.to_kv(rev),
+            kv: rec.into_kv(rev),
             prev_kv,
         }
     }
