@@ -309,6 +309,18 @@ fn pending_range(
     }
 }
 
+/// Records with `from <= revision < to` (`to` None = all), ascending: the stored ones in `view`,
+/// then the `pending` ones (every pending record is newer than every stored one).
+fn scan_merged<'a>(
+    view: &ReadView,
+    pending: &'a BTreeMap<Revision, Record>,
+    from: Revision,
+    to: Option<Revision>,
+) -> impl Iterator<Item = (Revision, Record)> + 'a {
+    let pending = pending_range(pending, from, to).map(|(rev, rec)| (*rev, rec.clone()));
+    scan_stored(view, from, to).chain(pending)
+}
+
 /// Reads records: pending ones from RAM, the rest from one backend read view.
 pub(crate) struct Reader<'h> {
     history: &'h History,
@@ -334,11 +346,7 @@ impl Reader<'_> {
         to: Option<Revision>,
     ) -> impl Iterator<Item = (Revision, Record)> + '_ {
         let doomed = &self.history.doomed;
-        let pending =
-            pending_range(&self.history.pending, from, to).map(|(rev, rec)| (*rev, rec.clone()));
-        // Every pending record is newer than every stored one.
-        scan_stored(&self.view, from, to)
-            .chain(pending)
+        scan_merged(&self.view, &self.history.pending, from, to)
             .filter(move |(rev, _)| !doomed.contains(rev))
     }
 
@@ -377,8 +385,7 @@ impl Detached {
         from: Revision,
         to: Option<Revision>,
     ) -> impl Iterator<Item = (Revision, Record)> + '_ {
-        let pending = pending_range(&self.pending, from, to).map(|(rev, rec)| (*rev, rec.clone()));
-        scan_stored(&self.view, from, to).chain(pending)
+        scan_merged(&self.view, &self.pending, from, to)
     }
 }
 
