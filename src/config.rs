@@ -199,7 +199,8 @@ pub enum ConfigError {
     },
 }
 
-fn split_list(s: &str) -> Vec<String> {
+/// Splits a comma-separated flag value, dropping empty items.
+pub fn split_list(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -227,6 +228,46 @@ pub fn url_to_addr(url: &str) -> Result<SocketAddr, ConfigError> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// Parses `--initial-cluster` (`name=url,...`; `None`: this member alone at `advertised`)
+/// and checks that member `name` is in it with exactly the `advertised` peer URLs (etcd's
+/// bootstrap checks, shared by the server and `snapshot restore`).
+pub fn initial_cluster(
+    name: &str,
+    initial: Option<&str>,
+    advertised: &[String],
+) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
+    let initial = initial.map_or_else(
+        || format!("{name}={}", advertised.join(",")),
+        str::to_string,
+    );
+    let mut cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for entry in split_list(&initial) {
+        let (member, url) = entry
+            .split_once('=')
+            .ok_or_else(|| ConfigError::BadInitialCluster(entry.clone()))?;
+        url_to_addr(url)?;
+        cluster
+            .entry(member.to_string())
+            .or_default()
+            .push(url.to_string());
+    }
+    let listed = cluster
+        .get(name)
+        .ok_or_else(|| ConfigError::NameNotInCluster(name.to_string()))?;
+    let mut a = listed.clone();
+    let mut b = advertised.to_vec();
+    a.sort();
+    b.sort();
+    if a != b {
+        return Err(ConfigError::PeerUrlMismatch {
+            name: name.to_string(),
+            listed: listed.clone(),
+            advertised: advertised.to_vec(),
+        });
+    }
+    Ok(cluster)
+}
+
 impl Flags {
     /// Checks the flags and builds the configuration.
     pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
@@ -242,35 +283,11 @@ impl Flags {
             other => return Err(ConfigError::BadClusterState(other.to_string())),
         };
         let advertise_peer_urls = split_list(&self.initial_advertise_peer_urls);
-        let initial = self
-            .initial_cluster
-            .clone()
-            .unwrap_or_else(|| format!("{}={}", self.name, advertise_peer_urls.join(",")));
-        let mut initial_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for entry in split_list(&initial) {
-            let (name, url) = entry
-                .split_once('=')
-                .ok_or_else(|| ConfigError::BadInitialCluster(entry.clone()))?;
-            url_to_addr(url)?;
-            initial_cluster
-                .entry(name.to_string())
-                .or_default()
-                .push(url.to_string());
-        }
-        let listed = initial_cluster
-            .get(&self.name)
-            .ok_or_else(|| ConfigError::NameNotInCluster(self.name.clone()))?;
-        let mut a = listed.clone();
-        let mut b = advertise_peer_urls.clone();
-        a.sort();
-        b.sort();
-        if a != b {
-            return Err(ConfigError::PeerUrlMismatch {
-                name: self.name.clone(),
-                listed: listed.clone(),
-                advertised: advertise_peer_urls,
-            });
-        }
+        let initial_cluster = initial_cluster(
+            &self.name,
+            self.initial_cluster.as_deref(),
+            &advertise_peer_urls,
+        )?;
         let addrs = |s: &str| -> Result<Vec<SocketAddr>, ConfigError> {
             split_list(s).iter().map(|u| url_to_addr(u)).collect()
         };

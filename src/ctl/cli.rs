@@ -183,6 +183,9 @@ pub enum Command {
     Alarm(AlarmCommand),
     /// Defragments the storage of the etcd members with given endpoints
     Defrag,
+    /// Manages etcd node snapshots
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Prints the version of etcdctl
     Version,
 }
@@ -417,4 +420,54 @@ pub enum AlarmCommand {
         #[arg(hide = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+/// `snapshot` subcommands (each takes its file name as the one argument, checked with
+/// etcdctl's messages).
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCommand {
+    /// Stores an etcd node backend snapshot to a given file
+    Save {
+        /// The file to write.
+        #[arg(hide = true)]
+        args: Vec<String>,
+    },
+    /// Gets backend snapshot status of a given file
+    Status {
+        /// The snapshot file.
+        #[arg(hide = true)]
+        args: Vec<String>,
+    },
+    /// Restores an etcd member snapshot to an etcd directory
+    Restore(RestoreArgs),
+}
+
+/// `snapshot restore` flags.
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// The snapshot file.
+    #[arg(hide = true)]
+    pub args: Vec<String>,
+    /// Path to the data directory
+    #[arg(long, default_value = "")]
+    pub data_dir: String,
+    /// Path to the WAL directory (use --data-dir if none given)
+    #[arg(long, default_value = "")]
+    pub wal_dir: String,
+    /// Human-readable name for this member
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Initial cluster configuration for restore bootstrap
+    #[arg(long, default_value = "default=http://localhost:2380")]
+    pub initial_cluster: String,
+    /// Initial cluster token for the etcd cluster during restore bootstrap
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Ignore snapshot integrity hash value (required if copied from data directory)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", action = ArgAction::Set)]
+    pub skip_hash_check: bool,
 }

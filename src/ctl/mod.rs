@@ -9,7 +9,7 @@
 //! error      CtlError with etcdctl's exit codes; gRPC status and cobra parse-error texts
 //! display    -w dispatcher; simple / fields / json / table printers in their own files
 //! gofmt      Go formatting conventions (%q, durations, ParseInt errors, humanize)
-//! kv txn watch lease concurrency cluster maintenance   the commands
+//! kv txn watch lease concurrency cluster maintenance snapshot   the commands
 //! ```
 //! [`main`] parses `std::env::args`, runs the command and returns the process exit code.
 
@@ -38,12 +38,15 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod simple;
+pub mod snapshot;
 pub mod table;
 pub mod txn;
 pub mod watch;
 
 use clap::{CommandFactory, FromArgMatches};
-use cli::{AlarmCommand, Cli, Command, EndpointCommand, LeaseCommand, MemberCommand};
+use cli::{
+    AlarmCommand, Cli, Command, EndpointCommand, LeaseCommand, MemberCommand, SnapshotCommand,
+};
 use conn::Conn;
 use display::Display;
 use error::CtlResult;
@@ -147,6 +150,9 @@ async fn run(ctx: &mut Ctx, command: Command) -> CtlResult {
         Command::Alarm(AlarmCommand::Disarm { args }) => {
             maintenance::alarm_disarm(ctx, &args).await
         }
+        Command::Snapshot(SnapshotCommand::Save { args }) => snapshot::save(ctx, &args).await,
+        Command::Snapshot(SnapshotCommand::Status { args }) => snapshot::status(ctx, &args),
+        Command::Snapshot(SnapshotCommand::Restore(args)) => snapshot::restore(ctx, &args),
         Command::Version => {
             // Same shape as etcdctl's, but it names itself: scripts that parse the API
             // version keep working, and nobody mistakes this for the real etcdctl.

@@ -40,7 +40,7 @@ pub(crate) const DELETE_BATCH: usize = 8;
 pub(crate) const IDLE_DELETE_BATCH: usize = 4 * DELETE_BATCH;
 
 /// Length of an encoded revision key.
-const REVISION_KEY_LEN: usize = 17;
+pub(crate) const REVISION_KEY_LEN: usize = 17;
 
 /// etcd's on-disk revision key.
 pub(crate) fn revision_key(rev: Revision) -> [u8; REVISION_KEY_LEN] {
@@ -51,7 +51,7 @@ pub(crate) fn revision_key(rev: Revision) -> [u8; REVISION_KEY_LEN] {
     out
 }
 
-fn parse_revision_key(key: &[u8]) -> Option<Revision> {
+pub(crate) fn parse_revision_key(key: &[u8]) -> Option<Revision> {
     if key.len() < REVISION_KEY_LEN || key[8] != b'_' {
         return None;
     }

@@ -43,6 +43,7 @@
 //! assert_eq!(r.revision, 2);
 //! ```
 
+mod etcd_form;
 mod history;
 mod index_compaction;
 mod key_index;
@@ -58,8 +59,9 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
+pub use etcd_form::{compaction_from_etcd, compaction_to_etcd, record_from_etcd, record_to_etcd};
 pub use revision::Revision;
-pub use store::{EventPage, PlannedHash, PlannedRange, Store};
+pub use store::{compaction_pair, stored_compaction, EventPage, PlannedHash, PlannedRange, Store};
 #[cfg(test)]
 pub use store::{SnapshotRecord, StoreSnapshot};
 pub use txn::WriteTxn;

@@ -53,7 +53,7 @@ mod checks;
 mod reads;
 #[cfg(test)]
 mod snapshot_form;
-use crate::storage::{Backend, Batch, Bucket, StorageError};
+use crate::storage::{Backend, Batch, Bucket, ReadView, StorageError};
 pub use reads::{EventPage, PlannedHash, PlannedRange};
 #[cfg(test)]
 pub use snapshot_form::{SnapshotRecord, StoreSnapshot};
@@ -142,6 +142,25 @@ impl Default for Store {
     }
 }
 
+/// The compaction point stored in `view` (`-1` if never compacted).
+pub fn stored_compaction(view: &ReadView) -> Result<i64, StorageError> {
+    match view.get(Bucket::Meta, COMPACTED_KEY)? {
+        Some(bytes) => Ok(i64::from_be_bytes(bytes.as_slice().try_into().map_err(
+            |_| StorageError::Corrupt {
+                path: "snap/db".into(),
+                offset: 0,
+                reason: "bad compaction revision".into(),
+            },
+        )?)),
+        None => Ok(NEVER_COMPACTED),
+    }
+}
+
+/// The `meta` pair recording compaction point `compacted`, as [`Store::flush`] writes it.
+pub fn compaction_pair(compacted: i64) -> (Vec<u8>, Vec<u8>) {
+    (COMPACTED_KEY.to_vec(), compacted.to_be_bytes().to_vec())
+}
+
 impl Store {
     /// An empty store at revision 1 (like a fresh etcd), never compacted, held in memory.
     pub fn new() -> Store {
@@ -170,16 +189,7 @@ impl Store {
     pub fn open_with_leases(
         backend: Backend,
     ) -> Result<(Store, BTreeMap<Vec<u8>, i64>), StorageError> {
-        let compacted = match backend.read()?.get(Bucket::Meta, COMPACTED_KEY)? {
-            Some(bytes) => i64::from_be_bytes(bytes.as_slice().try_into().map_err(|_| {
-                StorageError::Corrupt {
-                    path: "snap/db".into(),
-                    offset: 0,
-                    reason: "bad compaction revision".into(),
-                }
-            })?),
-            None => NEVER_COMPACTED,
-        };
+        let compacted = stored_compaction(&backend.read()?)?;
         let mut store = Store::empty(backend.clone());
         let mut newest = 1;
         let mut leased = BTreeMap::new();
@@ -240,11 +250,8 @@ impl Store {
         durable: bool,
         delete_limit: usize,
     ) -> Result<(), StorageError> {
-        batch.put(
-            Bucket::Meta,
-            COMPACTED_KEY.to_vec(),
-            self.compacted.to_be_bytes().to_vec(),
-        );
+        let (key, value) = compaction_pair(self.compacted);
+        batch.put(Bucket::Meta, key, value);
         self.step_compaction();
         let freed = self.history.flush(batch, durable, delete_limit)?;
         self.bytes = self.bytes.saturating_sub(freed);

@@ -54,7 +54,7 @@ fn be_i64(bytes: &[u8], what: &str) -> Result<i64, StorageError> {
 }
 
 /// The consistent index stored in `view`.
-fn consistent_index(view: &ReadView) -> Result<u64, StorageError> {
+pub fn consistent_index(view: &ReadView) -> Result<u64, StorageError> {
     Ok(match view.get(Bucket::Meta, CONSISTENT_INDEX)? {
         Some(b) => be_i64(&b, "consistent index")? as u64,
         None => 0,
@@ -90,29 +90,18 @@ impl SnapshotImage for BackendImage {
 pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
     let view = backend.read()?;
     let consistent_index = consistent_index(&view)?;
-    let membership = match view.get(Bucket::Members, MEMBERS)? {
-        Some(b) => Some(
-            bincode::serde::decode_from_slice(&b, bincode::config::standard())
-                .map_err(|e| corrupt(format!("member table: {e}")))?
-                .0,
-        ),
-        None => None,
-    };
+    let membership = membership_in(&view)?;
     let mut leases = Lessor::default();
     for item in view.range(Bucket::Lease, &[], None)? {
         let (id, ttl) = item?;
+        let (id, ttl) = lease_of_pair(&id, &ttl)?;
         // Ids are unique keys, so a grant cannot collide.
-        let _ = leases.grant(be_i64(&id, "lease id")?, be_i64(&ttl, "lease ttl")?);
+        let _ = leases.grant(id, ttl);
     }
     let mut raised = Vec::new();
     for item in view.range(Bucket::Alarm, &[], None)? {
         let (key, _) = item?;
-        if key.len() != 12 {
-            return Err(corrupt(format!("alarm key of {} bytes", key.len())));
-        }
-        let member = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
-        let alarm = i32::from_be_bytes(key[8..].try_into().expect("4 bytes"));
-        raised.push((member, alarm));
+        raised.push(alarm_of_key(&key)?);
     }
     drop(view);
     let (store, leased) = Store::open_with_leases(backend)?;
@@ -128,22 +117,60 @@ pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
     })
 }
 
+/// The member table stored in `view`, if one was ever stored.
+pub fn membership_in(view: &ReadView) -> Result<Option<Membership>, StorageError> {
+    match view.get(Bucket::Members, MEMBERS)? {
+        Some(b) => Ok(Some(
+            bincode::serde::decode_from_slice(&b, bincode::config::standard())
+                .map_err(|e| corrupt(format!("member table: {e}")))?
+                .0,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The lease id and TTL of a `lease` pair.
+pub fn lease_of_pair(key: &[u8], value: &[u8]) -> Result<(i64, i64), StorageError> {
+    Ok((be_i64(key, "lease id")?, be_i64(value, "lease ttl")?))
+}
+
+/// The `lease` pair of a lease.
+pub fn lease_pair(id: i64, ttl: i64) -> (Vec<u8>, Vec<u8>) {
+    (id.to_be_bytes().to_vec(), ttl.to_be_bytes().to_vec())
+}
+
+/// The member id and alarm type of an `alarm` key.
+pub fn alarm_of_key(key: &[u8]) -> Result<(u64, i32), StorageError> {
+    if key.len() != 12 {
+        return Err(corrupt(format!("alarm key of {} bytes", key.len())));
+    }
+    let member = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+    let alarm = i32::from_be_bytes(key[8..].try_into().expect("4 bytes"));
+    Ok((member, alarm))
+}
+
+/// The `meta` pair of a consistent index.
+pub fn consistent_index_pair(index: u64) -> (Vec<u8>, Vec<u8>) {
+    (CONSISTENT_INDEX.to_vec(), index.to_be_bytes().to_vec())
+}
+
+/// The `members` pair of a member table.
+pub fn membership_pair(membership: &Membership) -> (Vec<u8>, Vec<u8>) {
+    let bytes = bincode::serde::encode_to_vec(membership, bincode::config::standard())
+        .expect("a member table always encodes");
+    (MEMBERS.to_vec(), bytes)
+}
+
 /// Records the consistent index in `batch`.
 pub fn put_consistent_index(batch: &mut Batch, index: u64) {
-    batch.put(
-        Bucket::Meta,
-        CONSISTENT_INDEX.to_vec(),
-        index.to_be_bytes().to_vec(),
-    );
+    let (key, value) = consistent_index_pair(index);
+    batch.put(Bucket::Meta, key, value);
 }
 
 /// Records a granted lease in `batch`.
 pub fn put_lease(batch: &mut Batch, id: i64, ttl: i64) {
-    batch.put(
-        Bucket::Lease,
-        id.to_be_bytes().to_vec(),
-        ttl.to_be_bytes().to_vec(),
-    );
+    let (key, value) = lease_pair(id, ttl);
+    batch.put(Bucket::Lease, key, value);
 }
 
 /// Records a revoked lease in `batch`.
@@ -153,13 +180,12 @@ pub fn delete_lease(batch: &mut Batch, id: i64) {
 
 /// Records the member table in `batch`.
 pub fn put_membership(batch: &mut Batch, membership: &Membership) {
-    match bincode::serde::encode_to_vec(membership, bincode::config::standard()) {
-        Ok(bytes) => batch.put(Bucket::Members, MEMBERS.to_vec(), bytes),
-        Err(e) => tracing::error!(error = %e, "member table encoding failed"),
-    }
+    let (key, value) = membership_pair(membership);
+    batch.put(Bucket::Members, key, value);
 }
 
-fn alarm_key(member: u64, alarm: i32) -> Vec<u8> {
+/// The `alarm` key of a raised alarm.
+pub fn alarm_key(member: u64, alarm: i32) -> Vec<u8> {
     let mut key = member.to_be_bytes().to_vec();
     key.extend_from_slice(&alarm.to_be_bytes());
     key

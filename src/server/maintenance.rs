@@ -1,22 +1,25 @@
 //! The `etcdserverpb.Maintenance` service: Status, Hash, HashKV, Alarm (GET reads the
 //! replicated alarm set; ACTIVATE and DEACTIVATE go through raft, see [`super::alarm`]) and
 //! MoveLeader, and Defragment (the backend compacted in place while apply and reads wait, as
-//! etcd's defragmentation blocks its member). Snapshot and Downgrade answer `Unimplemented`
-//! until they exist.
+//! etcd's defragmentation blocks its member), Snapshot (an etcd-format file streamed from one
+//! backend read view, see [`super::snapshot`]). Downgrade answers `Unimplemented`.
 
 use super::apply::Applied;
 use super::core::{ServerCore, ETCD_API_VERSION};
 use super::error::RequestError;
+use super::snapshot::{self, export::EtcdExport, HashedChunks};
 use crate::mvcc::PlannedHash;
 use crate::pb::detcdpb::internal_request::Request as Internal;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::pb::etcdserverpb::ResponseHeader;
 use crate::pb::etcdserverpb::{alarm_request::AlarmAction, AlarmMember, AlarmType};
 use crate::pb::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
     DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
     MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
-use futures::stream::BoxStream;
+use crate::storage::bolt::write::BoltWriter;
+use futures::stream::{BoxStream, StreamExt as _};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -39,6 +42,78 @@ impl MaintenanceService {
         let planned = store.plan_hash_kv(revision).map_err(RequestError::from)?;
         Ok((planned, store.current_revision()))
     }
+
+    /// A view of the backend once it reflects every entry applied when this was called (the
+    /// apply task commits its batches within a few milliseconds).
+    async fn settled_export(&self) -> Result<EtcdExport, Status> {
+        let applied = self.core.state.applied_index();
+        let deadline = tokio::time::Instant::now() + self.core.request_timeout;
+        loop {
+            let export = EtcdExport::open(&self.core.state).map_err(internal)?;
+            if export.consistent_index().map_err(internal)? >= applied {
+                return Ok(export);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RequestError::Timeout.into());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+fn internal(e: crate::storage::StorageError) -> Status {
+    RequestError::Internal(format!("snapshot: {e}")).into()
+}
+
+/// The chunks of a snapshot of `export`: planned and written on a thread of their own in
+/// production (reading a large backend takes a while), in place in simulation.
+fn snapshot_stream(
+    export: EtcdExport,
+    header: ResponseHeader,
+) -> BoxStream<'static, Result<SnapshotResponse, Status>> {
+    let make = move || -> Result<_, crate::storage::StorageError> {
+        let writer = BoltWriter::new(export, snapshot::CHUNK_BYTES)?;
+        let bytes = writer.file_bytes();
+        tracing::info!(bytes, "sending a snapshot");
+        Ok(HashedChunks::new(writer, bytes))
+    };
+    let responses = move || {
+        let mut header = Some(header);
+        let chunks: Box<dyn Iterator<Item = _> + Send> = match make() {
+            Ok(chunks) => Box::new(chunks),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        chunks.map(move |item| match item {
+            Ok((blob, remaining_bytes)) => Ok(SnapshotResponse {
+                header: header.take(),
+                remaining_bytes,
+                blob: blob.into(),
+            }),
+            Err(e) => Err(internal(e)),
+        })
+    };
+    #[cfg(not(madsim))]
+    {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                for item in responses() {
+                    if tx.blocking_send(item).is_err() {
+                        break;
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => tokio_stream::wrappers::ReceiverStream::new(rx).boxed(),
+            Err(e) => {
+                let e = RequestError::Internal(format!("snapshot thread: {e}"));
+                futures::stream::once(async move { Err(e.into()) }).boxed()
+            }
+        }
+    }
+    #[cfg(madsim)]
+    futures::stream::iter(responses()).boxed()
 }
 
 #[tonic::async_trait]
@@ -149,7 +224,9 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(RequestError::Unimplemented("Snapshot").into())
+        let export = self.settled_export().await?;
+        let header = self.core.header(self.core.state.store().current_revision());
+        Ok(Response::new(snapshot_stream(export, header)))
     }
 
     async fn move_leader(

@@ -23,6 +23,7 @@ pub mod maintenance;
 pub mod membership;
 pub mod range;
 pub mod recipe;
+pub mod snapshot;
 pub mod txn;
 pub mod unserved;
 pub mod validate;
@@ -54,9 +55,9 @@ use std::time::Duration;
 /// Extra bytes a gRPC request may carry beyond `--max-request-bytes` (etcd's allowance).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 /// The backend file inside the member directory (etcd's path).
-const BACKEND_FILE: &str = "snap/db";
+pub(crate) const BACKEND_FILE: &str = "snap/db";
 /// Upper bound of the backend's page cache (the OS page cache holds more of the file).
-const BACKEND_CACHE_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const BACKEND_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a member could not start.
 #[derive(Debug, thiserror::Error)]

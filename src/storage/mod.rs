@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use crate::io::DiskError;
 
 pub mod backend;
+pub mod bolt;
 pub mod dump;
 pub mod record;
 pub mod snapshot;
