@@ -99,7 +99,12 @@ pub async fn save(ctx: &mut Ctx, args: &[String]) -> CtlResult {
         file.sync().map_err(|e| e.to_string())?;
         Ok::<u64, String>(size)
     };
-    let size = match tokio::time::timeout_at(deadline, fetch).await {
+    let size = match tokio::time::timeout(
+        deadline.saturating_duration_since(tokio::time::Instant::now()),
+        fetch,
+    )
+    .await
+    {
         Ok(Ok(size)) => size,
         Ok(Err(e)) => return Err(CtlError::Interrupted(e)),
         Err(_) => return Err(CtlError::Interrupted("context deadline exceeded".into())),
