@@ -5,53 +5,8 @@
 #![cfg(not(madsim))]
 
 mod common;
-use common::etcdctl_stdin;
-use std::process::{Child, Stdio};
+use common::{etcd_binary, etcdctl_stdin, Single};
 use std::time::Duration;
-
-fn etcd_binary() -> String {
-    std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".to_string())
-}
-
-struct Server {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(binary: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let (c, p) = (common::free_port(), common::free_port());
-    let child = common::member_command(
-        binary,
-        "default",
-        &dir.path().join("data"),
-        (c, p),
-        &format!("default=http://127.0.0.1:{p}"),
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap_or_else(|e| panic!("cannot start {binary} ({e}); scripts/setup.sh installs etcd"));
-    let endpoint = format!("127.0.0.1:{c}");
-    common::wait_until(Duration::from_secs(30), || {
-        common::etcdctl(&endpoint, &["endpoint", "health"])
-            .status
-            .success()
-    });
-    Server {
-        child,
-        endpoint,
-        _dir: dir,
-    }
-}
 
 /// Output with ids, terms and client-side retry noise blanked.
 fn normalize(text: &str) -> String {
@@ -164,8 +119,8 @@ const SCRIPT: &[Step] = &[
 
 #[test]
 fn etcdctl_sees_the_same_thing_from_etcd_and_detcd() {
-    let etcd = start(&etcd_binary());
-    let detcd = start(env!("CARGO_BIN_EXE_detcd"));
+    let etcd = Single::start(&etcd_binary());
+    let detcd = Single::start(env!("CARGO_BIN_EXE_detcd"));
     let mut mismatches = Vec::new();
     for (args, input) in SCRIPT {
         let a = etcdctl_stdin(&etcd.endpoint, args, *input);
@@ -243,8 +198,8 @@ async fn oversized_put(endpoint: &str, value_len: usize) -> (tonic::Code, String
 
 #[tokio::test]
 async fn oversized_requests_get_etcds_codes_and_messages() {
-    let etcd = start(&etcd_binary());
-    let detcd = start(env!("CARGO_BIN_EXE_detcd"));
+    let etcd = Single::start(&etcd_binary());
+    let detcd = Single::start(env!("CARGO_BIN_EXE_detcd"));
     // Over --max-request-bytes (1.5 MiB) but under the gRPC limit (+ 512 KiB); then over both.
     for len in [1_700_000, 2_090_000, 3_000_000] {
         let (want, got) = (

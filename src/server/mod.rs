@@ -83,6 +83,18 @@ pub enum StartError {
         /// The newest snapshot's index.
         snapshot: u64,
     },
+    /// The data dir's member table is not the one `--initial-cluster` describes (a data dir
+    /// restored for other flags).
+    #[error(
+        "the data dir's member table {stored:?} does not match --initial-cluster \
+         (members {flags:?}): start the member with the flags its data dir was restored with"
+    )]
+    MemberTableMismatch {
+        /// Member ids in the data dir.
+        stored: Vec<String>,
+        /// Member ids from the flags.
+        flags: Vec<String>,
+    },
     /// A peer URL is malformed.
     #[error("bad peer URL: {0}")]
     PeerUrl(#[from] tonic::transport::Error),
@@ -130,6 +142,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         consistent_index = loaded.consistent_index,
         "rebuilt the key index"
     );
+    if let Some(stored) = &loaded.membership {
+        // A restored data dir holds the member table it was restored for; a fresh raft log
+        // bootstraps from the flags, so both must name the same members.
+        let fresh = recovered.is_empty();
+        if !stored.members.contains_key(&me) || (fresh && stored.ids() != bootstrap.ids()) {
+            return Err(StartError::MemberTableMismatch {
+                stored: stored.ids().iter().map(|id| format!("{id:x}")).collect(),
+                flags: bootstrap.ids().iter().map(|id| format!("{id:x}")).collect(),
+            });
+        }
+    }
     let state = Arc::new(ReplicatedState::from_loaded(loaded, bootstrap.clone()));
     let machine = EtcdStateMachine::new(state.clone());
     let mut storage = RaftStorage::new_cluster(bootstrap.ids());

@@ -280,6 +280,65 @@ impl Drop for Cluster {
     }
 }
 
+/// The etcd binary to compare with (`ETCD_BIN` overrides `etcd`).
+pub fn etcd_binary() -> String {
+    std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".to_string())
+}
+
+/// A single-member server (detcd, or etcd itself) on fresh ports, killed on drop.
+pub struct Single {
+    child: Child,
+    /// Its client endpoint.
+    pub endpoint: String,
+    /// Its peer port.
+    pub peer_port: u16,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Single {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Single {
+    /// Starts `binary` as member `default` with a fresh data dir, and waits until it is healthy.
+    pub fn start(binary: &str) -> Single {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Single::start_in(binary, &dir.path().join("data"), free_port());
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts `binary` as member `default` on `data_dir` (kept by the caller), with its peer URL
+    /// on `peer_port`.
+    pub fn start_in(binary: &str, data_dir: &std::path::Path, peer_port: u16) -> Single {
+        let client_port = free_port();
+        let child = member_command(
+            binary,
+            "default",
+            data_dir,
+            (client_port, peer_port),
+            &format!("default=http://127.0.0.1:{peer_port}"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {binary} ({e}); scripts/setup.sh installs etcd"));
+        let endpoint = format!("127.0.0.1:{client_port}");
+        wait_until(Duration::from_secs(30), || {
+            etcdctl(&endpoint, &["endpoint", "health"]).status.success()
+        });
+        Single {
+            child,
+            endpoint,
+            peer_port,
+            _dir: None,
+        }
+    }
+}
+
 /// An etcd-style server command (detcd or etcd itself) for one member on localhost.
 pub fn member_command(
     binary: &str,
