@@ -53,11 +53,14 @@ pub enum Bug {
     /// A watcher catching up in pages resumes one revision past where its last page stopped,
     /// skipping the events of that revision.
     WatchPageSkipsRevision,
+    /// An etcd-format snapshot (`Maintenance.Snapshot`) leaves out the tombstones of the key
+    /// history, so a key deleted after its last put is alive in the snapshot.
+    SnapshotDropsTombstones,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -74,6 +77,7 @@ impl Bug {
         Bug::SnapshotDropsRecord,
         Bug::SnapshotPastDurable,
         Bug::WatchPageSkipsRevision,
+        Bug::SnapshotDropsTombstones,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -95,6 +99,7 @@ impl Bug {
             Bug::SnapshotDropsRecord => "snapshot-drops-record",
             Bug::SnapshotPastDurable => "snapshot-past-durable",
             Bug::WatchPageSkipsRevision => "watch-page-skips-revision",
+            Bug::SnapshotDropsTombstones => "snapshot-drops-tombstones",
         }
     }
 

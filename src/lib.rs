@@ -4,7 +4,8 @@
 //!
 //! Layers (arrows point down, never up):
 //! ```text
-//! server   gRPC services, validation, etcd error texts, the replicated state machine
+//! server   gRPC services, validation, etcd error texts, the replicated state machine,
+//!          etcd-format snapshots (the backend as etcd's buckets, restore into a data dir)
 //!   ↓
 //! raft     the RawNode task, the apply task that owns the state machine (committed
 //!          entries, proposal results, confirmed reads), WAL/snapshot persistence, peer
@@ -15,12 +16,14 @@
 //!   ↓
 //! storage  WAL segments and snapshot files (records, CRCs, torn-tail recovery), the paged
 //!          backend (redb) holding history, leases, members and the consistent index, and
-//!          backend dumps (a whole backend as one checksummed chunk stream)
+//!          backend dumps (a whole backend as one checksummed chunk stream), and bbolt's
+//!          file format (etcd's), written and read page by page
 //!   ↓
 //! io       the only module that touches files (std in production, a crash-modelling
 //!          in-memory disk in simulation)
 //! ```
-//! `pb` holds the generated protobuf code; `config` parses etcd's flags.
+//! `pb` holds the generated protobuf code; `config` parses etcd's flags; `ctl` is detcdctl (a
+//! client of the server's API; its `snapshot status | restore` call the server layer's reader).
 
 pub mod config;
 pub mod ctl;

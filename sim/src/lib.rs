@@ -11,6 +11,7 @@
 compile_error!("detcd-sim only means something in a simulator build: use scripts/sim.sh or RUSTFLAGS=\"--cfg madsim\"");
 
 mod absence;
+mod backups;
 pub mod checkers;
 pub mod cluster;
 pub mod compaction;

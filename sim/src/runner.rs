@@ -3,6 +3,7 @@
 //! (liveness phase), read every key, and run every checker. The verdict carries a hash of the
 //! whole trace so a replay can be compared bit for bit.
 
+use crate::backups;
 use crate::checkers::{
     availability, convergence, coordination as coordination_checks, served_revision, watch,
 };
@@ -226,6 +227,20 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         let (stop, count) = (operator_stop.clone(), disarmed.clone());
         node.spawn(quota_operator::operate(client, members, stop, count));
     }
+    let backup_failures = Arc::new(Mutex::new(Vec::new()));
+    {
+        let node = handle
+            .create_node()
+            .name("backups")
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 7, 1)))
+            .build();
+        let (history, stop, found) = (
+            history.clone(),
+            operator_stop.clone(),
+            backup_failures.clone(),
+        );
+        node.spawn(backups::take_backups(members, history, start, stop, found));
+    }
     let mut watch_logs: Vec<SharedWatchLog> = Vec::new();
     let mut watch_nodes = Vec::new();
     for w in 0..2u8 {
@@ -327,6 +342,7 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             disarmed.load(Ordering::Relaxed)
         ));
     }
+    failures.extend(backup_failures.lock().expect("backup failures").drain(..));
     let history = history.lock().expect("history lock").clone();
     let coordination_log: SharedCoordinationLog = Arc::new(Mutex::new(CoordinationLog::default()));
     let coordination_end = tokio::time::Instant::now() + options.chaos / 2;

@@ -204,3 +204,13 @@ fn snapshot_point_past_the_durable_backend_is_caught() {
         Duration::from_secs(20),
     );
 }
+
+#[test]
+fn a_snapshot_without_its_tombstones_is_caught() {
+    assert_caught_within(
+        Bug::SnapshotDropsTombstones,
+        Some("linearizability"),
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
+}

@@ -9,6 +9,8 @@
 //!   ([`Backend`]).
 //! * `dump`: a backend's whole content as one checksummed stream of chunks, for raft
 //!   snapshots sent to other members.
+//! * `bolt`: bbolt's file format (etcd's backend and snapshot files), written from sorted
+//!   buckets as a chunk stream and read page by page.
 //!
 //! Invariants: all file access goes through [`crate::io::Disk`]; every
 //! on-disk structure is covered by a CRC32 (IEEE, `crc32fast`) and every
