@@ -62,6 +62,12 @@ fn contents(ep: &str) -> Vec<String> {
     ]
 }
 
+/// `endpoint hashkv`'s hash of one endpoint.
+fn hashkv(ep: &str) -> String {
+    let out = ok(ep, &["endpoint", "hashkv"]);
+    out.trim().rsplit(", ").next().expect("hash").to_string()
+}
+
 fn restore_args<'a>(file: &'a str, dir: &'a str, peer: &'a str, cluster: &'a str) -> Vec<&'a str> {
     vec![
         "snapshot",
@@ -126,6 +132,7 @@ fn etcd_snapshot_restores_into_three_detcd_members() {
     let file = file.to_str().unwrap();
     ok(&etcd.endpoint, &["snapshot", "save", file]);
     let real_status = ok(&etcd.endpoint, &["snapshot", "status", file]);
+    let etcd_hashkv = hashkv(&etcd.endpoint);
     assert_eq!(
         stdout(&detcdctl(&etcd.endpoint, &["snapshot", "status", file])),
         real_status
@@ -174,6 +181,8 @@ fn etcd_snapshot_restores_into_three_detcd_members() {
             etcdctl(&ep, &["endpoint", "health"]).status.success()
         });
         assert_eq!(contents(&ep), before, "member {i}");
+        // HashKV is etcd's: the same history hashes the same on etcd and on detcd.
+        assert_eq!(hashkv(&ep), etcd_hashkv, "member {i}");
     }
     // The restored cluster replicates new writes.
     ok(&c.endpoint(0), &["put", "after-restore", "1"]);

@@ -10,8 +10,9 @@
 
 use prost::Message as _;
 
-use super::history::{parse_revision_key, revision_key, REVISION_KEY_LEN};
+use super::history::{parse_revision_key, revision_key, stored_kv, REVISION_KEY_LEN};
 use super::revision::Revision;
+use super::store::Record;
 use crate::pb::mvccpb;
 use crate::storage::backend::Pair;
 
@@ -40,6 +41,21 @@ pub fn record_to_etcd(key: &[u8], value: &[u8]) -> Result<Pair, String> {
         }
         _ => Err(format!("bad record at {key:?}")),
     }
+}
+
+/// The pair etcd's `key` bucket holds for the record at `rev`.
+pub(crate) fn etcd_record(rev: Revision, rec: &Record) -> Pair {
+    let mut key = revision_key(rev).to_vec();
+    let kv = if rec.tombstone {
+        key.push(TOMBSTONE_MARK);
+        mvccpb::KeyValue {
+            key: bytes::Bytes::copy_from_slice(&rec.key),
+            ..Default::default()
+        }
+    } else {
+        stored_kv(rev, rec)
+    };
+    (key, kv.encode_to_vec())
 }
 
 /// A pair of etcd's `key` bucket as detcd stores it.

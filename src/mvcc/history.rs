@@ -60,15 +60,20 @@ pub(crate) fn parse_revision_key(key: &[u8]) -> Option<Revision> {
     Some(Revision::new(main, sub))
 }
 
-fn encode(rev: Revision, rec: &Record) -> Vec<u8> {
-    let kv = mvccpb::KeyValue {
+/// The `mvccpb.KeyValue` a record at `rev` is stored as (after detcd's flag byte).
+pub(crate) fn stored_kv(rev: Revision, rec: &Record) -> mvccpb::KeyValue {
+    mvccpb::KeyValue {
         key: bytes::Bytes::copy_from_slice(&rec.key),
         create_revision: rec.create_revision,
         mod_revision: rev.main,
         version: rec.version,
         value: bytes::Bytes::copy_from_slice(&rec.value),
         lease: rec.lease,
-    };
+    }
+}
+
+fn encode(rev: Revision, rec: &Record) -> Vec<u8> {
+    let kv = stored_kv(rev, rec);
     let mut out = Vec::with_capacity(1 + kv.encoded_len());
     out.push(u8::from(rec.tombstone));
     kv.encode(&mut out).expect("a Vec grows as needed");

@@ -108,19 +108,6 @@ impl Record {
             lease: self.lease,
         }
     }
-
-    /// Feed a fixed, length-prefixed encoding of `(rev, record)` to `h`.
-    fn hash_into(&self, rev: Revision, h: &mut crc32fast::Hasher) {
-        h.update(&rev.to_bytes());
-        h.update(&[u8::from(self.tombstone)]);
-        h.update(&(self.key.len() as u64).to_be_bytes());
-        h.update(&self.key);
-        h.update(&(self.value.len() as u64).to_be_bytes());
-        h.update(&self.value);
-        h.update(&self.create_revision.to_be_bytes());
-        h.update(&self.version.to_be_bytes());
-        h.update(&self.lease.to_be_bytes());
-    }
 }
 
 /// The MVCC key-value store. See the module docs for layout and invariants.

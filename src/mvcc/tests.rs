@@ -392,15 +392,26 @@ fn hash_is_deterministic_and_history_sensitive() {
     assert_ne!(w.hash_kv(0), x.hash_kv(0));
     // Tombstones count: deleting changes the hash at the delete revision.
     assert_ne!(x.hash_kv(4).unwrap(), x.hash_kv(3).unwrap());
-    // After compaction: (compacted, rev] only, and the compaction point is
-    // reported; rev == compacted is allowed.
+    // After compaction: the records compaction keeps and those above it, and the compaction
+    // point is reported; rev == compacted is allowed.
     let mut c = build("3");
+    let before = c.hash_kv(4).unwrap().0;
     c.compact(3).unwrap();
-    assert_eq!(c.hash_kv(2), Err(MvccError::Compacted));
-    let (h, rev) = c.hash_kv(3).unwrap();
-    assert_eq!((h, rev), (crc32fast::Hasher::new().finalize(), 3));
+    // etcd refuses the compaction revision itself.
+    assert_eq!(c.hash_kv(3), Err(MvccError::Compacted));
+    let (h, rev) = c.hash_kv(4).unwrap();
+    // a's put at 2 lies below the compaction point and is not what a compaction at 4 keeps
+    // (a is deleted at 4): no longer hashed. Two members compacted alike agree.
+    assert_ne!((h, rev), (before, 3));
+    let mut c2 = build("3");
+    c2.compact(3).unwrap();
+    assert_eq!(c2.hash_kv(4).unwrap(), (h, 3));
+    let mut d = build("3");
+    let before = d.hash_kv(5).unwrap().0;
+    d.compact(4).unwrap();
+    // a's put and tombstone are gone: they are no longer hashed.
+    assert_ne!(d.hash_kv(5).unwrap(), (before, 4));
     assert_eq!(c.hash_kv(0).unwrap().1, 3);
-    assert_ne!(c.hash_kv(0).unwrap().0, x.hash_kv(0).unwrap().0);
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! The `etcdserverpb.Maintenance` service: Status, Hash, HashKV, Alarm (GET reads the
+//! The `etcdserverpb.Maintenance` service: Status, Hash and HashKV (etcd's definitions: a CRC-32C
+//! of the backend in etcd's form, and of the retained key history), Alarm (GET reads the
 //! replicated alarm set; ACTIVATE and DEACTIVATE go through raft, see [`super::alarm`]) and
 //! MoveLeader, and Defragment (the backend compacted in place while apply and reads wait, as
 //! etcd's defragmentation blocks its member), Snapshot (an etcd-format file streamed from one
@@ -197,8 +198,12 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        let (planned, revision) = self.plan_hash(0)?;
-        let (hash, _) = planned.compute();
+        let export = EtcdExport::open(&self.core.state).map_err(internal)?;
+        let revision = self.core.state.store().current_revision();
+        let hash = snapshot::off_task(move || snapshot::export::hash(&export))
+            .await
+            .map_err(|e| RequestError::Internal(format!("hash: {e}")))?
+            .map_err(internal)?;
         Ok(Response::new(HashResponse {
             header: Some(self.core.header(revision)),
             hash,
@@ -210,7 +215,9 @@ impl Maintenance for MaintenanceService {
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
         let (planned, revision) = self.plan_hash(request.into_inner().revision)?;
-        let (hash, compact_revision) = planned.compute();
+        let (hash, compact_revision) = snapshot::off_task(move || planned.compute())
+            .await
+            .map_err(|e| RequestError::Internal(format!("hash: {e}")))?;
         Ok(Response::new(HashKvResponse {
             header: Some(self.core.header(revision)),
             hash,

@@ -12,9 +12,13 @@
 //!
 //! Invariant behind the detached reads: a planned revision was referenced by the key index
 //! when planned (or lies above the compaction point), so compaction had not doomed it, and the
-//! view keeps it readable whatever compaction deletes afterwards.
+//! view keeps it readable whatever compaction deletes afterwards. (A HashKV scans the view from
+//! the first revision and hashes only such revisions, skipping the doomed records still in it.)
+
+use std::collections::BTreeSet;
 
 use super::{Record, Store};
+use crate::mvcc::etcd_form::etcd_record;
 use crate::mvcc::history::Detached;
 use crate::mvcc::key_range::KeyRange;
 use crate::mvcc::revision::Revision;
@@ -46,22 +50,28 @@ impl PlannedRange {
 
 /// A HashKV planned under the store's lock, computed after it is released.
 pub struct PlannedHash {
-    /// Revisions `[from, to)` to hash; `None` when there is nothing above the compaction point.
-    span: Option<(Revision, Revision)>,
+    /// Revisions below `to` are hashed: those above `compacted`, and of those at or below it
+    /// the ones in `below`.
+    to: Revision,
     compacted: i64,
-    records: Option<Detached>,
+    below: BTreeSet<Revision>,
+    records: Detached,
 }
 
 impl PlannedHash {
-    /// The hash and the compaction revision it was computed against.
+    /// The hash and the compaction revision it was computed against: etcd's definition, the
+    /// CRC-32C of `key` followed by the records up to the revision, in etcd's stored form (see
+    /// [`crate::mvcc::record_to_etcd`]) and revision order.
     pub fn compute(self) -> (u32, i64) {
-        let mut h = crc32fast::Hasher::new();
-        if let (Some((from, to)), Some(records)) = (self.span, &self.records) {
-            for (rev, rec) in records.scan(from, Some(to)) {
-                rec.hash_into(rev, &mut h);
+        let mut crc = crc32c::crc32c(b"key");
+        for (rev, rec) in self.records.scan(Revision::new(0, 0), Some(self.to)) {
+            if rev.main > self.compacted || self.below.contains(&rev) {
+                let (k, v) = etcd_record(rev, &rec);
+                crc = crc32c::crc32c_append(crc, &k);
+                crc = crc32c::crc32c_append(crc, &v);
             }
         }
-        (h.finalize(), self.compacted)
+        (crc, self.compacted)
     }
 }
 
@@ -141,30 +151,51 @@ impl Store {
         })
     }
 
-    /// crc32 over every record with revision in `(compacted, rev]` (tombstones included), in
-    /// revision order; `rev` 0 = current. Returns the hash and the compaction revision it was
-    /// computed against.
+    /// etcd's HashKV at `rev` (0 = current; at or below the compaction point: compacted).
+    /// Returns the hash and the compaction revision it was computed against.
     pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64), MvccError> {
         Ok(self.plan_hash_kv(rev)?.compute())
     }
 
-    /// Plans [`Store::hash_kv`]: everything but reading the records.
+    /// Plans [`Store::hash_kv`]: everything but reading the records. Which records at or
+    /// below the compaction point count follows etcd 3.4 exactly: those a compaction at the
+    /// hash revision would keep (each key's newest put at or below it, unless deleted since);
+    /// if that set is empty, every record compaction retained.
     pub fn plan_hash_kv(&self, rev: i64) -> Result<PlannedHash, MvccError> {
+        if rev > 0 && rev <= self.compacted {
+            return Err(MvccError::Compacted);
+        }
         let rev = self.resolve_read_rev(rev)?;
-        let (span, records) = if rev > self.compacted {
-            let from = Revision::first_of(self.compacted.saturating_add(1));
-            let to = Revision::first_of(rev.saturating_add(1));
-            (
-                Some((from, to)),
-                Some(self.history.detach_scan(from, Some(to))),
-            )
-        } else {
-            (None, None)
+        // What a compaction at `at` keeps, at or below the compaction point; and whether it
+        // keeps anything at all at or below `at`.
+        let kept_at = |at: i64| {
+            let (mut kept, mut any) = (BTreeSet::new(), false);
+            for ki in self.index.values() {
+                let mut ki = ki.clone();
+                ki.compact(at, &mut Vec::new());
+                for r in ki.revisions_since(Revision::new(0, 0)) {
+                    if r.main > at {
+                        break;
+                    }
+                    any = true;
+                    if r.main <= self.compacted {
+                        kept.insert(r);
+                    }
+                }
+            }
+            (kept, any)
         };
+        let mut below = BTreeSet::new();
+        if self.compacted >= 0 {
+            let (kept, any) = kept_at(rev);
+            below = if any { kept } else { kept_at(self.compacted).0 };
+        }
+        let to = Revision::first_of(rev.saturating_add(1));
         Ok(PlannedHash {
-            span,
+            to,
             compacted: self.compacted,
-            records,
+            below,
+            records: self.history.detach_scan(Revision::new(0, 0), Some(to)),
         })
     }
 

@@ -151,6 +151,25 @@ impl EtcdExport {
     }
 }
 
+/// etcd's `Maintenance.Hash` of the view: the CRC-32C of every bucket name and every pair, in
+/// file order, except the consistent index (which differs between members holding the same
+/// data).
+pub fn hash(export: &EtcdExport) -> Result<u32, StorageError> {
+    let mut crc = 0;
+    for (i, name) in export.names().iter().enumerate() {
+        crc = crc32c::crc32c_append(crc, name);
+        for pair in export.pairs(i)? {
+            let (k, v) = pair?;
+            if name == b"meta" && k == b"consistent_index" {
+                continue;
+            }
+            crc = crc32c::crc32c_append(crc, &k);
+            crc = crc32c::crc32c_append(crc, &v);
+        }
+    }
+    Ok(crc)
+}
+
 fn corrupt(reason: String) -> StorageError {
     StorageError::Corrupt {
         path: "snap/db".into(),

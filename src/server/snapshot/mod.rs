@@ -22,6 +22,27 @@ pub const CHUNK_BYTES: usize = 32 * 1024;
 /// Bytes of the SHA-256 trailer.
 pub const HASH_BYTES: usize = 32;
 
+/// Runs `f` (a long read of the backend) on a thread of its own in production, so it does not
+/// hold up a runtime worker; in place in simulation (madsim has no threads). Fails only if no
+/// thread can be started.
+pub async fn off_task<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    #[cfg(not(madsim))]
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("backend-read".into())
+            .spawn(move || {
+                let _ = tx.send(f());
+            })?;
+        rx.await
+            .map_err(|_| std::io::Error::other("the backend reader panicked"))
+    }
+    #[cfg(madsim)]
+    Ok(f())
+}
+
 /// etcd's `leasepb.Lease`: a lease as etcd's `lease` bucket stores it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredLease {
