@@ -173,7 +173,7 @@ pub fn restore(_ctx: &mut Ctx, a: &RestoreArgs) -> CtlResult {
             .str("snap-dir", &member.join("snap").display().to_string())
     };
     log(dirs(info("restoring snapshot")));
-    let status = restore::restore(Path::new(path), &data_dir, &membership, a.skip_hash_check)
+    let revision = restore::restore(Path::new(path), &data_dir, &membership, a.skip_hash_check)
         .map_err(failed)?;
     for m in membership.members.values() {
         let urls = m.peer_urls.iter().map(|u| json::string(u)).collect();
@@ -181,6 +181,6 @@ pub fn restore(_ctx: &mut Ctx, a: &RestoreArgs) -> CtlResult {
             .str("added-peer-id", &format!("{:x}", m.id))
             .raw("added-peer-peer-urls", &json::array(urls)));
     }
-    log(dirs(info("restored snapshot")).num("revision", status.revision));
+    log(dirs(info("restored snapshot")).num("revision", revision));
     Ok(())
 }

@@ -189,12 +189,10 @@ impl Maintenance for MaintenanceService {
             .backend()
             .defragment()
             .map_err(|e| RequestError::Internal(format!("defragment: {e}")))?;
-        let revision = store.current_revision();
         drop(store);
         tracing::info!(before, after, "defragmented the backend");
-        Ok(Response::new(DefragmentResponse {
-            header: Some(self.core.header(revision)),
-        }))
+        // etcd answers with no header (clients such as etcd-client check that).
+        Ok(Response::new(DefragmentResponse { header: None }))
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
@@ -254,6 +252,10 @@ impl Maintenance for MaintenanceService {
             .is_some_and(|m| !m.is_learner);
         if !voter {
             return Err(RequestError::BadLeaderTransferee.into());
+        }
+        if target == self.core.member_id {
+            // Already the leader: nothing moves, and etcd answers with no header.
+            return Ok(Response::new(MoveLeaderResponse { header: None }));
         }
         self.core
             .raft

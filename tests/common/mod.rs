@@ -303,6 +303,15 @@ impl Drop for Single {
 }
 
 impl Single {
+    /// Stops the server with SIGTERM (a clean stop: etcd and detcd commit their backends) and
+    /// waits for it to exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// Starts `binary` as member `default` with a fresh data dir, and waits until it is healthy.
     pub fn start(binary: &str) -> Single {
         let dir = tempfile::tempdir().expect("tempdir");

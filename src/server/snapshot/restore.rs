@@ -10,6 +10,10 @@
 //! snapshot's, and every member restored from the same file with the same `--initial-cluster`
 //! starts from the same state.
 //!
+//! A backend file copied out of a detcd data dir (redb, not bbolt; restored with
+//! `--skip-hash-check`, as etcd's own copied-out files are) is copied whole, with the new
+//! member table and consistent index 0 committed into the copy.
+//!
 //! Invariant: nothing is written before the file has passed its hash check and a full read
 //! ([`status`]); a failure while writing removes the backend file it created.
 
@@ -20,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::{StoredLease, HASH_BYTES};
 use crate::io::{Disk, DiskError, RandomFile};
+use crate::mvcc::Store;
 use crate::mvcc::{compaction_from_etcd, compaction_pair, record_from_etcd};
 use crate::pb::etcdserverpb::AlarmMember;
 use crate::server::backend_state::{alarm_key, consistent_index_pair, lease_pair, membership_pair};
@@ -27,7 +32,7 @@ use crate::server::membership::Membership;
 use crate::server::{BACKEND_CACHE_BYTES, BACKEND_FILE};
 use crate::storage::bolt::read::BoltFile;
 use crate::storage::dump::BucketPair;
-use crate::storage::{Backend, Bucket, StorageError};
+use crate::storage::{Backend, Batch, Bucket, StorageError};
 
 /// Why a snapshot could not be read or restored (etcdctl's texts).
 #[derive(Debug, thiserror::Error)]
@@ -171,15 +176,20 @@ fn convert(bucket: &[u8], k: &[u8], v: &[u8]) -> Result<Option<BucketPair>, Stri
 }
 
 /// Restores the snapshot at `path` into a new data dir `data_dir` for a cluster of
-/// `membership`; returns the snapshot's status.
+/// `membership`; returns the revision restored. The file is a snapshot (etcd's or detcd's), an
+/// etcd backend copied out of a data dir, or (with the hash check skipped) a detcd backend
+/// copied out of one.
 pub fn restore(
     path: &Path,
     data_dir: &Path,
     membership: &Membership,
     skip_hash_check: bool,
-) -> Result<SnapshotStatus, SnapshotError> {
+) -> Result<i64, SnapshotError> {
     if !skip_hash_check {
         verify_hash(path)?;
+    }
+    if is_detcd_backend(path)? {
+        return restore_backend_copy(path, data_dir, membership);
     }
     let status = status(path)?;
     let bolt = BoltFile::open(open(path)?)?;
@@ -202,7 +212,60 @@ pub fn restore(
         let _ = disk.remove(BACKEND_FILE);
     }
     written?;
-    Ok(status)
+    Ok(status.revision)
+}
+
+/// The first bytes of a redb file: detcd's own backend (`member/snap/db`).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+fn is_detcd_backend(path: &Path) -> Result<bool, SnapshotError> {
+    let file = open(path)?;
+    let mut head = [0u8; REDB_MAGIC.len()];
+    if file.len()? < head.len() as u64 {
+        return Ok(false);
+    }
+    file.read_at(0, &mut head)?;
+    Ok(head == REDB_MAGIC)
+}
+
+/// Restores a backend file copied out of a detcd data dir: the copy, with the new member
+/// table and consistent index 0 committed into it.
+fn restore_backend_copy(
+    path: &Path,
+    data_dir: &Path,
+    membership: &Membership,
+) -> Result<i64, SnapshotError> {
+    if data_dir.exists() {
+        return Err(SnapshotError::DataDirExists(data_dir.to_path_buf()));
+    }
+    let source = open(path)?;
+    let disk = Disk::new(data_dir.join("member"));
+    disk.create_dir_all("snap")?;
+    let copied = (|| -> Result<i64, SnapshotError> {
+        let mut target = disk.open_append(BACKEND_FILE)?;
+        let (len, mut at) = (source.len()?, 0u64);
+        let mut buf = vec![0u8; 1 << 20];
+        while at < len {
+            let n = buf.len().min((len - at) as usize);
+            source.read_at(at, &mut buf[..n])?;
+            target.append(&buf[..n])?;
+            at += n as u64;
+        }
+        target.sync()?;
+        drop(target);
+        let backend = Backend::open(&disk, BACKEND_FILE, BACKEND_CACHE_BYTES)?;
+        let mut batch = Batch::default();
+        let (k, v) = consistent_index_pair(0);
+        batch.put(Bucket::Meta, k, v);
+        let (k, v) = membership_pair(membership);
+        batch.put(Bucket::Members, k, v);
+        backend.commit(batch, true)?;
+        Ok(Store::open(backend)?.current_revision())
+    })();
+    if copied.is_err() {
+        let _ = disk.remove(BACKEND_FILE);
+    }
+    copied
 }
 
 fn write_backend(
