@@ -10,20 +10,10 @@
 #![cfg(not(madsim))]
 
 mod common;
-use common::{etcdctl, fails, ok, stderr, stdout, wait_until, Cluster};
-use std::process::{Command, Output};
+use common::{detcdctl, etcdctl, fails, ok, stderr, stdout, wait_until, Cluster};
 use std::time::Duration;
 
 const QUOTA: &str = "200000";
-
-fn detcdctl(endpoints: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_detcdctl"))
-        .arg("--endpoints")
-        .arg(endpoints)
-        .args(args)
-        .output()
-        .expect("run detcdctl")
-}
 
 fn status(endpoint: &str) -> serde_json::Value {
     let out = ok(endpoint, &["endpoint", "status", "-w", "json"]);

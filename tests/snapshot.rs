@@ -9,18 +9,8 @@
 #![cfg(not(madsim))]
 
 mod common;
-use common::{etcd_binary, etcdctl, free_port, ok, stderr, stdout, Cluster, Single};
+use common::{detcdctl, etcd_binary, etcdctl, free_port, ok, stderr, stdout, Cluster, Single};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn detcdctl(endpoints: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_detcdctl"))
-        .arg("--endpoints")
-        .arg(endpoints)
-        .args(args)
-        .output()
-        .expect("run detcdctl")
-}
 
 /// Writes a little of everything: overwrites, a delete, a lease, a big value, a compaction.
 fn fill(ep: &str) {

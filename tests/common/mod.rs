@@ -420,6 +420,16 @@ pub fn etcdctl_stdin(endpoints: &str, args: &[&str], input: Option<&str>) -> Out
     child.wait_with_output().expect("etcdctl output")
 }
 
+/// Runs this tree's detcdctl against `endpoints`.
+pub fn detcdctl(endpoints: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_detcdctl"))
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(args)
+        .output()
+        .expect("run detcdctl")
+}
+
 /// Starts the real etcdctl in the background (watch, lock, elect, keep-alive run until stopped).
 pub fn spawn_etcdctl(endpoints: &str, args: &[&str]) -> Child {
     spawn_etcdctl_with(endpoints, args, Stdio::piped())
