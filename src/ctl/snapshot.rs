@@ -167,8 +167,16 @@ pub fn restore(_ctx: &mut Ctx, a: &RestoreArgs) -> CtlResult {
         PathBuf::from(&a.data_dir)
     };
     let member = data_dir.join("member");
+    // detcd writes no WAL at restore (the member starts a fresh log), and its server keeps the
+    // WAL inside the data dir: `--wal-dir` only shows in the log, as etcdctl's does.
+    let wal_dir = if a.wal_dir.is_empty() {
+        member.join("wal")
+    } else {
+        PathBuf::from(&a.wal_dir)
+    };
     let dirs = |o: Obj| {
         o.str("path", path)
+            .str("wal-dir", &wal_dir.display().to_string())
             .str("data-dir", &data_dir.display().to_string())
             .str("snap-dir", &member.join("snap").display().to_string())
     };

@@ -1,8 +1,9 @@
 //! The etcd-compatible server: recovery, the raft node, the gRPC services, and startup.
 //!
-//! Start-up order: bind every listening address ([`listen`]), recover the WAL and snapshot, rebuild the replicated state, start the raft
-//! node and the peer transport, serve peers and clients, then publish this member's name and
-//! client URLs through raft (as etcd does) so `member list` shows them everywhere.
+//! Start-up order: bind every listening address ([`listen`]), recover the WAL and snapshot,
+//! rebuild the replicated state (refusing a data dir restored for another member table), start
+//! the raft node and the peer transport, serve peers and clients, then publish this member's
+//! name and client URLs through raft (as etcd does) so `member list` shows them everywhere.
 
 pub mod alarm;
 pub mod apply;
