@@ -25,6 +25,7 @@ impl BucketSource for Fixed {
 fn round_trip(source: Fixed) -> Vec<(Vec<u8>, Vec<Pair>)> {
     let dir = tempfile::tempdir().unwrap();
     let disk = Disk::new(dir.path());
+    disk.create_dir_all("").unwrap();
     let writer = BoltWriter::new(source, 3000).unwrap();
     let expected_len = writer.file_bytes();
     let bytes: Vec<u8> = writer.flat_map(|c| c.unwrap()).collect();
@@ -65,6 +66,7 @@ fn empty_buckets_and_deep_trees_come_back() {
 fn a_damaged_meta_page_is_refused_when_both_are() {
     let dir = tempfile::tempdir().unwrap();
     let disk = Disk::new(dir.path());
+    disk.create_dir_all("").unwrap();
     let source = Fixed(vec![(b"key".to_vec(), numbered(10, 10))]);
     let mut bytes: Vec<u8> = BoltWriter::new(source.clone(), 1 << 16)
         .unwrap()
@@ -100,6 +102,7 @@ fn inline_buckets_are_read() {
     inline.extend_from_slice(b"kvv");
     let dir = tempfile::tempdir().unwrap();
     let disk = Disk::new(dir.path());
+    disk.create_dir_all("").unwrap();
     let mut value = vec![0u8; 16];
     value.extend_from_slice(&inline);
     // Written as a plain bucket pair, then read back as the bucket's inline root.
