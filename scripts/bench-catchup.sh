@@ -12,44 +12,26 @@ keys=${1:-1000000}
 vsize=${2:-1024}
 clients=${CLIENTS:-100}
 conns=${CONNS:-10}
-etcd_bin=${ETCD_BIN:-etcd}
-bash scripts/setup.sh >/dev/null
-cargo build --release --quiet --bin detcd --bin detcd-bench
-bench=target/release/detcd-bench
-work=$(mktemp -d)
-declare -A pid
-cleanup() { for p in "${pid[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source scripts/lib/bench-common.sh
 initial="n1=http://127.0.0.1:47180,n2=http://127.0.0.1:47280,n3=http://127.0.0.1:47380"
-
-start_member() { # $1 binary, $2 tag, $3 member number
-  "$1" --name "n$3" --data-dir "$work/$2-n$3" \
-    --listen-client-urls "http://127.0.0.1:47${3}79" --advertise-client-urls "http://127.0.0.1:47${3}79" \
-    --listen-peer-urls "http://127.0.0.1:47${3}80" --initial-advertise-peer-urls "http://127.0.0.1:47${3}80" \
-    --initial-cluster "$initial" --initial-cluster-token "catchup-$2" --initial-cluster-state new \
-    --quota-backend-bytes $((8 * 1024 * 1024 * 1024)) >>"$work/$2-n$3.log" 2>&1 &
-  pid[$3]=$!
+declare -A member
+start() { # $1 tag, $2 member number
+  launch "$1" "$1-n$2" "n$2" "47${2}79" "47${2}80" "$initial"
+  member[$2]=$launched
 }
 
 for tag in etcd detcd; do
-  bin=$etcd_bin; [ "$tag" = detcd ] && bin=target/release/detcd
-  for i in 1 2 3; do start_member "$bin" "$tag" "$i"; done
-  until ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:47179 put __ready 1 >/dev/null 2>&1; do sleep 0.1; done
-  kill -TERM "${pid[3]}"; wait "${pid[3]}" 2>/dev/null || true
+  for i in 1 2 3; do start "$tag" "$i"; done
+  wait_serving 47179
+  stop_member "${member[3]}"
   out=$("$bench" put --endpoints 127.0.0.1:47179,127.0.0.1:47279 --clients "$clients" --conns "$conns" \
     --total "$keys" --key-space "$keys" --key-size 16 --val-size "$vsize")
-  last=$(printf '%016d' $(( (keys - 1) * 2654435761 % keys )))
-  t0=$(date +%s.%N)
-  start_member "$bin" "$tag" 3
-  until ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:47379 --consistency=s get "$last" 2>/dev/null | grep -q .; do
-    sleep 0.05
-  done
-  t1=$(date +%s.%N)
+  start "$tag" 3
+  catch_up=$(first_read_s 47379 "$(last_key "$keys" "$keys")")
   rss=""
-  for i in 1 2 3; do rss+="n$i=$(awk '/VmHWM/{print $2}' "/proc/${pid[$i]}/status")kB "; done
-  for i in 1 2 3; do kill -TERM "${pid[$i]}" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for i in 1 2 3; do rss+="n$i=$(awk '/VmHWM/{print $2}' "/proc/${member[$i]}/status")kB "; done
+  for i in 1 2 3; do stop_member "${member[$i]}"; done
   size=$(du -sk "$work/$tag-n1" | cut -f1)
-  echo "$tag keys=$keys value=$vsize | $(echo "$out" | tr '\n' ' ') | catch_up_s=$(echo "$t1 - $t0" | bc) peak_rss: $rss data_dir_n1_kb=$size"
+  echo "$tag keys=$keys value=$vsize | $(echo "$out" | tr '\n' ' ') | catch_up_s=$catch_up peak_rss: $rss data_dir_n1_kb=$size"
   rm -rf "${work:?}"/"$tag"-n*
 done

@@ -17,31 +17,14 @@ vsize=${3:-1024}
 load=${LOAD:-200000}
 clients=${CLIENTS:-100}
 conns=${CONNS:-10}
-etcd_bin=${ETCD_BIN:-etcd}
 servers=${SERVERS:-etcd detcd}
 compact=${COMPACT:-1}
-bash scripts/setup.sh >/dev/null
-cargo build --release --quiet --bin detcd --bin detcd-bench
-bench=target/release/detcd-bench
-work=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-ctl() { ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:45479 "$@"; }
-# User + system CPU ticks of process $1 so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+source scripts/lib/bench-common.sh
+ctl() { etcdctl --endpoints 127.0.0.1:45479 "$@"; }
 seconds() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
 
 for tag in $servers; do
-  bin=$etcd_bin; [ "$tag" = detcd ] && bin=target/release/detcd
-  "$bin" --name n1 --data-dir "$work/$tag" \
-    --listen-client-urls http://127.0.0.1:45479 --advertise-client-urls http://127.0.0.1:45479 \
-    --listen-peer-urls http://127.0.0.1:45480 --initial-advertise-peer-urls http://127.0.0.1:45480 \
-    --initial-cluster n1=http://127.0.0.1:45480 --initial-cluster-token "compact-$tag" \
-    --initial-cluster-state new --quota-backend-bytes $((8 * 1024 * 1024 * 1024)) \
-    >>"$work/$tag.log" 2>&1 &
-  pid=$!
-  until ctl put __ready 1 >/dev/null 2>&1; do sleep 0.1; done
+  start_member "$tag" 45479 45480
   "$bench" put --endpoints 127.0.0.1:45479 --clients "$clients" --conns "$conns" \
     --total $((keys * passes)) --key-space "$keys" --key-size 16 --val-size "$vsize" >/dev/null
   rev=$(ctl endpoint status -w json | grep -o '"revision":[0-9]*' | head -1 | cut -d: -f2)
@@ -55,8 +38,7 @@ for tag in $servers; do
   wait "$loader"
   cpu_s=$(echo "scale=2; ($(cpu_ticks "$pid") - $cpu0) / $(getconf CLK_TCK)" | bc)
   size=$(du -sk "$work/$tag" | cut -f1)
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  pid=
+  stop_member
   echo "$tag keys=$keys passes=$passes value=$vsize compacted_at=$rev | $(tr '\n' ' ' <"$work/load.out") | physical_compaction_s=$physical_s server_cpu_s=$cpu_s data_dir_kb=$size"
   rm -rf "${work:?}/$tag"
 done

@@ -25,7 +25,7 @@ for tag in $servers; do
   before=$(rss_kb "$pid")
   peak=$before
   t0=$(date +%s.%N)
-  ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$port" --command-timeout=10m \
+  etcdctl --endpoints "127.0.0.1:$port" --command-timeout=10m \
     snapshot save "$work/snap.db" >/dev/null 2>&1 &
   saver=$!
   while kill -0 "$saver" 2>/dev/null; do
@@ -36,7 +36,7 @@ for tag in $servers; do
   t1=$(date +%s.%N)
   wait "$loader"
   file=$(stat -c %s "$work/snap.db")
-  status=$(ETCDCTL_API=3 etcdctl snapshot status "$work/snap.db")
+  status=$(etcdctl snapshot status "$work/snap.db")
   stop_member
   echo "$tag keys=$keys value=$vsize | save_s=$(echo "$t1 - $t0" | bc) file_mb=$((file / 1000000)) status=[$status] rss_before_mb=$((before / 1024)) rss_peak_during_save_mb=$((peak / 1024)) | puts: $(tr '\n' ' ' <"$work/puts.out")"
   rm -rf "${work:?}/$tag" "$work/snap.db"
