@@ -5,7 +5,7 @@
 //! replaced by placeholders before comparing. Covers put/get/del/txn/compaction in every
 //! output format, error cases (compacted and future revisions, empty key, bad and unknown
 //! leases, bad arguments), lease commands including a keep-alive ended by a revoke, watch,
-//! lock, elect, member list and endpoint status.
+//! lock, elect, member list, endpoint status and endpoint hashkv.
 
 #![cfg(not(madsim))]
 
@@ -607,6 +607,32 @@ fn global_flags_and_endpoints_match_etcdctl() {
         ),
         (
             vec!["--endpoints", &ep, "endpoint", "status", "-w", "json"],
+            vec![],
+        ),
+        (vec!["--endpoints", &ep, "endpoint", "hashkv"], vec![]),
+        (
+            vec!["--endpoints", &ep, "endpoint", "hashkv", "-w", "json"],
+            vec![],
+        ),
+        (
+            vec!["--endpoints", &ep, "endpoint", "hashkv", "-w", "fields"],
+            vec![],
+        ),
+        (
+            vec![
+                "--endpoints",
+                &ep,
+                "endpoint",
+                "hashkv",
+                "--rev",
+                "2",
+                "-w",
+                "table",
+            ],
+            vec![],
+        ),
+        (
+            vec!["--endpoints", &ep, "endpoint", "hashkv", "--rev", "99999"],
             vec![],
         ),
         (

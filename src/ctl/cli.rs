@@ -403,6 +403,12 @@ pub enum EndpointCommand {
     Status,
     /// Checks the healthiness of endpoints specified in `--endpoints` flag
     Health,
+    /// Prints the KV history hash for each endpoint in --endpoints
+    Hashkv {
+        /// maximum revision to hash (default: all revisions)
+        #[arg(long, default_value = "0", value_parser = int)]
+        rev: i64,
+    },
 }
 
 /// `alarm` subcommands.

@@ -1,5 +1,5 @@
-//! Cluster-level commands: `member list`, `endpoint status` (each endpoint asked in turn,
-//! failures reported as `Failed to get the status of endpoint …` and exit 1) and
+//! Cluster-level commands: `member list`, `endpoint status` and `endpoint hashkv` (each endpoint
+//! asked in turn, failures reported as `Failed to get the status of endpoint …` and exit 1) and
 //! `endpoint health` (endpoints checked concurrently with a linearizable read plus the alarm
 //! list, reported in completion order; any unhealthy endpoint → `unhealthy cluster`).
 
@@ -11,7 +11,8 @@ use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::kv_client::KvClient;
 use crate::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::pb::etcdserverpb::{
-    alarm_type_name, AlarmRequest, MemberListRequest, RangeRequest, StatusRequest, StatusResponse,
+    alarm_type_name, AlarmRequest, HashKvRequest, HashKvResponse, MemberListRequest, RangeRequest,
+    StatusRequest, StatusResponse,
 };
 use futures::StreamExt;
 use tokio::time::Instant;
@@ -158,6 +159,47 @@ pub async fn endpoint_status(ctx: &mut Ctx) -> CtlResult {
         return Err(CtlError::Quiet(1));
     }
     Ok(())
+}
+
+/// `endpoint hashkv [--rev N]`: each endpoint's HashKV, asked in turn; a failure is reported
+/// as `Failed to get the hash of endpoint …`, then etcdctl's `Error:` line and exit 1.
+pub async fn endpoint_hashkv(ctx: &mut Ctx, revision: i64) -> CtlResult {
+    let display = ctx.display()?;
+    let mut ok: Vec<(String, HashKvResponse)> = Vec::new();
+    let mut failure = None;
+    let request = HashKvRequest { revision };
+    for ep in ctx.conn.endpoints().to_vec() {
+        let mut conn = ctx.conn.single(&ep);
+        match conn.call(rpc!(MaintenanceClient, hash_kv, request)).await {
+            Ok(r) => ok.push((ep, r)),
+            Err(e) => {
+                eprintln!("Failed to get the hash of endpoint {ep} ({e})");
+                failure = Some(e);
+            }
+        }
+    }
+    let rows: Vec<Vec<String>> = ok
+        .iter()
+        .map(|(ep, r)| vec![ep.clone(), r.hash.to_string()])
+        .collect();
+    let to_json = || {
+        let items = ok.iter().map(|(ep, r)| {
+            let hash = Obj::new()
+                .header(r.header.as_ref())
+                .num_omit("hash", r.hash)
+                .num_omit("compact_revision", r.compact_revision)
+                .end();
+            Obj::new().str("Endpoint", ep).raw("HashKV", &hash).end()
+        });
+        json::array(items.collect())
+    };
+    display.records(&["endpoint", "hash"], &rows, to_json, |o| {
+        ok.iter().for_each(|(ep, r)| fields::hash_kv(o, ep, r))
+    })?;
+    match failure {
+        Some(e) => Err(CtlError::Failed(e)),
+        None => Ok(()),
+    }
 }
 
 /// One endpoint's health.

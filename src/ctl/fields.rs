@@ -4,9 +4,9 @@
 use super::gofmt::{quote, string_list};
 use super::simple::event_type;
 use crate::pb::etcdserverpb::{
-    response_op, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
-    LeaseLeasesResponse, LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse,
-    ResponseHeader, StatusResponse, TxnResponse, WatchResponse,
+    response_op, AlarmResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
+    LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse, MemberListResponse,
+    PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse, WatchResponse,
 };
 use crate::pb::mvccpb::KeyValue;
 
@@ -163,6 +163,14 @@ pub fn status(out: &mut String, ep: &str, r: &StatusResponse) {
     line(out, "RaftAppliedIndex", r.raft_applied_index);
     line(out, "Errors", string_list(&r.errors));
     line(out, "Endpoint", quote(ep.as_bytes()));
+    out.push('\n');
+}
+
+/// `endpoint hashkv`, one endpoint.
+pub fn hash_kv(out: &mut String, ep: &str, r: &HashKvResponse) {
+    header(out, r.header.as_ref());
+    line(out, "Endpoint", quote(ep.as_bytes()));
+    line(out, "Hash", r.hash);
     out.push('\n');
 }
 

@@ -145,6 +145,9 @@ async fn run(ctx: &mut Ctx, command: Command) -> CtlResult {
         Command::Member(MemberCommand::List) => cluster::member_list(ctx).await,
         Command::Endpoint(EndpointCommand::Status) => cluster::endpoint_status(ctx).await,
         Command::Endpoint(EndpointCommand::Health) => cluster::endpoint_health(ctx).await,
+        Command::Endpoint(EndpointCommand::Hashkv { rev }) => {
+            cluster::endpoint_hashkv(ctx, rev).await
+        }
         Command::Defrag => maintenance::defrag(ctx).await,
         Command::Alarm(AlarmCommand::List { args }) => maintenance::alarm_list(ctx, &args).await,
         Command::Alarm(AlarmCommand::Disarm { args }) => {
