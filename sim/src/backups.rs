@@ -5,7 +5,9 @@
 //! read), then for a snapshot (`Maintenance.Snapshot`), and reads the file with detcd's own
 //! restore path (the trailer's hash, then the bbolt file's `key` history). Each snapshot is
 //! recorded in the history as a serializable read of every key at the snapshot's revision, so
-//! the linearizability checker judges its content like any read's; and a snapshot older than
+//! the linearizability checker judges its content like any read's. Each is also restored into a
+//! fresh data dir and loaded as a member would load it, which must give the same keys and
+//! revision as the file and the member table given to the restore. A snapshot older than
 //! the revision its member served just before is reported here (`backup: ...`). It stops
 //! issuing requests once `stop` is set (before the history is checked).
 
@@ -19,6 +21,8 @@ use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use detcd::pb::etcdserverpb::{RangeRequest, SnapshotRequest};
 use detcd::pb::mvccpb;
+use detcd::server::backend_state;
+use detcd::server::membership::Membership;
 use detcd::server::snapshot::restore;
 use detcd::storage::bolt::read::BoltFile;
 use futures::StreamExt as _;
@@ -81,6 +85,46 @@ fn read(disk: &Disk, name: &str) -> Result<Contents, String> {
         }
     }
     Ok(contents)
+}
+
+/// Restores the snapshot at `path` into a fresh data dir as `snapshot restore` does, loads it
+/// as a member starting from it would, and checks it holds what the file holds.
+fn check_restore(path: &std::path::Path, round: usize, contents: &Contents) -> Result<(), String> {
+    let data_dir = std::path::PathBuf::from(format!("/backups/restored-{round}"));
+    let initial = BTreeMap::from([("r".to_string(), vec!["http://10.0.9.9:2380".to_string()])]);
+    let membership = Membership::bootstrap(&initial, "restore");
+    restore::restore(path, &data_dir, &membership, false).map_err(|e| format!("restore: {e}"))?;
+    let backend = restore::open_restored(&data_dir).map_err(|e| format!("open: {e}"))?;
+    let loaded = backend_state::load(backend).map_err(|e| format!("load: {e}"))?;
+    let _ = Disk::new(data_dir.join("member")).remove("snap/db");
+    let store = loaded.store;
+    let all = store.range(b"\0", b"\0", 0, 0).map_err(|e| e.to_string())?;
+    let restored: BTreeMap<String, KeyState> = all
+        .kvs
+        .into_iter()
+        .map(|kv| {
+            let state = KeyState {
+                value: String::from_utf8_lossy(&kv.value).into_owned(),
+                create_revision: kv.create_revision,
+                mod_revision: kv.mod_revision,
+                version: kv.version,
+            };
+            (String::from_utf8_lossy(&kv.key).into_owned(), state)
+        })
+        .collect();
+    if store.current_revision() != contents.revision || restored != contents.kvs {
+        return Err(format!(
+            "restored at revision {} with {} keys, the file holds revision {} with {} keys",
+            store.current_revision(),
+            restored.len(),
+            contents.revision,
+            contents.kvs.len()
+        ));
+    }
+    if loaded.membership != Some(membership) {
+        return Err("restored member table is not the one given".into());
+    }
+    Ok(())
 }
 
 /// Fetches member `member`'s snapshot into `disk`'s file `name`.
@@ -160,6 +204,12 @@ pub async fn take_backups(
         let outcome = match fetched.map_err(|_| "deadline".to_string()).and_then(|r| r) {
             Ok(()) => match read(&disk, &name) {
                 Ok(contents) => {
+                    if let Err(e) = check_restore(&disk.path(&name), round, &contents) {
+                        failures
+                            .lock()
+                            .expect("failures")
+                            .push(format!("backup: member {member}'s snapshot: {e}"));
+                    }
                     if contents.revision < before {
                         failures.lock().expect("failures").push(format!(
                             "backup: member {member}'s snapshot is at revision {} but it \

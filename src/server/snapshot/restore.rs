@@ -202,9 +202,7 @@ pub fn restore(
             }
         }
     }
-    if data_dir.exists() {
-        return Err(SnapshotError::DataDirExists(data_dir.to_path_buf()));
-    }
+    refuse_existing(data_dir)?;
     let disk = Disk::new(data_dir.join("member"));
     disk.create_dir_all("snap")?;
     let written = write_backend(&disk, &bolt, membership, compacted);
@@ -213,6 +211,20 @@ pub fn restore(
     }
     written?;
     Ok(status.revision)
+}
+
+/// Refuses a data dir that exists (etcdctl's rule: a restore never writes into one).
+fn refuse_existing(data_dir: &Path) -> Result<(), SnapshotError> {
+    if Disk::new(data_dir).exists("") {
+        return Err(SnapshotError::DataDirExists(data_dir.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// The backend of a data dir [`restore`] wrote (what the member will open at start).
+pub fn open_restored(data_dir: &Path) -> Result<Backend, SnapshotError> {
+    let disk = Disk::new(data_dir.join("member"));
+    Ok(Backend::open(&disk, BACKEND_FILE, BACKEND_CACHE_BYTES)?)
 }
 
 /// The first bytes of a redb file: detcd's own backend (`member/snap/db`).
@@ -235,9 +247,7 @@ fn restore_backend_copy(
     data_dir: &Path,
     membership: &Membership,
 ) -> Result<i64, SnapshotError> {
-    if data_dir.exists() {
-        return Err(SnapshotError::DataDirExists(data_dir.to_path_buf()));
-    }
+    refuse_existing(data_dir)?;
     let source = open(path)?;
     let disk = Disk::new(data_dir.join("member"));
     disk.create_dir_all("snap")?;
