@@ -272,6 +272,52 @@ fn damaged_snapshots_are_refused_and_nothing_is_written() {
 }
 
 #[test]
+fn a_member_started_with_other_flags_than_its_restore_refuses_to_start() {
+    let c = Cluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.db");
+    ok(
+        &c.endpoint(0),
+        &["snapshot", "save", file.to_str().unwrap()],
+    );
+    let data = dir.path().join("restored");
+    let restored_peer = format!("http://127.0.0.1:{}", free_port());
+    let cluster = format!("default={restored_peer}");
+    let args = restore_args(
+        file.to_str().unwrap(),
+        data.to_str().unwrap(),
+        &restored_peer,
+        &cluster,
+    );
+    assert!(detcdctl("127.0.0.1:1", &args).status.success());
+    // Started on another peer URL: another member id than the restored table holds.
+    let other = free_port();
+    let mut child = common::member_command(
+        env!("CARGO_BIN_EXE_detcd"),
+        "default",
+        &data,
+        (free_port(), other),
+        &format!("default=http://127.0.0.1:{other}"),
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut status = None;
+    common::wait_until(std::time::Duration::from_secs(20), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(!status.unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stderr(&out).contains("does not match --initial-cluster"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_database_copied_out_of_a_data_dir_restores_with_skip_hash_check() {
     for server in [etcd_binary(), env!("CARGO_BIN_EXE_detcd").to_string()] {
         let dir = tempfile::tempdir().unwrap();
