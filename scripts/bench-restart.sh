@@ -8,22 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 entries=${ENTRIES:-100000}
-etcd_bin=${ETCD_BIN:-etcd}
-bash scripts/setup.sh
-cargo build --release --quiet --bin detcd --bin detcd-bench
-bench=target/release/detcd-bench
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-export ETCDCTL_API=3
+source scripts/lib/bench-common.sh
 
-start() { # $1 binary, $2 data dir
-  "$1" --name n1 --data-dir "$2" --snapshot-count $((entries * 2)) \
-    --listen-client-urls http://127.0.0.1:45379 --advertise-client-urls http://127.0.0.1:45379 \
-    --listen-peer-urls http://127.0.0.1:45380 --initial-advertise-peer-urls http://127.0.0.1:45380 \
-    --initial-cluster n1=http://127.0.0.1:45380 >>"$2.log" 2>&1 &
-  pid=$!
+start() { # $1 tag, $2 data (in $work): one member, a snapshot only past twice the load
+  launch "$1" "$2" n1 45379 45380 n1=http://127.0.0.1:45380 --snapshot-count $((entries * 2))
+  pid=$launched
 }
 
 first_read_ms() { # ms from now until a serializable read answers
@@ -35,24 +24,24 @@ first_read_ms() { # ms from now until a serializable read answers
   echo $(((t1 - t0) / 1000000))
 }
 
-measure() { # $1 binary, $2 tag
-  local dir="$work/$2-$round"
-  start "$1" "$dir"
+measure() { # $1 tag
+  local data="$1-$round"
+  start "$1" "$data"
   first_read_ms >/dev/null
   "$bench" put --endpoints 127.0.0.1:45379 --conns 4 --clients 32 --total "$entries" >/dev/null
   etcdctl --endpoints 127.0.0.1:45379 put __last x >/dev/null
-  kill -TERM "$pid"; wait "$pid" || true
-  start "$1" "$dir"
+  stop_member
+  start "$1" "$data"
   local clean; clean=$(first_read_ms)
   kill -9 "$pid"; wait "$pid" 2>/dev/null || true
-  start "$1" "$dir"
+  start "$1" "$data"
   local killed; killed=$(first_read_ms)
-  kill -TERM "$pid"; wait "$pid" || true; pid=""
-  echo "$2 round $round: restart after SIGTERM ${clean} ms, after kill -9 ${killed} ms, data dir $(du -sh "$dir" | cut -f1)"
-  rm -rf "$dir"
+  stop_member
+  echo "$1 round $round: restart after SIGTERM ${clean} ms, after kill -9 ${killed} ms, data dir $(du -sh "$work/$data" | cut -f1)"
+  rm -rf "${work:?}/$data"
 }
 
 for round in $(seq 1 "$rounds"); do
-  measure "$etcd_bin" etcd
-  measure target/release/detcd detcd
+  measure etcd
+  measure detcd
 done

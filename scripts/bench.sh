@@ -7,34 +7,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 total=${TOTAL:-20000}
-etcd_bin=${ETCD_BIN:-etcd}
-bash scripts/setup.sh
-cargo build --release --quiet --bin detcd --bin detcd-bench
-bench=target/release/detcd-bench
-work=$(mktemp -d)
+source scripts/lib/bench-common.sh
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 
-start_cluster() { # $1 = binary, $2 = tag
+start_cluster() { # $1 = tag
   local initial="" i
   pids=()
   for i in 1 2 3; do initial+="${initial:+,}n$i=http://127.0.0.1:4${i}380"; done
   for i in 1 2 3; do
-    "$1" --name "n$i" --data-dir "$work/$2-n$i" \
-      --listen-client-urls "http://127.0.0.1:4${i}379" --advertise-client-urls "http://127.0.0.1:4${i}379" \
-      --listen-peer-urls "http://127.0.0.1:4${i}380" --initial-advertise-peer-urls "http://127.0.0.1:4${i}380" \
-      --initial-cluster "$initial" --initial-cluster-token "bench-$2" --initial-cluster-state new \
-      >"$work/$2-n$i.log" 2>&1 &
-    pids+=($!)
+    launch "$1" "$1-n$i" "n$i" "4${i}379" "4${i}380" "$initial"
+    pids+=("$launched")
   done
-  for _ in $(seq 1 100); do
-    ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:41379 put __ready 1 >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "cluster $2 did not start" >&2; exit 1
+  wait_serving 41379
 }
-stop_cluster() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); rm -rf "$work"/*; }
+stop_cluster() { for p in "${pids[@]}"; do stop_member "$p"; done; pids=(); rm -rf "${work:?}"/*; }
 
 eps=127.0.0.1:41379,127.0.0.1:42379,127.0.0.1:43379
 leader=127.0.0.1:41379
@@ -44,8 +30,7 @@ run() { # bench args -> prints throughput
 declare -A results
 for r in $(seq 1 "$rounds"); do
   for tag in etcd detcd; do
-    bin=$etcd_bin; [ "$tag" = detcd ] && bin=target/release/detcd
-    start_cluster "$bin" "$tag"
+    start_cluster "$tag"
     results[$tag,put1]+="$(run put --endpoints $leader --clients 1 --conns 1) "
     results[$tag,put64]+="$(run put --endpoints $eps --clients 64 --conns 8) "
     results[$tag,get64]+="$(run range --endpoints $eps --clients 64 --conns 8) "
