@@ -11,6 +11,7 @@
 mod common;
 use common::{detcdctl, etcd_binary, etcdctl, free_port, ok, stderr, stdout, Cluster, Single};
 use std::path::Path;
+use std::process::Output;
 
 /// Writes a little of everything: overwrites, a delete, a lease, a big value, a compaction.
 fn fill(ep: &str) {
@@ -92,6 +93,18 @@ fn restore_args<'a>(file: &'a str, dir: &'a str, peer: &'a str, cluster: &'a str
         "--initial-advertise-peer-urls",
         peer,
     ]
+}
+
+/// `detcdctl snapshot restore FILE` into `data` for a single member `default` on a fresh peer
+/// port (returned, with the output), plus `extra` flags.
+fn restore_single(file: &Path, data: &Path, extra: &[&str]) -> (u16, Output) {
+    let peer_port = free_port();
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let cluster = format!("default={peer}");
+    let (file, data) = (file.to_str().unwrap(), data.to_str().unwrap());
+    let mut args = restore_args(file, data, &peer, &cluster);
+    args.extend(extra);
+    (peer_port, detcdctl("127.0.0.1:1", &args))
 }
 
 #[test]
@@ -281,15 +294,7 @@ fn a_member_started_with_other_flags_than_its_restore_refuses_to_start() {
         &["snapshot", "save", file.to_str().unwrap()],
     );
     let data = dir.path().join("restored");
-    let restored_peer = format!("http://127.0.0.1:{}", free_port());
-    let cluster = format!("default={restored_peer}");
-    let args = restore_args(
-        file.to_str().unwrap(),
-        data.to_str().unwrap(),
-        &restored_peer,
-        &cluster,
-    );
-    assert!(detcdctl("127.0.0.1:1", &args).status.success());
+    assert!(restore_single(&file, &data, &[]).1.status.success());
     // Started on another peer URL: another member id than the restored table holds.
     let other = free_port();
     let mut child = common::member_command(
@@ -332,22 +337,12 @@ fn a_database_copied_out_of_a_data_dir_restores_with_skip_hash_check() {
         let db = dir.path().join("copied.db");
         std::fs::copy(source_data.join("member/snap/db"), &db).unwrap();
         let detcd_data = dir.path().join("detcd");
-        let peer_port = free_port();
-        let peer = format!("http://127.0.0.1:{peer_port}");
-        let cluster = format!("default={peer}");
-        let args = |skip: bool| {
-            let (db, data) = (db.to_str().unwrap(), detcd_data.to_str().unwrap());
-            let mut a = restore_args(db, data, &peer, &cluster);
-            if skip {
-                a.push("--skip-hash-check");
-            }
-            detcdctl("127.0.0.1:1", &a)
-        };
+        let (_, refused) = restore_single(&db, &detcd_data, &[]);
         assert!(
-            stderr(&args(false)).contains("snapshot missing hash"),
+            stderr(&refused).contains("snapshot missing hash"),
             "{server}"
         );
-        let out = args(true);
+        let (peer_port, out) = restore_single(&db, &detcd_data, &["--skip-hash-check"]);
         assert!(out.status.success(), "{server}: {}", stderr(&out));
         let detcd = Single::start_in(env!("CARGO_BIN_EXE_detcd"), &detcd_data, peer_port);
         assert_same(
@@ -390,16 +385,7 @@ fn a_snapshot_under_load_holds_every_write_acknowledged_before_it() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.join().unwrap();
     let data = dir.path().join("restored");
-    let peer_port = free_port();
-    let peer = format!("http://127.0.0.1:{peer_port}");
-    let cluster = format!("default={peer}");
-    let args = restore_args(
-        file.to_str().unwrap(),
-        data.to_str().unwrap(),
-        &peer,
-        &cluster,
-    );
-    let out = detcdctl("127.0.0.1:1", &args);
+    let (peer_port, out) = restore_single(&file, &data, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let restored = Single::start_in(env!("CARGO_BIN_EXE_detcd"), &data, peer_port);
     let keys = ok(
