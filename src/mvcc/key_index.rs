@@ -169,13 +169,9 @@ impl KeyIndex {
         out
     }
 
-    /// Compact at main revision `at` (etcd's `keyIndex.compact`): drop every
-    /// revision `<= at` except the newest put `<= at` of the generation that
-    /// is live at `at`. Tombstones `<= at` go together with their whole
-    /// generation. Dropped revisions are appended to `removed`.
-    pub(crate) fn compact(&mut self, at: i64, removed: &mut Vec<Revision>) {
-        // Skip every generation that was closed at or before `at`, but never
-        // the last (open) one.
+    /// The first generation a compaction at `at` keeps: every generation closed at or before
+    /// `at` goes, but never the last (open) one.
+    fn first_surviving(&self, at: i64) -> usize {
         let mut gen_idx = 0;
         while gen_idx + 1 < self.generations.len() {
             match self.generations[gen_idx].revs.last() {
@@ -183,6 +179,23 @@ impl KeyIndex {
                 _ => gen_idx += 1,
             }
         }
+        gen_idx
+    }
+
+    /// The one revision `<= at` a compaction at `at` would keep (etcd's `keyIndex.keep`), if
+    /// any: the newest put `<= at` of the generation live at `at`.
+    pub(crate) fn kept_at(&self, at: i64) -> Option<Revision> {
+        let g = self.generations.get(self.first_surviving(at))?;
+        let n = g.revs.partition_point(|r| r.main <= at);
+        n.checked_sub(1).map(|i| g.revs[i])
+    }
+
+    /// Compact at main revision `at` (etcd's `keyIndex.compact`): drop every
+    /// revision `<= at` except the newest put `<= at` of the generation that
+    /// is live at `at`. Tombstones `<= at` go together with their whole
+    /// generation. Dropped revisions are appended to `removed`.
+    pub(crate) fn compact(&mut self, at: i64, removed: &mut Vec<Revision>) {
+        let gen_idx = self.first_surviving(at);
         for g in self.generations.drain(..gen_idx) {
             removed.extend(g.revs);
         }
@@ -300,6 +313,25 @@ mod tests {
         assert_eq!(ki.prev_of(r(3, 0)), Some(r(2, 0)));
         assert_eq!(ki.prev_of(r(2, 0)), None);
         assert_eq!(ki.prev_of(r(9, 0)), None);
+    }
+
+    #[test]
+    fn kept_at_is_what_compaction_keeps_at_or_below() {
+        for at in 0..20 {
+            let mut compacted = example();
+            compacted.compact(at, &mut Vec::new());
+            let kept: Vec<Revision> = compacted
+                .all_revisions()
+                .into_iter()
+                .map(|(r, _)| r)
+                .filter(|r| r.main <= at)
+                .collect();
+            assert_eq!(
+                example().kept_at(at).into_iter().collect::<Vec<_>>(),
+                kept,
+                "at {at}"
+            );
+        }
     }
 
     #[test]

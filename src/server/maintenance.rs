@@ -196,7 +196,8 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        let export = EtcdExport::open(&self.core.state).map_err(internal)?;
+        // As etcd commits its backend first: the hash covers everything applied so far.
+        let export = self.settled_export().await?;
         let revision = self.core.state.store().current_revision();
         let hash = snapshot::off_task(move || snapshot::export::hash(&export))
             .await

@@ -170,17 +170,10 @@ impl Store {
         // keeps anything at all at or below `at`.
         let kept_at = |at: i64| {
             let (mut kept, mut any) = (BTreeSet::new(), false);
-            for ki in self.index.values() {
-                let mut ki = ki.clone();
-                ki.compact(at, &mut Vec::new());
-                for r in ki.revisions_since(Revision::new(0, 0)) {
-                    if r.main > at {
-                        break;
-                    }
-                    any = true;
-                    if r.main <= self.compacted {
-                        kept.insert(r);
-                    }
+            for r in self.index.values().filter_map(|ki| ki.kept_at(at)) {
+                any = true;
+                if r.main <= self.compacted {
+                    kept.insert(r);
                 }
             }
             (kept, any)
