@@ -7,7 +7,9 @@
 //! [`bind`] only records the address there and [`Listener::serve`] binds when it starts.
 //!
 //! Every listener serves a router built from [`server`], which (in real builds) answers a
-//! message over the gRPC limit the way etcd does ([`super::grpc_limit`]).
+//! message over the gRPC limit the way etcd does ([`super::grpc_limit`]), and reads every
+//! connection through [`super::authority::AuthorityFix`], so that any `:authority` a client
+//! sends is accepted.
 
 use std::net::SocketAddr;
 use tonic::transport::server::Router;
@@ -94,7 +96,11 @@ impl Listener {
     pub async fn serve(self, router: Routed) -> Result<(), tonic::transport::Error> {
         #[cfg(not(madsim))]
         {
-            router.serve_with_incoming(self.incoming).await
+            use tokio_stream::StreamExt;
+            let incoming = self
+                .incoming
+                .map(|conn| conn.map(super::authority::AuthorityFix::new));
+            router.serve_with_incoming(incoming).await
         }
         #[cfg(madsim)]
         {

@@ -7,6 +7,8 @@
 
 pub mod alarm;
 pub mod apply;
+#[cfg(not(madsim))]
+mod authority;
 pub mod auto_compact;
 pub mod backend_state;
 pub mod cluster;
