@@ -58,7 +58,7 @@ pub fn normalised_authority(value: &[u8]) -> Option<Vec<u8>> {
     let end = after_scheme
         .find(|c: char| !(c.is_ascii_alphanumeric() || "-._:@".contains(c)))
         .unwrap_or(after_scheme.len());
-    let candidate = after_scheme[..end].as_bytes();
+    let candidate = &after_scheme.as_bytes()[..end];
     valid(candidate).then(|| candidate.to_vec())
 }
 
