@@ -72,6 +72,16 @@ pub struct Flags {
     /// Time (in milliseconds) for an election to timeout.
     #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
     pub election_timeout: u64,
+    /// Reject membership changes that could leave the cluster without quorum.
+    #[arg(
+        long,
+        env = "ETCD_STRICT_RECONFIG_CHECK",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub strict_reconfig_check: bool,
     /// Number of committed transactions to trigger a snapshot to disk.
     #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
     pub snapshot_count: u64,
@@ -149,6 +159,8 @@ pub struct ServerConfig {
     pub election_timeout: Duration,
     /// Entries between snapshots.
     pub snapshot_count: u64,
+    /// Whether membership changes that could cost the quorum are refused.
+    pub strict_reconfig_check: bool,
     /// Entries kept behind a snapshot.
     pub catch_up_entries: u64,
     /// Max request size.
@@ -306,6 +318,7 @@ impl Flags {
             heartbeat: Duration::from_millis(self.heartbeat_interval),
             election_timeout: Duration::from_millis(self.election_timeout),
             snapshot_count: self.snapshot_count.max(1),
+            strict_reconfig_check: self.strict_reconfig_check,
             catch_up_entries: self.experimental_snapshot_catchup_entries,
             max_request_bytes: self.max_request_bytes,
             max_txn_ops: self.max_txn_ops,

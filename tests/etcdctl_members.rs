@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
 /// `endpoint status`, `endpoint health` and `--cluster` forms work with `http://` endpoints,
 /// as they do against etcd (etcdctl sends the scheme in `:authority`).
@@ -42,4 +43,146 @@ fn endpoints_with_scheme_work_for_every_endpoint_command() {
     );
     assert_eq!(ok(one, &["put", "k", "v"]).trim(), "OK");
     assert_eq!(ok(one, &["get", "k", "--print-value-only"]).trim(), "v");
+}
+
+/// The `Error: ...` line etcdctl ends a failure with.
+fn error_line(stderr: String) -> String {
+    stderr.trim().lines().last().unwrap_or_default().to_string()
+}
+
+/// `member list` as `(hex id, status, name)` rows.
+fn members(eps: &str) -> Vec<(String, String, String)> {
+    ok(eps, &["member", "list"])
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+fn id_of(eps: &str, name: &str) -> String {
+    members(eps)
+        .into_iter()
+        .find(|(_, _, n)| n == name)
+        .unwrap_or_else(|| panic!("no member {name}"))
+        .0
+}
+
+fn serializable_value(ep: &str, key: &str) -> Option<String> {
+    let out = etcdctl(ep, &["get", key, "--consistency=s", "--print-value-only"]);
+    out.status.success().then(|| stdout(&out).trim().to_string())
+}
+
+/// etcd's documented procedure: a member dies for good, it is removed, a replacement with an
+/// empty data dir is added and started with the `ETCD_*` values `member add` printed; it
+/// receives the data and the cluster is whole again.
+#[test]
+fn a_dead_member_is_replaced_by_a_fresh_one() {
+    let mut c = Cluster::start(3);
+    let eps = c.endpoints();
+    for i in 0..50 {
+        ok(&eps, &["put", &format!("k{i}"), &format!("v{i}")]);
+    }
+    let victim = (c.leader_index() + 1) % 3;
+    let victim_name = c.members[victim].name.clone();
+    let victim_id = id_of(&eps, &victim_name);
+    c.kill(victim);
+    let live = c.live_endpoints();
+    let cluster_id = {
+        let out = ok(&live, &["member", "remove", &victim_id]);
+        let expected = format!("Member {victim_id} removed from cluster ");
+        assert!(out.starts_with(&expected), "{out}");
+        out.trim().rsplit(' ').next().unwrap().to_string()
+    };
+    assert_eq!(
+        error_line(fails(&live, &["member", "remove", &victim_id])),
+        "Error: etcdserver: member not found"
+    );
+    let new = c.add_spec("m4");
+    let peer = c.peer_url(new);
+    let added = ok(&live, &["member", "add", "m4", &format!("--peer-urls={peer}")]);
+    let new_id = added
+        .split_whitespace()
+        .nth(1)
+        .expect("Member <id> added")
+        .to_string();
+    assert!(added.starts_with(&format!("Member {new_id} added to cluster {cluster_id}")), "{added}");
+    assert!(added.contains("ETCD_NAME=\"m4\""), "{added}");
+    assert!(added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), "{added}");
+    assert!(added.contains(&format!("ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{peer}\"")));
+    assert_eq!(
+        error_line(fails(&live, &["member", "add", "again", &format!("--peer-urls={peer}")])),
+        "Error: etcdserver: Peer URLs already exists"
+    );
+    let listed = members(&live);
+    assert!(listed.contains(&(new_id.clone(), "unstarted".into(), String::new())), "{listed:?}");
+
+    c.start_joining(new, &added);
+    let ep = c.endpoint(new);
+    wait_until(Duration::from_secs(30), || {
+        serializable_value(&ep, "k49").as_deref() == Some("v49")
+    });
+    ok(&ep, &["put", "after", "replaced"]);
+    for i in 0..3 {
+        if i != victim {
+            assert_eq!(ok(&c.endpoint(i), &["get", "after", "--print-value-only"]).trim(), "replaced");
+        }
+    }
+    wait_until(Duration::from_secs(10), || {
+        let rows = members(&ep);
+        rows.len() == 3 && rows.iter().all(|(_, status, _)| status == "started")
+    });
+    let rows = members(&ep);
+    assert!(rows.iter().any(|(id, _, name)| *id == new_id && name == "m4"), "{rows:?}");
+    assert!(!rows.iter().any(|(_, _, name)| *name == victim_name), "{rows:?}");
+}
+
+/// A learner joins, serves serializable reads only, cannot be a second learner, and is promoted
+/// once it has caught up; updates and bad requests answer with etcd's texts.
+#[test]
+fn a_learner_is_added_promoted_and_members_are_updated() {
+    let mut c = Cluster::start(3);
+    let eps = c.endpoints();
+    for i in 0..20 {
+        ok(&eps, &["put", &format!("k{i}"), "v"]);
+    }
+    let first = id_of(&eps, "m1");
+    assert_eq!(
+        error_line(fails(&eps, &["member", "promote", &first])),
+        "Error: etcdserver: can only promote a learner member"
+    );
+    let new = c.add_spec("m4");
+    let peer = c.peer_url(new);
+    let added = ok(&eps, &["member", "add", "m4", "--learner", &format!("--peer-urls={peer}")]);
+    let learner_id = added.split_whitespace().nth(1).unwrap().to_string();
+    let other = c.add_spec("m5");
+    assert_eq!(
+        error_line(fails(&eps, &["member", "add", "m5", "--learner", &format!("--peer-urls={}", c.peer_url(other))])),
+        "Error: etcdserver: too many learner members in cluster"
+    );
+    let table = ok(&eps, &["member", "list", "-w", "table"]);
+    let row = table.lines().find(|l| l.contains(&learner_id)).expect("learner listed");
+    assert!(row.contains("| unstarted |") && row.ends_with("|       true |"), "{table}");
+
+    c.start_joining(new, &added);
+    let ep = c.endpoint(new);
+    wait_until(Duration::from_secs(30), || serializable_value(&ep, "k19").as_deref() == Some("v"));
+    assert_eq!(
+        error_line(fails(&ep, &["put", "x", "y"])),
+        "Error: etcdserver: rpc not supported for learner"
+    );
+    let promoted = ok(&eps, &["member", "promote", &learner_id]);
+    assert!(promoted.starts_with(&format!("Member {learner_id} promoted in cluster ")), "{promoted}");
+    ok(&ep, &["put", "x", "y"]);
+    assert_eq!(ok(&eps, &["get", "x", "--print-value-only"]).trim(), "y");
+
+    let moved = format!("http://127.0.0.1:{}", free_port());
+    let updated = ok(&eps, &["member", "update", &learner_id, &format!("--peer-urls={moved}")]);
+    assert!(updated.starts_with(&format!("Member {learner_id} updated in cluster ")), "{updated}");
+    assert!(ok(&eps, &["member", "list"]).contains(&moved));
+    assert_eq!(
+        error_line(fails(&eps, &["member", "update", "1234", &format!("--peer-urls={moved}")])),
+        "Error: etcdserver: member not found"
+    );
 }

@@ -188,6 +188,7 @@ impl SimCluster {
                 heartbeat: params.heartbeat,
                 election_timeout: params.election_timeout,
                 snapshot_count: params.snapshot_count,
+                strict_reconfig_check: true,
                 catch_up_entries: params.catch_up_entries,
                 max_request_bytes: 1_572_864,
                 max_txn_ops: 128,

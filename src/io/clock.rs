@@ -10,6 +10,15 @@
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Wall-clock seconds since the Unix epoch (madsim simulates the system clock too, so this
+/// replays in simulation); only for values etcd derives from the wall clock, such as the id of
+/// an added member, never for timing.
+pub fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// This node's current time.
 #[cfg(not(madsim))]
 pub fn now() -> Instant {

@@ -17,7 +17,7 @@ pub mod status;
 pub mod storage;
 pub mod transport;
 
-pub use node::{NodeConfig, NodeParts, RaftHandle, RaftNode};
+pub use node::{LeaderProgress, NodeConfig, NodeParts, RaftHandle, RaftNode};
 pub use status::RaftStatus;
 
 use raft::eraftpb::{ConfChangeV2, ConfState};
@@ -98,6 +98,12 @@ pub enum RaftError {
     /// never entered the log.
     #[error("too many requests: apply is behind commit")]
     TooManyRequests,
+    /// A membership change is still being applied; raft takes one at a time.
+    #[error("a membership change is already in progress")]
+    ConfChangePending,
+    /// This member was removed from the cluster (its removal has been applied).
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
     /// raft-rs reported an error.
     #[error("raft: {0}")]
     Raft(raft::Error),

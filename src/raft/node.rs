@@ -87,11 +87,26 @@ pub(crate) enum Command<O> {
         data: Vec<u8>,
         reply: applier::ProposalReply<O>,
     },
+    ProposeConfChange {
+        change: ConfChangeV2,
+        reply: applier::ProposalReply<O>,
+    },
+    /// The leader's view of how far each member's log matches its own (None off the leader).
+    Progress(oneshot::Sender<Option<LeaderProgress>>),
     ReadIndex(ReadWaiter),
     Step(Box<Message>),
     TransferLeader(u64),
     /// Records the commit mark and ends the node task (a clean shutdown).
     Stop(oneshot::Sender<()>),
+}
+
+/// How far each member's log matches the leader's (for promoting a learner).
+#[derive(Clone, Debug, Default)]
+pub struct LeaderProgress {
+    /// The leader's last log index.
+    pub last_index: u64,
+    /// Highest index known to match the leader's log, per member.
+    pub matched: std::collections::BTreeMap<u64, u64>,
 }
 
 /// The raft task's state; `O` is what applying an entry gives its proposer.
@@ -121,6 +136,9 @@ pub struct RaftNode<O> {
     is_learner: bool,
     /// Highest commit index whose hard state and entries are durable in the WAL.
     durable_commit: u64,
+    /// Index of the membership change that removed this member: the node ends once it is
+    /// applied.
+    removed_at: Option<u64>,
 }
 
 /// Everything `start` needs besides the config.
@@ -214,6 +232,7 @@ impl<O: Send + 'static> RaftNode<O> {
             election_timer,
             is_learner: false,
             durable_commit,
+            removed_at: None,
         };
         node.election_timer.derandomize(&mut node.raw);
         // Apply everything recovered as committed before anyone can read this member.
@@ -229,6 +248,10 @@ impl<O: Send + 'static> RaftNode<O> {
         tokio::spawn(async move {
             let reason = match node.run().await {
                 Ok(()) => "stopped".to_string(),
+                Err(RaftError::Removed) => {
+                    tracing::warn!("this member was removed from the cluster; stopping");
+                    RaftError::Removed.to_string()
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "raft node stopped: storage failure");
                     format!("storage failure: {e}")
@@ -306,6 +329,9 @@ impl<O: Send + 'static> RaftNode<O> {
             progress = later;
         }
         self.apply = progress;
+        if self.removed_at.is_some_and(|at| progress.applied >= at) {
+            return Err(RaftError::Removed);
+        }
         // After an installed snapshot raft's applied index is already past older reports; raft
         // takes no applied index past what it has committed and persisted.
         let log = &self.raw.raft.raft_log;
@@ -347,20 +373,22 @@ impl<O: Send + 'static> RaftNode<O> {
     /// Handles one command; returns the reply channel of a stop request.
     fn on_command(&mut self, cmd: Command<O>) -> Option<oneshot::Sender<()>> {
         match cmd {
-            Command::Propose { data, reply } => {
-                if self.raw.raft.raft_log.committed > self.apply.applied + MAX_APPLY_LAG {
-                    let _ = reply.send(Err(RaftError::TooManyRequests));
+            Command::Propose { data, reply } => self.propose(reply, |raw, ctx| raw.propose(ctx, data)),
+            Command::ProposeConfChange { change, reply } => {
+                if self.raw.raft.has_pending_conf() {
+                    // raft would turn a second pending change into an empty entry.
+                    let _ = reply.send(Err(RaftError::ConfChangePending));
                     return None;
                 }
-                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-                let ctx = proposal_context(self.config.id, seq);
-                match self.raw.propose(ctx, data) {
-                    // Registered before the entry can be handed out: the applier sees it first.
-                    Ok(()) => self.registrations.push((seq, reply)),
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
+                self.propose(reply, |raw, ctx| raw.propose_conf_change(ctx, change))
+            }
+            Command::Progress(reply) => {
+                let r = &self.raw.raft;
+                let progress = (r.state == raft::StateRole::Leader).then(|| LeaderProgress {
+                    last_index: r.raft_log.last_index(),
+                    matched: r.prs().iter().map(|(id, p)| (*id, p.matched)).collect(),
+                });
+                let _ = reply.send(progress);
             }
             Command::ReadIndex(waiter) => self.reads.enqueue(waiter),
             Command::Step(msg) => {
@@ -372,6 +400,27 @@ impl<O: Send + 'static> RaftNode<O> {
             Command::Stop(done) => return Some(done),
         }
         None
+    }
+
+    /// Proposes through `submit` (given raft and the proposal context) unless apply lags too
+    /// far behind; the waiter is registered once raft has accepted the proposal.
+    fn propose(
+        &mut self,
+        reply: applier::ProposalReply<O>,
+        submit: impl FnOnce(&mut RawNode<RaftStorage>, Vec<u8>) -> raft::Result<()>,
+    ) {
+        if self.raw.raft.raft_log.committed > self.apply.applied + MAX_APPLY_LAG {
+            let _ = reply.send(Err(RaftError::TooManyRequests));
+            return;
+        }
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        match submit(&mut self.raw, proposal_context(self.config.id, seq)) {
+            // Registered before the entry can be handed out: the applier sees it first.
+            Ok(()) => self.registrations.push((seq, reply)),
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+            }
+        }
     }
 
     fn on_report(&mut self, report: PeerReport) {
@@ -496,16 +545,36 @@ impl<O: Send + 'static> RaftNode<O> {
         self.send_to_applier(ApplyWork::Entries(batch))
     }
 
+    /// Applies a committed membership change to raft. A change raft refuses (it cannot be
+    /// applied to the configuration in force) leaves the configuration as it was; the machine
+    /// follows the configuration raft reports either way. A change that removes this member
+    /// ends the node once it is applied.
     fn apply_conf_change(
         &mut self,
         entry: &Entry,
     ) -> Result<(ConfChangeV2, raft::eraftpb::ConfState), RaftError> {
         use protobuf::Message as _;
         let change = ConfChangeV2::parse_from_bytes(&entry.data)?;
-        let cs = self.raw.apply_conf_change(&change)?;
+        let was_member = self.is_member();
+        let cs = match self.raw.apply_conf_change(&change) {
+            Ok(cs) => cs,
+            Err(e) => {
+                tracing::warn!(index = entry.index, error = %e, "membership change refused by raft");
+                self.storage.conf_state_at(entry.index)?
+            }
+        };
         self.is_learner = cs.learners.contains(&self.config.id);
         self.storage.set_conf_state(entry.index, cs.clone());
+        if was_member && !self.is_member() {
+            self.removed_at = Some(entry.index);
+        }
         Ok((change, cs))
+    }
+
+    /// Whether the configuration in force lists this member (as voter or learner).
+    fn is_member(&self) -> bool {
+        let conf = self.raw.raft.prs().conf();
+        conf.voters().contains(self.config.id) || conf.learners().contains(&self.config.id)
     }
 
     /// Hands messages to the transport, a snapshot message with the image raft generated it

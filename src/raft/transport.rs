@@ -90,12 +90,18 @@ pub enum PeerReport {
     },
 }
 
+/// A peer's outbound queue and the URL its sender task talks to.
+struct PeerQueue {
+    url: String,
+    tx: mpsc::Sender<Outbound>,
+}
+
 /// Routes outbound raft messages to per-peer queues.
 #[derive(Clone)]
 pub struct Transport {
     from: u64,
     cluster_id: u64,
-    queues: Arc<RwLock<BTreeMap<u64, mpsc::Sender<Outbound>>>>,
+    queues: Arc<RwLock<BTreeMap<u64, PeerQueue>>>,
     reports: mpsc::UnboundedSender<PeerReport>,
     heard: HeardFrom,
 }
@@ -128,7 +134,8 @@ impl Transport {
             .keep_alive_while_idle(true);
         let channel = endpoint.connect_lazy();
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        self.write_queues().insert(id, tx);
+        let url = url.to_string();
+        self.write_queues().insert(id, PeerQueue { url, tx });
         let sender = PeerSender {
             to: id,
             from: self.from,
@@ -156,7 +163,7 @@ impl Transport {
             };
             let delivered = queues
                 .get(&to)
-                .is_some_and(|q| q.try_send(outbound).is_ok());
+                .is_some_and(|q| q.tx.try_send(outbound).is_ok());
             if !delivered {
                 let _ = self.reports.send(PeerReport::Unreachable(to));
                 if is_snapshot {
@@ -166,9 +173,24 @@ impl Transport {
         }
     }
 
-    fn write_queues(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, mpsc::Sender<Outbound>>> {
+    /// Makes the peers exactly `peers` (id → URL): senders start for new peers and for peers
+    /// whose URL changed; a dropped peer's sender ends once its queue is drained.
+    pub fn set_peers(&self, peers: &BTreeMap<u64, String>) -> Result<(), tonic::transport::Error> {
+        let current: BTreeMap<u64, String> = {
+            let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+            queues.iter().map(|(id, q)| (*id, q.url.clone())).collect()
+        };
+        self.write_queues().retain(|id, _| peers.contains_key(id));
+        for (id, url) in peers {
+            if current.get(id) != Some(url) {
+                tracing::info!(peer = %format!("{id:x}"), %url, "peer added or moved");
+                self.add_peer(*id, url)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_queues(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, PeerQueue>> {
         self.queues.write().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -36,7 +36,7 @@ use crate::pb::etcdserverpb::{
 use crate::raft::{RestoreError, SnapshotImage, StateMachine};
 use crate::storage::{dump, Backend, Batch, StorageError};
 use prost::Message as _;
-use raft::eraftpb::{ConfChangeType, ConfChangeV2, ConfState};
+use raft::eraftpb::{ConfChangeV2, ConfState};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -228,7 +228,12 @@ pub struct EtcdStateMachine {
     state: Arc<ReplicatedState>,
     /// Lease and member changes applied since the last flush.
     batch: Batch,
+    /// Told the member table after every change to it (the peer transport follows it).
+    on_members_changed: Option<MembersChanged>,
 }
+
+/// What the machine calls with the member table after a change to it.
+pub type MembersChanged = Box<dyn Fn(&Membership) + Send>;
 
 impl EtcdStateMachine {
     /// A machine applying to `state`.
@@ -236,6 +241,18 @@ impl EtcdStateMachine {
         EtcdStateMachine {
             state,
             batch: Batch::default(),
+            on_members_changed: None,
+        }
+    }
+
+    /// Calls `listener` with the member table after every change to it.
+    pub fn on_members_changed(&mut self, listener: MembersChanged) {
+        self.on_members_changed = Some(listener);
+    }
+
+    fn members_changed(&self) {
+        if let Some(listener) = &self.on_members_changed {
+            listener(&self.state.membership());
         }
     }
 
@@ -424,28 +441,11 @@ impl StateMachine for EtcdStateMachine {
         &mut self,
         index: u64,
         change: &ConfChangeV2,
-        _conf: &ConfState,
+        conf: &ConfState,
     ) -> ApplyResult {
-        let mut membership = self.state.membership_mut();
-        for single in change.get_changes() {
-            match single.get_change_type() {
-                ConfChangeType::RemoveNode => {
-                    membership.members.remove(&single.node_id);
-                }
-                ConfChangeType::AddNode => {
-                    if let Some(m) = membership.members.get_mut(&single.node_id) {
-                        m.is_learner = false;
-                    }
-                }
-                ConfChangeType::AddLearnerNode => {
-                    if let Some(m) = membership.members.get_mut(&single.node_id) {
-                        m.is_learner = true;
-                    }
-                }
-            }
-        }
-        drop(membership);
+        super::reconfig::apply_change(&mut self.state.membership_mut(), change, conf);
         self.record_membership();
+        self.members_changed();
         self.mark_applied(index);
         Ok(Applied::Done)
     }
@@ -492,6 +492,7 @@ impl StateMachine for EtcdStateMachine {
             if let Some(membership) = loaded.membership {
                 *self.state.membership_mut() = membership;
             }
+            self.members_changed();
             *self.state.alarms_mut() = loaded.alarms;
             self.state.publish_applied(&store, index);
         }

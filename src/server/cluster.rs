@@ -1,17 +1,34 @@
-//! The `etcdserverpb.Cluster` service. MemberList is served from the replicated member table
-//! (linearizably when the client asks, as etcd 3.5 clients do); membership changes are not
-//! served yet and answer `Unimplemented`.
+//! The `etcdserverpb.Cluster` service, on the client port and on the peer port.
+//!
+//! MemberList is served from the replicated member table (linearizably when the client asks, as
+//! etcd 3.5 clients do). Membership changes are decided on the leader: a member that does not
+//! lead forwards the request to the leader's peer port (where this same service runs) and
+//! relays its answer, status codes included. The leader checks etcd's rules
+//! ([`super::reconfig`]) against its own view — which peers it heard from within
+//! [`ACTIVE_WINDOW`], and how far each log matches — then proposes the conf change and answers
+//! once it has applied it. raft takes one change at a time; a request that finds one in
+//! progress waits for it, within the request timeout.
 
 use super::core::ServerCore;
 use super::error::RequestError;
+use super::membership::{added_member_id, Member as TableMember};
+use super::reconfig;
+use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::{
     Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
     MemberUpdateRequest, MemberUpdateResponse,
 };
+use crate::raft::RaftError;
+use raft::eraftpb::ConfChangeV2;
 use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+
+/// A peer heard from within this window counts as active (etcd's `HealthInterval`).
+pub const ACTIVE_WINDOW: Duration = Duration::from_secs(5);
 
 /// The Cluster service.
 pub struct ClusterService {
@@ -23,29 +40,153 @@ impl ClusterService {
     pub fn new(core: Arc<ServerCore>) -> Self {
         ClusterService { core }
     }
+
+    fn members(&self) -> Vec<Member> {
+        self.core
+            .state
+            .membership()
+            .members
+            .values()
+            .map(wire_member)
+            .collect()
+    }
+
+    /// The leader's Cluster client, or None when this member leads.
+    fn leader(&self) -> Result<Option<ClusterClient<Channel>>, Status> {
+        let leader = self.core.status().leader;
+        if leader == self.core.member_id {
+            return Ok(None);
+        }
+        let endpoint = self.core.leader_peer_endpoint()?;
+        Ok(Some(ClusterClient::new(endpoint.connect_lazy())))
+    }
+
+    /// Whether the leader heard from `id` within [`ACTIVE_WINDOW`] (itself: always).
+    fn active(&self, id: u64) -> bool {
+        if id == self.core.member_id {
+            return true;
+        }
+        let heard = self.core.heard_from.lock().unwrap_or_else(|e| e.into_inner());
+        heard
+            .get(&id)
+            .is_some_and(|at| at.elapsed() < ACTIVE_WINDOW)
+    }
+
+    /// Proposes `change`, waiting out a change already in progress, within the request timeout.
+    async fn propose(&self, change: ConfChangeV2) -> Result<(), RequestError> {
+        let attempt = async {
+            loop {
+                match self.core.raft.propose_conf_change(change.clone()).await {
+                    Err(RaftError::ConfChangePending) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    Ok(result) => return result.map(|_| ()),
+                    Err(e) => return Err(RequestError::from(e)),
+                }
+            }
+        };
+        tokio::time::timeout(self.core.request_timeout, attempt)
+            .await
+            .unwrap_or(Err(RequestError::Timeout))
+    }
+}
+
+fn wire_member(m: &TableMember) -> Member {
+    Member {
+        id: m.id,
+        name: m.name.clone(),
+        peer_ur_ls: m.peer_urls.clone(),
+        client_ur_ls: m.client_urls.clone(),
+        is_learner: m.is_learner,
+    }
+}
+
+/// Relays a call forwarded to the leader, bounded by the request timeout.
+async fn relay<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<Response<T>, Status>>,
+) -> Result<Response<T>, Status> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(RequestError::Timeout.into()))
 }
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(
         &self,
-        _: Request<MemberAddRequest>,
+        request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        Err(RequestError::Unimplemented("MemberAdd").into())
+        self.core.refuse_on_learner()?;
+        let r = request.into_inner();
+        if let Some(mut leader) = self.leader()? {
+            return relay(self.core.request_timeout, leader.member_add(r)).await;
+        }
+        let id = added_member_id(&r.peer_ur_ls, crate::io::clock::unix_seconds());
+        let change = {
+            let table = self.core.state.membership();
+            let active = |id| self.active(id);
+            reconfig::add(
+                &table,
+                id,
+                &r.peer_ur_ls,
+                r.is_learner,
+                self.core.strict_reconfig,
+                &active,
+            )
+            .map_err(RequestError::from)?
+        };
+        self.propose(change).await?;
+        let member = Member {
+            id,
+            peer_ur_ls: r.peer_ur_ls,
+            is_learner: r.is_learner,
+            ..Default::default()
+        };
+        Ok(Response::new(MemberAddResponse {
+            header: Some(self.core.header(0)),
+            member: Some(member),
+            members: self.members(),
+        }))
     }
 
     async fn member_remove(
         &self,
-        _: Request<MemberRemoveRequest>,
+        request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(RequestError::Unimplemented("MemberRemove").into())
+        self.core.refuse_on_learner()?;
+        let r = request.into_inner();
+        if let Some(mut leader) = self.leader()? {
+            return relay(self.core.request_timeout, leader.member_remove(r)).await;
+        }
+        let change = {
+            let table = self.core.state.membership();
+            let active = |id| self.active(id);
+            let (me, strict) = (self.core.member_id, self.core.strict_reconfig);
+            reconfig::remove(&table, r.id, me, strict, &active)?
+        };
+        self.propose(change).await?;
+        Ok(Response::new(MemberRemoveResponse {
+            header: Some(self.core.header(0)),
+            members: self.members(),
+        }))
     }
 
     async fn member_update(
         &self,
-        _: Request<MemberUpdateRequest>,
+        request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(RequestError::Unimplemented("MemberUpdate").into())
+        self.core.refuse_on_learner()?;
+        let r = request.into_inner();
+        if let Some(mut leader) = self.leader()? {
+            return relay(self.core.request_timeout, leader.member_update(r)).await;
+        }
+        let change = reconfig::update(&self.core.state.membership(), r.id, &r.peer_ur_ls)?;
+        self.propose(change).await?;
+        Ok(Response::new(MemberUpdateResponse {
+            header: Some(self.core.header(0)),
+            members: self.members(),
+        }))
     }
 
     async fn member_list(
@@ -55,30 +196,32 @@ impl Cluster for ClusterService {
         if request.into_inner().linearizable {
             self.core.linearizable_read().await?;
         }
-        let members = self
-            .core
-            .state
-            .membership()
-            .members
-            .values()
-            .map(|m| Member {
-                id: m.id,
-                name: m.name.clone(),
-                peer_ur_ls: m.peer_urls.clone(),
-                client_ur_ls: m.client_urls.clone(),
-                is_learner: m.is_learner,
-            })
-            .collect();
         Ok(Response::new(MemberListResponse {
             header: Some(self.core.header(0)),
-            members,
+            members: self.members(),
         }))
     }
 
     async fn member_promote(
         &self,
-        _: Request<MemberPromoteRequest>,
+        request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(RequestError::Unimplemented("MemberPromote").into())
+        let r = request.into_inner();
+        if let Some(mut leader) = self.leader()? {
+            return relay(self.core.request_timeout, leader.member_promote(r)).await;
+        }
+        let progress = self
+            .core
+            .raft
+            .leader_progress()
+            .await
+            .map_err(RequestError::from)?
+            .ok_or(RequestError::NoLeader)?;
+        let change = reconfig::promote(&self.core.state.membership(), r.id, &progress)?;
+        self.propose(change).await?;
+        Ok(Response::new(MemberPromoteResponse {
+            header: Some(self.core.header(0)),
+            members: self.members(),
+        }))
     }
 }

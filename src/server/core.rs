@@ -10,7 +10,9 @@ use crate::io::Disk;
 use crate::lease::ExpiryClock;
 use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
 use crate::pb::etcdserverpb::ResponseHeader;
+use crate::raft::transport::HeardFrom;
 use crate::raft::{RaftHandle, RaftStatus};
+use tonic::transport::Endpoint;
 use prost::Message as _;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
@@ -43,6 +45,10 @@ pub struct ServerCore {
     pub min_lease_ttl: i64,
     /// The backend's space quota (`None`: unlimited); see [`super::alarm`].
     pub quota_bytes: Option<u64>,
+    /// When each peer was last heard from (membership checks on the leader).
+    pub heard_from: HeardFrom,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig: bool,
 }
 
 impl ServerCore {
@@ -73,14 +79,39 @@ impl ServerCore {
         self.raft.status()
     }
 
-    /// Replicates `request` and returns what applying it produced on this member. A request
-    /// that needs space is refused first when the quota would be exceeded ([`super::alarm`]).
+    /// Refuses what a learner does not serve (etcd: writes, linearizable reads, membership).
+    pub fn refuse_on_learner(&self) -> Result<(), RequestError> {
+        if self.status().is_learner {
+            return Err(RequestError::NotSupportedForLearner);
+        }
+        Ok(())
+    }
+
+    /// The leader's peer endpoint (to forward to), if a leader is known.
+    pub fn leader_peer_endpoint(&self) -> Result<Endpoint, RequestError> {
+        let leader = self.status().leader;
+        let url = self
+            .state
+            .membership()
+            .members
+            .get(&leader)
+            .and_then(|m| m.peer_urls.first().cloned())
+            .ok_or(RequestError::NoLeader)?;
+        Ok(Endpoint::from_shared(url)
+            .map_err(|e| RequestError::Internal(format!("leader URL: {e}")))?
+            .connect_timeout(Duration::from_secs(1)))
+    }
+
+    /// Replicates a client's `request` and returns what applying it produced on this member.
+    /// A request that needs space is refused first when the quota would be exceeded
+    /// ([`super::alarm`]); a learner refuses every request.
     pub async fn propose(&self, request: Request) -> Result<Applied, RequestError> {
+        self.refuse_on_learner()?;
         self.check_quota(&request).await?;
         self.replicate(request).await
     }
 
-    /// Replicates `request` without a quota check.
+    /// Replicates `request` without a quota or learner check (the server's own requests).
     pub(super) async fn replicate(&self, request: Request) -> Result<Applied, RequestError> {
         let data = InternalRequest {
             request: Some(request),
@@ -100,6 +131,7 @@ impl ServerCore {
         if crate::fault::active(crate::fault::Bug::StaleRead) {
             return Ok(());
         }
+        self.refuse_on_learner()?;
         match tokio::time::timeout(self.request_timeout, self.raft.read_index()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.into()),

@@ -81,6 +81,12 @@ pub enum RequestError {
     /// A write that needs space while the quota is exhausted (or a NOSPACE alarm is raised).
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    /// A membership request etcd's rules refuse.
+    #[error(transparent)]
+    Membership(#[from] super::reconfig::MembershipError),
+    /// A request a learner does not serve (writes, linearizable reads).
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
     /// An RPC detcd does not serve yet.
     #[error("{0} is not implemented by detcd yet")]
     Unimplemented(&'static str),
@@ -102,6 +108,8 @@ impl RequestError {
             NoLeader | Timeout | Stopped | LeaderTransferTimeout => Code::Unavailable,
             NotLeader | BadLeaderTransferee => Code::FailedPrecondition,
             Unimplemented(_) => Code::Unimplemented,
+            Membership(e) => e.code(),
+            NotSupportedForLearner => Code::Unavailable,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             SessionExpired | MissingLeaderKey | ElectionNotLeader | ElectionNoLeader => {
                 Code::Unknown
@@ -123,6 +131,7 @@ impl From<RaftError> for RequestError {
             RaftError::ProposalDropped => RequestError::NoLeader,
             RaftError::Stopped => RequestError::Stopped,
             RaftError::TooManyRequests => RequestError::TooManyRequests,
+            RaftError::Removed => RequestError::Stopped,
             other => RequestError::Internal(other.to_string()),
         }
     }

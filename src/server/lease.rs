@@ -25,7 +25,7 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 /// etcd's largest lease TTL, in seconds.
@@ -53,18 +53,7 @@ impl LeaseService {
 
     /// The leader's peer client, if a leader is known.
     async fn leader_client(&self) -> Result<LeaseForwardClient<Channel>, RequestError> {
-        let leader = self.core.status().leader;
-        let url = self
-            .core
-            .state
-            .membership()
-            .members
-            .get(&leader)
-            .and_then(|m| m.peer_urls.first().cloned())
-            .ok_or(RequestError::NoLeader)?;
-        let endpoint = Endpoint::from_shared(url)
-            .map_err(|e| RequestError::Internal(format!("leader URL: {e}")))?
-            .connect_timeout(Duration::from_secs(1));
+        let endpoint = self.core.leader_peer_endpoint()?;
         Ok(LeaseForwardClient::new(endpoint.connect_lazy()))
     }
 

@@ -1,14 +1,17 @@
 //! The cluster's member table and how member and cluster ids are derived.
 //!
-//! Ids follow etcd's scheme so the same flags give the same ids as etcd: a member id is the
-//! first 8 bytes (big endian) of SHA-1 over its sorted peer URLs joined with "" plus the cluster
-//! token; the cluster id is the first 8 bytes of SHA-1 over the sorted member ids (8 bytes each,
-//! big endian). The table is part of the replicated state: bootstrapped identically from
-//! `--initial-cluster` on every member, then changed only by applied raft entries.
+//! Ids follow etcd's scheme so the same flags give the same ids as etcd: a bootstrap member's id
+//! is the first 8 bytes (big endian) of SHA-1 over its sorted peer URLs joined with "" plus the
+//! cluster token; a member added later (`MemberAdd`) hashes its peer URLs with the Unix time of
+//! the request instead of the token ([`added_member_id`]); the cluster id is the first 8 bytes
+//! of SHA-1 over the bootstrap member ids (8 bytes each, big endian) and never changes after.
+//! The table is part of the replicated state: bootstrapped identically from `--initial-cluster`
+//! on every member (a joining member fetches it from the cluster), then changed only by applied
+//! raft entries; the ids of removed members are kept, so a removed member is recognised.
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One member as `MemberList` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,18 +31,39 @@ pub struct Member {
 /// The member table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
+    /// The cluster's id (fixed at bootstrap).
+    pub cluster_id: u64,
     /// Members by id.
     pub members: BTreeMap<u64, Member>,
+    /// Ids of members removed from the cluster.
+    pub removed: BTreeSet<u64>,
 }
 
 /// etcd's member id for these peer URLs and cluster token.
 pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
-    let mut urls: Vec<&str> = peer_urls.iter().map(String::as_str).collect();
-    urls.sort_unstable();
     let mut h = Sha1::new();
-    h.update(urls.concat().as_bytes());
+    h.update(sorted_urls(peer_urls).concat().as_bytes());
     h.update(token.as_bytes());
     first_u64(&h.finalize())
+}
+
+/// etcd's id for a member added at `unix_seconds` with these peer URLs.
+pub fn added_member_id(peer_urls: &[String], unix_seconds: i64) -> u64 {
+    let mut h = Sha1::new();
+    h.update(sorted_urls(peer_urls).concat().as_bytes());
+    h.update(unix_seconds.to_string().as_bytes());
+    first_u64(&h.finalize())
+}
+
+fn sorted_urls(peer_urls: &[String]) -> Vec<&str> {
+    let mut urls: Vec<&str> = peer_urls.iter().map(String::as_str).collect();
+    urls.sort_unstable();
+    urls
+}
+
+/// Whether two lists hold the same URLs, in any order.
+pub fn same_urls(a: &[String], b: &[String]) -> bool {
+    sorted_urls(a) == sorted_urls(b)
 }
 
 /// etcd's cluster id for these member ids.
@@ -74,8 +98,25 @@ impl Membership {
                 };
                 (id, m)
             })
-            .collect();
-        Membership { members }
+            .collect::<BTreeMap<u64, Member>>();
+        let ids: Vec<u64> = members.keys().copied().collect();
+        Membership {
+            cluster_id: cluster_id(&ids),
+            members,
+            removed: BTreeSet::new(),
+        }
+    }
+
+    /// The member whose peer URLs are `peer_urls`.
+    pub fn find_by_peer_urls(&self, peer_urls: &[String]) -> Option<&Member> {
+        self.members
+            .values()
+            .find(|m| same_urls(&m.peer_urls, peer_urls))
+    }
+
+    /// Voting members.
+    pub fn voters(&self) -> impl Iterator<Item = &Member> {
+        self.members.values().filter(|m| !m.is_learner)
     }
 
     /// Ids of all members.

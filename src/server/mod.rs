@@ -11,6 +11,7 @@ pub mod apply;
 mod authority;
 pub mod auto_compact;
 pub mod backend_state;
+pub mod bootstrap;
 pub mod cluster;
 pub mod core;
 pub mod election;
@@ -26,6 +27,7 @@ pub mod maintenance;
 pub mod membership;
 pub mod range;
 pub mod recipe;
+pub mod reconfig;
 pub mod snapshot;
 pub mod txn;
 pub mod unserved;
@@ -34,8 +36,8 @@ pub mod watch;
 
 use self::apply::{EtcdStateMachine, ReplicatedState};
 use self::core::ServerCore;
-use self::membership::{cluster_id, member_id, Membership};
-use crate::config::{ClusterState, ServerConfig};
+use self::membership::Membership;
+use crate::config::ServerConfig;
 use crate::io::Disk;
 use crate::pb::detcdpb::lease_forward_server::LeaseForwardServer;
 use crate::pb::detcdpb::peer_server::PeerServer;
@@ -68,9 +70,15 @@ pub enum StartError {
     /// This member's name is not in `--initial-cluster`.
     #[error("member {0:?} is not in the initial cluster")]
     NotInCluster(String),
-    /// Joining an existing cluster is not supported yet.
-    #[error("--initial-cluster-state existing is not supported yet for a member without data")]
-    JoinUnsupported,
+    /// Joining: no member of `--initial-cluster` answered with the member table.
+    #[error("could not fetch the cluster's member table from any peer ({0}); is the cluster up?")]
+    NoPeerAnswered(String),
+    /// Joining: the cluster has no member with this member's peer URLs.
+    #[error(
+        "the cluster has no member with peer URLs {0}: add it first (etcdctl member add), then \
+         start it with the ETCD_* values that command prints"
+    )]
+    NotAdded(String),
     /// Recovery or raft failed.
     #[error(transparent)]
     Raft(#[from] RaftError),
@@ -119,46 +127,41 @@ pub struct RunningMember {
 
 /// Recovers and starts a member, serving peers and clients until the process ends.
 pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
-    let bootstrap = Membership::bootstrap(&config.initial_cluster, &config.token);
-    let me = member_id(&config.advertise_peer_urls, &config.token);
-    if !bootstrap.members.contains_key(&me) {
-        return Err(StartError::NotInCluster(config.name.clone()));
-    }
-    let cid = cluster_id(&bootstrap.ids());
     let peer_listeners = bind_all(&config.listen_peer)?;
     let client_listeners = bind_all(&config.listen_client)?;
     let disk = Disk::new(config.data_dir.join("member"));
     disk.create_dir_all("")?;
-    let (durable, recovered) = DurableLog::open(disk.clone())?;
+    let (mut durable, mut recovered) = DurableLog::open(disk.clone())?;
     tracing::info!(entries = recovered.entries.len(), "read the WAL");
-    if recovered.is_empty() && config.cluster_state == ClusterState::Existing {
-        return Err(StartError::JoinUnsupported);
-    }
 
     let backend =
         Backend::open(&disk, BACKEND_FILE, BACKEND_CACHE_BYTES).map_err(RaftError::from)?;
     tracing::info!(size = backend.file_size(), "opened the backend");
-    let loaded = backend_state::load(backend).map_err(RaftError::from)?;
+    let mut loaded = backend_state::load(backend).map_err(RaftError::from)?;
     tracing::info!(
         revision = loaded.store.current_revision(),
         keys = loaded.store.key_count(),
         consistent_index = loaded.consistent_index,
         "rebuilt the key index"
     );
-    if let Some(stored) = &loaded.membership {
-        // A restored data dir holds the member table it was restored for; a fresh raft log
-        // bootstraps from the flags, so both must name the same members.
-        let fresh = recovered.is_empty();
-        if !stored.members.contains_key(&me) || (fresh && stored.ids() != bootstrap.ids()) {
-            return Err(StartError::MemberTableMismatch {
-                stored: stored.ids().iter().map(|id| format!("{id:x}")).collect(),
-                flags: bootstrap.ids().iter().map(|id| format!("{id:x}")).collect(),
-            });
+    let identity = bootstrap::identify(&config, loaded.membership.as_ref(), recovered.is_empty())
+        .await?;
+    let me = identity.me;
+    let cid = identity.membership.cluster_id;
+    if !identity.joining {
+        if recovered.is_empty() {
+            let voters = identity.membership.voters().map(|m| m.id).collect();
+            bootstrap::write_bootstrap_point(&mut durable, &mut recovered, voters)?;
         }
+        // The state machine is empty at the bootstrap point (see `bootstrap`).
+        loaded.consistent_index = loaded.consistent_index.max(bootstrap::BOOTSTRAP_INDEX);
     }
-    let state = Arc::new(ReplicatedState::from_loaded(loaded, bootstrap.clone()));
-    let machine = EtcdStateMachine::new(state.clone());
-    let mut storage = RaftStorage::new_cluster(bootstrap.ids());
+    let state = Arc::new(ReplicatedState::from_loaded(
+        loaded,
+        identity.membership.clone(),
+    ));
+    let mut machine = EtcdStateMachine::new(state.clone());
+    let mut storage = RaftStorage::default();
     let image_state = state.clone();
     storage.set_snapshot_source(Arc::new(move || image_state.snapshot_image()));
     let inbox = SnapshotInbox::new(disk.clone(), "snap").map_err(RaftError::from)?;
@@ -185,19 +188,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         member_id = %format!("{me:x}"),
         cluster_id = %format!("{cid:x}"),
         applied,
+        joining = identity.joining,
         entries = storage.entries_from(applied + 1).map(|e| e.len()).unwrap_or(0),
         "recovered member state"
     );
 
     let (transport, reports) = Transport::new(me, cid);
     let heard_from = transport.heard();
-    for member in state.membership().members.values() {
-        if member.id != me {
-            if let Some(url) = member.peer_urls.first() {
-                transport.add_peer(member.id, url)?;
-            }
+    transport.set_peers(&peer_urls(&state.membership(), me))?;
+    let peers = transport.clone();
+    machine.on_members_changed(Box::new(move |table| {
+        if let Err(e) = peers.set_peers(&peer_urls(table, me)) {
+            tracing::error!(error = %e, "a member's peer URL is unusable");
         }
-    }
+    }));
     let election_ticks =
         (config.election_timeout.as_millis() / config.heartbeat.as_millis().max(1)) as usize;
     let node_config = NodeConfig {
@@ -237,6 +241,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         expiry: std::sync::Mutex::new(crate::lease::ExpiryClock::default()),
         min_lease_ttl: (config.election_timeout.as_millis() * 3 / 2).div_ceil(1000) as i64,
         quota_bytes: config.quota_bytes,
+        heard_from: heard_from.clone(),
+        strict_reconfig: config.strict_reconfig_check,
     });
 
     let mut tasks = Vec::new();
@@ -249,7 +255,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         ))
         .max_decoding_message_size(MAX_PEER_MESSAGE);
         let forward = LeaseForwardServer::new(lease::LeaseService::new(core.clone()));
-        let router = listen::server().add_service(service).add_service(forward);
+        let members = ClusterServer::new(cluster::ClusterService::new(core.clone()));
+        let router = listen::server()
+            .add_service(service)
+            .add_service(forward)
+            .add_service(members);
         tasks.push(tokio::spawn(listener.serve(router)));
     }
     for listener in client_listeners {
@@ -270,6 +280,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
     ));
     tracing::info!(clients = ?config.listen_client, peers = ?config.listen_peer, "serving");
     Ok(RunningMember { core, tasks })
+}
+
+/// The first peer URL of every member but `me`.
+fn peer_urls(table: &Membership, me: u64) -> std::collections::BTreeMap<u64, String> {
+    table
+        .members
+        .values()
+        .filter(|m| m.id != me)
+        .filter_map(|m| Some((m.id, m.peer_urls.first()?.clone())))
+        .collect()
 }
 
 /// Binds every address in `addrs`, failing on the first that cannot be bound.
@@ -326,7 +346,7 @@ async fn publish_attributes(core: Arc<ServerCore>, name: String, client_urls: Ve
     };
     loop {
         match core
-            .propose(Internal::MemberAttributes(attrs.clone()))
+            .replicate(Internal::MemberAttributes(attrs.clone()))
             .await
         {
             Ok(_) => {

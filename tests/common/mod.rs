@@ -126,36 +126,73 @@ impl Cluster {
 
     /// Starts member `i` with `--initial-cluster-token token` and extra flags of its own.
     pub fn start_member_with(&mut self, i: usize, token: &str, extra: &[&str]) {
-        assert!(self.procs[i].is_none(), "member {i} already running");
         let m = &self.members[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("{}.log", m.name)))
-            .expect("log file");
-        let child = member_command(
+        let mut cmd = member_command(
             env!("CARGO_BIN_EXE_detcd"),
             &m.name,
             &self.data_dir(i),
             (m.client_port, m.peer_port),
             &self.initial_cluster(),
-        )
-        .args([
-            "--initial-cluster-token",
-            token,
-            "--initial-cluster-state",
-            "new",
-        ])
-        .args(["--logger", "capnslog"])
-        .args(&self.extra_args)
-        .args(extra)
-        // Plain text in the log files (tracing colours its output unless NO_COLOR is set).
-        .env("NO_COLOR", "1")
-        .envs(self.env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn detcd");
+        );
+        cmd.args(["--initial-cluster-state", "new"]).args(extra);
+        self.spawn(i, cmd, token);
+    }
+
+    /// A new member spec (fresh ports, not started, not in the initial cluster); its index.
+    pub fn add_spec(&mut self, name: &str) -> usize {
+        self.members.push(MemberSpec {
+            name: name.to_string(),
+            client_port: free_port(),
+            peer_port: free_port(),
+        });
+        self.procs.push(None);
+        self.members.len() - 1
+    }
+
+    /// Peer URL of member `i`.
+    pub fn peer_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[i].peer_port)
+    }
+
+    /// Starts member `i` the way etcd's docs say after `member add`: with the `ETCD_*` lines
+    /// that command printed as its environment, and its own listen and client URLs as flags.
+    pub fn start_joining(&mut self, i: usize, member_add_output: &str) {
+        let m = &self.members[i];
+        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_detcd"));
+        cmd.arg("--data-dir")
+            .arg(self.data_dir(i))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &self.peer_url(i)]);
+        for line in member_add_output.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                if k.starts_with("ETCD_") {
+                    cmd.env(k, v.trim_matches('"'));
+                }
+            }
+        }
+        self.spawn(i, cmd, TOKEN);
+    }
+
+    fn spawn(&mut self, i: usize, mut cmd: Command, token: &str) {
+        assert!(self.procs[i].is_none(), "member {i} already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", self.members[i].name)))
+            .expect("log file");
+        let child = cmd
+            .args(["--initial-cluster-token", token])
+            .args(["--logger", "capnslog"])
+            .args(&self.extra_args)
+            // Plain text in the log files (tracing colours its output unless NO_COLOR is set).
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn detcd");
         self.procs[i] = Some(child);
     }
 

@@ -5,7 +5,8 @@
 use super::Command;
 use crate::raft::status::{RaftStatus, SharedStatus};
 use crate::raft::RaftError;
-use raft::eraftpb::Message;
+use super::LeaderProgress;
+use raft::eraftpb::{ConfChangeV2, Message};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -46,6 +47,26 @@ impl<O: Send + 'static> RaftHandle<O> {
             reply,
         })
         .await
+    }
+
+    /// Proposes a membership change and waits until this member has applied it; fails with
+    /// [`RaftError::ConfChangePending`] while another one is being applied.
+    pub async fn propose_conf_change(&self, change: ConfChangeV2) -> Result<O, RaftError> {
+        self.submit(|reply| Command::ProposeConfChange {
+            change: change.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// On the leader, how far each member's log matches; None on other members.
+    pub async fn leader_progress(&self) -> Result<Option<LeaderProgress>, RaftError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Progress(tx))
+            .await
+            .map_err(|_| RaftError::Stopped)?;
+        rx.await.map_err(|_| RaftError::Stopped)
     }
 
     /// Sends the command `make` builds and waits for its apply result, re-sending while raft
