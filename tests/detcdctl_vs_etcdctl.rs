@@ -5,7 +5,8 @@
 //! replaced by placeholders before comparing. Covers put/get/del/txn/compaction in every
 //! output format, error cases (compacted and future revisions, empty key, bad and unknown
 //! leases, bad arguments), lease commands including a keep-alive ended by a revoke, watch,
-//! lock, elect, member list, endpoint status and endpoint hashkv.
+//! lock, elect, member list, endpoint status and endpoint hashkv (also `--cluster`), and the
+//! errors of member add/remove/update/promote and move-leader.
 
 #![cfg(not(madsim))]
 
@@ -646,6 +647,20 @@ fn global_flags_and_endpoints_match_etcdctl() {
             ],
             vec![],
         ),
+        (vec!["--endpoints", &ep, "endpoint", "status", "--cluster"], vec![]),
+        (vec!["--endpoints", &url, "endpoint", "hashkv", "--cluster", "-w", "json"], vec![]),
+        (vec!["--endpoints", &ep, "member", "remove"], vec![]),
+        (vec!["--endpoints", &ep, "member", "remove", "zz"], vec![]),
+        (vec!["--endpoints", &ep, "member", "remove", "1234"], vec![]),
+        (vec!["--endpoints", &ep, "member", "add"], vec![]),
+        (vec!["--endpoints", &ep, "member", "add", "x"], vec![]),
+        (vec!["--endpoints", &ep, "member", "add", "x", "--peer-urls=bad"], vec![]),
+        (vec!["--endpoints", &ep, "member", "update", "1234", "--peer-urls=http://a:1"], vec![]),
+        (vec!["--endpoints", &ep, "member", "update", "1234"], vec![]),
+        (vec!["--endpoints", &ep, "member", "promote", "1234"], vec![]),
+        (vec!["--endpoints", &ep, "move-leader"], vec![]),
+        (vec!["--endpoints", &ep, "move-leader", "zz"], vec![]),
+        (vec!["--endpoints", &ep, "move-leader", "1234"], vec![]),
     ];
     for (args, env) in cases {
         let mut want = raw(Tool::Etcdctl, &args, &env);

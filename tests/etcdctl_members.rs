@@ -91,7 +91,7 @@ fn a_dead_member_is_replaced_by_a_fresh_one() {
     let live = c.live_endpoints();
     let cluster_id = {
         let out = ok(&live, &["member", "remove", &victim_id]);
-        let expected = format!("Member {victim_id} removed from cluster ");
+        let expected = format!("Member {victim_id:>16} removed from cluster ");
         assert!(out.starts_with(&expected), "{out}");
         out.trim().rsplit(' ').next().unwrap().to_string()
     };
@@ -107,7 +107,8 @@ fn a_dead_member_is_replaced_by_a_fresh_one() {
         .nth(1)
         .expect("Member <id> added")
         .to_string();
-    assert!(added.starts_with(&format!("Member {new_id} added to cluster {cluster_id}")), "{added}");
+    let expected = format!("Member {new_id:>16} added to cluster {cluster_id:>16}\n\n");
+    assert!(added.starts_with(&expected), "{added}");
     assert!(added.contains("ETCD_NAME=\"m4\""), "{added}");
     assert!(added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), "{added}");
     assert!(added.contains(&format!("ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{peer}\"")));
@@ -173,13 +174,15 @@ fn a_learner_is_added_promoted_and_members_are_updated() {
         "Error: etcdserver: rpc not supported for learner"
     );
     let promoted = ok(&eps, &["member", "promote", &learner_id]);
-    assert!(promoted.starts_with(&format!("Member {learner_id} promoted in cluster ")), "{promoted}");
+    let expected = format!("Member {learner_id:>16} promoted in cluster ");
+    assert!(promoted.starts_with(&expected), "{promoted}");
     ok(&ep, &["put", "x", "y"]);
     assert_eq!(ok(&eps, &["get", "x", "--print-value-only"]).trim(), "y");
 
     let moved = format!("http://127.0.0.1:{}", free_port());
     let updated = ok(&eps, &["member", "update", &learner_id, &format!("--peer-urls={moved}")]);
-    assert!(updated.starts_with(&format!("Member {learner_id} updated in cluster ")), "{updated}");
+    let expected = format!("Member {learner_id:>16} updated in cluster ");
+    assert!(updated.starts_with(&expected), "{updated}");
     assert!(ok(&eps, &["member", "list"]).contains(&moved));
     assert_eq!(
         error_line(fails(&eps, &["member", "update", "1234", &format!("--peer-urls={moved}")])),

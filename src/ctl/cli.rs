@@ -176,8 +176,12 @@ pub enum Command {
     #[command(subcommand)]
     Member(MemberCommand),
     /// Endpoint related commands
-    #[command(subcommand)]
-    Endpoint(EndpointCommand),
+    Endpoint(EndpointArgs),
+    /// Transfers leadership to another etcd cluster member.
+    MoveLeader {
+        /// <transferee-member-id>
+        args: Vec<String>,
+    },
     /// Alarm related commands
     #[command(subcommand)]
     Alarm(AlarmCommand),
@@ -394,6 +398,48 @@ pub struct ElectArgs {
 pub enum MemberCommand {
     /// Lists all members in the cluster
     List,
+    /// Adds a member into the cluster
+    Add {
+        /// <memberName>
+        args: Vec<String>,
+        /// comma separated peer URLs for the new member.
+        #[arg(long = "peer-urls", default_value = "")]
+        peer_urls: String,
+        /// indicates if the new member is raft learner
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+              default_value = "false", action = ArgAction::Set)]
+        learner: bool,
+    },
+    /// Removes a member from the cluster
+    Remove {
+        /// <memberID>
+        args: Vec<String>,
+    },
+    /// Updates a member in the cluster
+    Update {
+        /// <memberID>
+        args: Vec<String>,
+        /// comma separated peer URLs for the updated member.
+        #[arg(long = "peer-urls", default_value = "")]
+        peer_urls: String,
+    },
+    /// Promotes a non-voting member in the cluster
+    Promote {
+        /// <memberID>
+        args: Vec<String>,
+    },
+}
+
+/// `endpoint` flags and subcommand.
+#[derive(Args, Debug)]
+pub struct EndpointArgs {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: EndpointCommand,
+    /// use all endpoints from the cluster member list
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false", action = ArgAction::Set)]
+    pub cluster: bool,
 }
 
 /// `endpoint` subcommands.

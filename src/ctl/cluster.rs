@@ -1,4 +1,4 @@
-//! Cluster-level commands: `member list`, `endpoint status` and `endpoint hashkv` (each endpoint
+//! Cluster-level commands: `endpoint status` and `endpoint hashkv` (each endpoint
 //! asked in turn, failures reported as `Failed to get the status of endpoint …` and exit 1) and
 //! `endpoint health` (endpoints checked concurrently with a linearizable read plus the alarm
 //! list, reported in completion order; any unhealthy endpoint → `unhealthy cluster`).
@@ -7,83 +7,14 @@ use super::error::{CtlError, CtlResult};
 use super::gofmt::{duration_string, human_bytes};
 use super::json::{self, Obj};
 use super::{fields, Ctx};
-use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::kv_client::KvClient;
 use crate::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::pb::etcdserverpb::{
-    alarm_type_name, AlarmRequest, HashKvRequest, HashKvResponse, MemberListRequest, RangeRequest,
+    alarm_type_name, AlarmRequest, HashKvRequest, HashKvResponse, RangeRequest,
     StatusRequest, StatusResponse,
 };
 use futures::StreamExt;
 use tokio::time::Instant;
-
-/// `member list`.
-pub async fn member_list(ctx: &mut Ctx) -> CtlResult {
-    let display = ctx.display()?;
-    let resp = ctx
-        .conn
-        .call(rpc!(
-            ClusterClient,
-            member_list,
-            MemberListRequest {
-                linearizable: false
-            }
-        ))
-        .await
-        .map_err(CtlError::Failed)?;
-    let rows: Vec<Vec<String>> = resp
-        .members
-        .iter()
-        .map(|m| {
-            let status = if m.name.is_empty() {
-                "unstarted"
-            } else {
-                "started"
-            };
-            vec![
-                format!("{:x}", m.id),
-                status.to_string(),
-                m.name.clone(),
-                m.peer_ur_ls.join(","),
-                m.client_ur_ls.join(","),
-                m.is_learner.to_string(),
-            ]
-        })
-        .collect();
-    let to_json = || {
-        let members = resp
-            .members
-            .iter()
-            .map(|m| {
-                let urls = |v: &[String]| v.iter().map(|u| json::string(u)).collect();
-                Obj::new()
-                    .num_omit("ID", m.id)
-                    .str_omit("name", &m.name)
-                    .list_omit("peerURLs", urls(&m.peer_ur_ls))
-                    .list_omit("clientURLs", urls(&m.client_ur_ls))
-                    .num_omit("isLearner", m.is_learner)
-                    .end()
-            })
-            .collect();
-        Obj::new()
-            .header(resp.header.as_ref())
-            .list_omit("members", members)
-            .end()
-    };
-    display.records(
-        &[
-            "ID",
-            "Status",
-            "Name",
-            "Peer Addrs",
-            "Client Addrs",
-            "Is Learner",
-        ],
-        &rows,
-        to_json,
-        |o| fields::members(o, &resp),
-    )
-}
 
 fn status_json(ep: &str, r: &StatusResponse) -> String {
     let errors = r.errors.iter().map(|e| json::string(e)).collect();

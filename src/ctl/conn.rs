@@ -49,13 +49,14 @@ impl Conn {
         &self.endpoints
     }
 
+    /// A client over other endpoints, with the same timeouts.
+    pub fn with_endpoints(&self, endpoints: Vec<String>) -> Conn {
+        Conn::new(endpoints, self.dial_timeout, self.command_timeout)
+    }
+
     /// A client for one endpoint only, with the same timeouts.
     pub fn single(&self, ep: &str) -> Conn {
-        Conn::new(
-            vec![ep.to_string()],
-            self.dial_timeout,
-            self.command_timeout,
-        )
+        self.with_endpoints(vec![ep.to_string()])
     }
 
     /// The deadline of a short command starting now.

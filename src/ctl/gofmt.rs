@@ -81,22 +81,32 @@ pub fn hex(b: &[u8]) -> String {
 
 /// `strconv.ParseInt(s, base, 64)` with Go's error text.
 pub fn parse_int(s: &str, base: u32) -> Result<i64, String> {
-    let invalid = || {
-        format!(
-            "strconv.ParseInt: parsing {}: invalid syntax",
-            quote(s.as_bytes())
-        )
-    };
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    check_digits("ParseInt", s, digits, base)?;
+    i64::from_str_radix(s, base).map_err(|_| out_of_range("ParseInt", s))
+}
+
+/// `strconv.ParseUint(s, base, 64)` with Go's error text.
+pub fn parse_uint(s: &str, base: u32) -> Result<u64, String> {
+    check_digits("ParseUint", s, s, base)?;
+    u64::from_str_radix(s, base).map_err(|_| out_of_range("ParseUint", s))
+}
+
+fn check_digits(func: &str, s: &str, digits: &str, base: u32) -> Result<(), String> {
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(base)) {
-        return Err(invalid());
-    }
-    i64::from_str_radix(s, base).map_err(|_| {
-        format!(
-            "strconv.ParseInt: parsing {}: value out of range",
+        return Err(format!(
+            "strconv.{func}: parsing {}: invalid syntax",
             quote(s.as_bytes())
-        )
-    })
+        ));
+    }
+    Ok(())
+}
+
+fn out_of_range(func: &str, s: &str) -> String {
+    format!(
+        "strconv.{func}: parsing {}: value out of range",
+        quote(s.as_bytes())
+    )
 }
 
 /// `time.ParseDuration` with Go's error texts.

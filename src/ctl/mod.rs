@@ -36,6 +36,7 @@ pub mod gofmt;
 pub mod json;
 pub mod kv;
 pub mod lease;
+pub mod member;
 pub mod maintenance;
 pub mod simple;
 pub mod snapshot;
@@ -45,7 +46,7 @@ pub mod watch;
 
 use clap::{CommandFactory, FromArgMatches};
 use cli::{
-    AlarmCommand, Cli, Command, EndpointCommand, LeaseCommand, MemberCommand, SnapshotCommand,
+    AlarmCommand, Cli, Command, EndpointCommand, LeaseCommand, SnapshotCommand,
 };
 use conn::Conn;
 use display::Display;
@@ -142,12 +143,18 @@ async fn run(ctx: &mut Ctx, command: Command) -> CtlResult {
         }
         Command::Lock(a) => concurrency::lock(ctx, a).await,
         Command::Elect(a) => concurrency::elect(ctx, a).await,
-        Command::Member(MemberCommand::List) => cluster::member_list(ctx).await,
-        Command::Endpoint(EndpointCommand::Status) => cluster::endpoint_status(ctx).await,
-        Command::Endpoint(EndpointCommand::Health) => cluster::endpoint_health(ctx).await,
-        Command::Endpoint(EndpointCommand::Hashkv { rev }) => {
-            cluster::endpoint_hashkv(ctx, rev).await
+        Command::Member(command) => member::run(ctx, command).await,
+        Command::Endpoint(a) => {
+            if a.cluster {
+                member::use_cluster_endpoints(ctx).await?;
+            }
+            match a.command {
+                EndpointCommand::Status => cluster::endpoint_status(ctx).await,
+                EndpointCommand::Health => cluster::endpoint_health(ctx).await,
+                EndpointCommand::Hashkv { rev } => cluster::endpoint_hashkv(ctx, rev).await,
+            }
         }
+        Command::MoveLeader { args } => member::move_leader(ctx, &args).await,
         Command::Defrag => maintenance::defrag(ctx).await,
         Command::Alarm(AlarmCommand::List { args }) => maintenance::alarm_list(ctx, &args).await,
         Command::Alarm(AlarmCommand::Disarm { args }) => {
