@@ -56,11 +56,14 @@ pub enum Bug {
     /// An etcd-format snapshot (`Maintenance.Snapshot`) leaves out the tombstones of the key
     /// history, so a key deleted after its last put is alive in the snapshot.
     SnapshotDropsTombstones,
+    /// Applying a member's removal drops it from raft's configuration but leaves it in the
+    /// member table, so the table and the configuration disagree.
+    MemberTableKeepsRemoved,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -78,6 +81,7 @@ impl Bug {
         Bug::SnapshotPastDurable,
         Bug::WatchPageSkipsRevision,
         Bug::SnapshotDropsTombstones,
+        Bug::MemberTableKeepsRemoved,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -100,6 +104,7 @@ impl Bug {
             Bug::SnapshotPastDurable => "snapshot-past-durable",
             Bug::WatchPageSkipsRevision => "watch-page-skips-revision",
             Bug::SnapshotDropsTombstones => "snapshot-drops-tombstones",
+            Bug::MemberTableKeepsRemoved => "member-table-keeps-removed",
         }
     }
 

@@ -71,7 +71,9 @@ fn id_of(eps: &str, name: &str) -> String {
 
 fn serializable_value(ep: &str, key: &str) -> Option<String> {
     let out = etcdctl(ep, &["get", key, "--consistency=s", "--print-value-only"]);
-    out.status.success().then(|| stdout(&out).trim().to_string())
+    out.status
+        .success()
+        .then(|| stdout(&out).trim().to_string())
 }
 
 /// etcd's documented procedure: a member dies for good, it is removed, a replacement with an
@@ -101,7 +103,10 @@ fn a_dead_member_is_replaced_by_a_fresh_one() {
     );
     let new = c.add_spec("m4");
     let peer = c.peer_url(new);
-    let added = ok(&live, &["member", "add", "m4", &format!("--peer-urls={peer}")]);
+    let added = ok(
+        &live,
+        &["member", "add", "m4", &format!("--peer-urls={peer}")],
+    );
     let new_id = added
         .split_whitespace()
         .nth(1)
@@ -110,14 +115,23 @@ fn a_dead_member_is_replaced_by_a_fresh_one() {
     let expected = format!("Member {new_id:>16} added to cluster {cluster_id:>16}\n\n");
     assert!(added.starts_with(&expected), "{added}");
     assert!(added.contains("ETCD_NAME=\"m4\""), "{added}");
-    assert!(added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), "{added}");
+    assert!(
+        added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{added}"
+    );
     assert!(added.contains(&format!("ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{peer}\"")));
     assert_eq!(
-        error_line(fails(&live, &["member", "add", "again", &format!("--peer-urls={peer}")])),
+        error_line(fails(
+            &live,
+            &["member", "add", "again", &format!("--peer-urls={peer}")]
+        )),
         "Error: etcdserver: Peer URLs already exists"
     );
     let listed = members(&live);
-    assert!(listed.contains(&(new_id.clone(), "unstarted".into(), String::new())), "{listed:?}");
+    assert!(
+        listed.contains(&(new_id.clone(), "unstarted".into(), String::new())),
+        "{listed:?}"
+    );
 
     c.start_joining(new, &added);
     let ep = c.endpoint(new);
@@ -127,7 +141,10 @@ fn a_dead_member_is_replaced_by_a_fresh_one() {
     ok(&ep, &["put", "after", "replaced"]);
     for i in 0..3 {
         if i != victim {
-            assert_eq!(ok(&c.endpoint(i), &["get", "after", "--print-value-only"]).trim(), "replaced");
+            assert_eq!(
+                ok(&c.endpoint(i), &["get", "after", "--print-value-only"]).trim(),
+                "replaced"
+            );
         }
     }
     wait_until(Duration::from_secs(10), || {
@@ -135,8 +152,15 @@ fn a_dead_member_is_replaced_by_a_fresh_one() {
         rows.len() == 3 && rows.iter().all(|(_, status, _)| status == "started")
     });
     let rows = members(&ep);
-    assert!(rows.iter().any(|(id, _, name)| *id == new_id && name == "m4"), "{rows:?}");
-    assert!(!rows.iter().any(|(_, _, name)| *name == victim_name), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|(id, _, name)| *id == new_id && name == "m4"),
+        "{rows:?}"
+    );
+    assert!(
+        !rows.iter().any(|(_, _, name)| *name == victim_name),
+        "{rows:?}"
+    );
 }
 
 /// A learner joins, serves serializable reads only, cannot be a second learner, and is promoted
@@ -155,20 +179,46 @@ fn a_learner_is_added_promoted_and_members_are_updated() {
     );
     let new = c.add_spec("m4");
     let peer = c.peer_url(new);
-    let added = ok(&eps, &["member", "add", "m4", "--learner", &format!("--peer-urls={peer}")]);
+    let added = ok(
+        &eps,
+        &[
+            "member",
+            "add",
+            "m4",
+            "--learner",
+            &format!("--peer-urls={peer}"),
+        ],
+    );
     let learner_id = added.split_whitespace().nth(1).unwrap().to_string();
     let other = c.add_spec("m5");
     assert_eq!(
-        error_line(fails(&eps, &["member", "add", "m5", "--learner", &format!("--peer-urls={}", c.peer_url(other))])),
+        error_line(fails(
+            &eps,
+            &[
+                "member",
+                "add",
+                "m5",
+                "--learner",
+                &format!("--peer-urls={}", c.peer_url(other))
+            ]
+        )),
         "Error: etcdserver: too many learner members in cluster"
     );
     let table = ok(&eps, &["member", "list", "-w", "table"]);
-    let row = table.lines().find(|l| l.contains(&learner_id)).expect("learner listed");
-    assert!(row.contains("| unstarted |") && row.ends_with("|       true |"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.contains(&learner_id))
+        .expect("learner listed");
+    assert!(
+        row.contains("| unstarted |") && row.ends_with("|       true |"),
+        "{table}"
+    );
 
     c.start_joining(new, &added);
     let ep = c.endpoint(new);
-    wait_until(Duration::from_secs(30), || serializable_value(&ep, "k19").as_deref() == Some("v"));
+    wait_until(Duration::from_secs(30), || {
+        serializable_value(&ep, "k19").as_deref() == Some("v")
+    });
     assert_eq!(
         error_line(fails(&ep, &["put", "x", "y"])),
         "Error: etcdserver: rpc not supported for learner"
@@ -180,12 +230,23 @@ fn a_learner_is_added_promoted_and_members_are_updated() {
     assert_eq!(ok(&eps, &["get", "x", "--print-value-only"]).trim(), "y");
 
     let moved = format!("http://127.0.0.1:{}", free_port());
-    let updated = ok(&eps, &["member", "update", &learner_id, &format!("--peer-urls={moved}")]);
+    let updated = ok(
+        &eps,
+        &[
+            "member",
+            "update",
+            &learner_id,
+            &format!("--peer-urls={moved}"),
+        ],
+    );
     let expected = format!("Member {learner_id:>16} updated in cluster ");
     assert!(updated.starts_with(&expected), "{updated}");
     assert!(ok(&eps, &["member", "list"]).contains(&moved));
     assert_eq!(
-        error_line(fails(&eps, &["member", "update", "1234", &format!("--peer-urls={moved}")])),
+        error_line(fails(
+            &eps,
+            &["member", "update", "1234", &format!("--peer-urls={moved}")]
+        )),
         "Error: etcdserver: member not found"
     );
 }

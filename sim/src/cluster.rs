@@ -44,13 +44,23 @@ const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
 /// The runs' view of each member, shared with the supervisor task.
 struct Members {
     nodes: Vec<NodeHandle>,
-    configs: Vec<ServerConfig>,
+    /// Each slot's server config, read by the slot's node when it (re)starts. A lock of its
+    /// own, taken after (never while waiting for) the members lock: restarts run the node's
+    /// init while the members lock is held.
+    configs: Arc<std::sync::Mutex<Vec<ServerConfig>>>,
     running: Vec<bool>,
     /// Bumped by every kill and restart the harness makes.
     generation: Vec<u64>,
 }
 
 type SharedMembers = Arc<std::sync::Mutex<Members>>;
+
+impl Members {
+    /// Slot `i`'s current config.
+    fn config(&self, i: usize) -> ServerConfig {
+        self.configs.lock().expect("configs")[i].clone()
+    }
+}
 
 /// The member's life inside its node: serve until the raft node stops, then report.
 async fn run_member(i: usize, config: ServerConfig) {
@@ -69,7 +79,15 @@ async fn run_member(i: usize, config: ServerConfig) {
             CORES.with(|c| c.borrow_mut().insert(i, member.core.clone()));
             let reason = member.core.raft.stopped().await;
             CORES.with(|c| c.borrow_mut().remove(&i));
-            STOPPED.with(|s| s.borrow_mut().insert(i, reason));
+            if reason == detcd::raft::RaftError::Removed.to_string() {
+                // Removed from the cluster: it stays down, as etcd exits for good.
+                REFUSED.with(|r| r.borrow_mut().insert(i, reason));
+            } else {
+                STOPPED.with(|s| s.borrow_mut().insert(i, reason));
+            }
+        }
+        Err(e @ detcd::server::StartError::NotInTable(_)) => {
+            REFUSED.with(|r| r.borrow_mut().insert(i, e.to_string()));
         }
         Err(e) if refusal(&e) => {
             REFUSED.with(|r| r.borrow_mut().insert(i, e.to_string()));
@@ -97,7 +115,7 @@ async fn supervise(handle: Handle, members: SharedMembers) {
                     continue;
                 }
                 handle.kill(m.nodes[i].id());
-                detcd::io::crash(&m.configs[i].data_dir.join("member"), None);
+                detcd::io::crash(&m.config(i).data_dir.join("member"), None);
                 (m.nodes[i].id(), m.generation[i])
             };
             SUPERVISED.with(|l| l.borrow_mut().push(format!("m{}: {reason}", i + 1)));
@@ -172,8 +190,12 @@ impl SimCluster {
                 )
             })
             .collect();
-        let mut nodes = Vec::new();
-        let mut configs = Vec::new();
+        let members = Arc::new(std::sync::Mutex::new(Members {
+            nodes: Vec::new(),
+            configs: Arc::default(),
+            running: vec![true; n],
+            generation: vec![0; n],
+        }));
         for i in 0..n {
             let config = ServerConfig {
                 name: format!("m{}", i + 1),
@@ -196,12 +218,18 @@ impl SimCluster {
                 // Its compactions would not be in the checked history.
                 auto_compaction: detcd::server::auto_compact::AutoCompaction::Off,
             };
-            let init_config = config.clone();
+            let shared = members.lock().expect("members").configs.clone();
+            shared.lock().expect("configs").push(config);
+            // The node runs whatever config its slot has when it (re)starts: a replaced member
+            // starts afresh with a new data dir.
             let node = handle
                 .create_node()
                 .name(format!("m{}", i + 1))
                 .ip(member_ip(i))
-                .init(move || run_member(i, init_config.clone()))
+                .init(move || {
+                    let config = shared.lock().expect("configs")[i].clone();
+                    run_member(i, config)
+                })
                 .build();
             // Every member's clock is a little off: up to 3 s ahead and ±5% fast or slow.
             let mut rng = madsim::rand::thread_rng();
@@ -210,15 +238,8 @@ impl SimCluster {
                 rate: rng.gen_range(0.95..1.05),
             };
             detcd::io::clock::set_skew(node.id(), skew);
-            nodes.push(node);
-            configs.push(config);
+            members.lock().expect("members").nodes.push(node);
         }
-        let members = Arc::new(std::sync::Mutex::new(Members {
-            nodes,
-            configs,
-            running: vec![true; n],
-            generation: vec![0; n],
-        }));
         handle
             .create_node()
             .name("supervisor")
@@ -269,7 +290,7 @@ impl SimCluster {
 
     /// Data directory of member `i`.
     pub fn data_dir(&self, i: usize) -> PathBuf {
-        self.members().configs[i].data_dir.clone()
+        self.members().config(i).data_dir
     }
 
     /// Number of members.
@@ -295,7 +316,7 @@ impl SimCluster {
             return;
         }
         self.handle.kill(m.nodes[i].id());
-        detcd::io::crash(&m.configs[i].data_dir.join("member"), tear);
+        detcd::io::crash(&m.config(i).data_dir.join("member"), tear);
         CORES.with(|c| c.borrow_mut().remove(&i));
         STOPPED.with(|s| s.borrow_mut().remove(&i));
         m.running[i] = false;
@@ -328,6 +349,23 @@ impl SimCluster {
         REFUSED.with(|r| r.borrow_mut().remove(&i));
         m.running[i] = true;
         m.generation[i] += 1;
+    }
+
+    /// Turns slot `i` (killed) into a new member that joins the running cluster: an empty data
+    /// dir of its own (the `replacement`-th), `--initial-cluster-state existing`; then starts it.
+    pub fn restart_replaced(&mut self, i: usize, replacement: usize) {
+        {
+            let m = self.members();
+            let mut configs = m.configs.lock().expect("configs");
+            configs[i].data_dir = PathBuf::from(format!("/sim/m{}-r{replacement}", i + 1));
+            configs[i].cluster_state = ClusterState::Existing;
+        }
+        self.restart(i);
+    }
+
+    /// Peer URL of member `i`.
+    pub fn peer_url(&self, i: usize) -> String {
+        self.members().config(i).advertise_peer_urls[0].clone()
     }
 
     /// Server core of member `i` while it runs (None before it has started).

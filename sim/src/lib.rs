@@ -24,6 +24,7 @@ mod kv_compile;
 mod kv_model;
 mod kv_range;
 pub mod linearizability;
+pub mod membership;
 mod presence;
 mod quota_operator;
 pub mod requests;

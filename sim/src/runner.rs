@@ -12,6 +12,7 @@ use crate::coordination::{self, CoordinationLog, SharedCoordinationLog};
 use crate::faults;
 use crate::history::{History, Outcome, Request};
 use crate::linearizability;
+use crate::membership;
 use crate::quota_operator;
 use crate::requests::RangeSpec;
 use crate::served_probe::{self, SharedServedLog};
@@ -274,13 +275,30 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         });
     }
     let steps = faults::schedule(members, 64, true);
-    let mut steps = steps.iter();
+    let replacements = membership::plan(options.seed, members);
+    // Only seeds that change membership get the operator node (a node changes the run).
+    let membership_operator = (!replacements.is_empty()).then(|| {
+        handle
+            .create_node()
+            .name("membership")
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 8, 1)))
+            .build()
+    });
+    let mut removed_ids = std::collections::BTreeSet::new();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    while tokio::time::Instant::now() < chaos_end {
-        match steps.next() {
-            Some(step) => faults::run_step(&mut cluster, step, &mut trace).await,
-            None => break,
+    for (index, step) in steps.iter().enumerate() {
+        if tokio::time::Instant::now() >= chaos_end {
+            break;
         }
+        for (n, r) in replacements.iter().enumerate() {
+            if let (true, Some(operator)) = (r.before_step == index, &membership_operator) {
+                let replaced =
+                    membership::replace_member(&mut cluster, operator, r.member, n + 1, &mut trace)
+                        .await;
+                removed_ids.extend(replaced);
+            }
+        }
+        faults::run_step(&mut cluster, step, &mut trace).await;
     }
     for t in tasks {
         let _ = t.await;
@@ -394,6 +412,9 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             Vec::new()
         }
     };
+    if let Err(e) = membership::check_converged(&cluster, &removed_ids) {
+        failures.push(format!("membership: {e}"));
+    }
     if let Some(reference) = states.first() {
         let caught_up = |logs: &[SharedWatchLog]| {
             logs.iter().all(|l| {

@@ -15,8 +15,10 @@ use std::time::Duration;
 /// and the header revision.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServedRead {
-    /// Member index.
+    /// Member index (the slot; a replaced member is a new member in the same slot).
     pub member: usize,
+    /// The answering member's id (tells a slot's members apart).
+    pub member_id: u64,
     /// Sent at.
     pub invoke: u64,
     /// Answered at.
@@ -50,12 +52,13 @@ pub async fn probe_members(
             let answer =
                 tokio::time::timeout(Duration::from_millis(500), client.range(request)).await;
             if let Ok(Ok(response)) = answer {
-                let revision = response.into_inner().header.map_or(0, |h| h.revision);
+                let header = response.into_inner().header.unwrap_or_default();
                 log.lock().expect("served log").push(ServedRead {
                     member,
+                    member_id: header.member_id,
                     invoke,
                     complete: now_ns(start),
-                    revision,
+                    revision: header.revision,
                 });
             }
         }

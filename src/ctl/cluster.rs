@@ -10,8 +10,8 @@ use super::{fields, Ctx};
 use crate::pb::etcdserverpb::kv_client::KvClient;
 use crate::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::pb::etcdserverpb::{
-    alarm_type_name, AlarmRequest, HashKvRequest, HashKvResponse, RangeRequest,
-    StatusRequest, StatusResponse,
+    alarm_type_name, AlarmRequest, HashKvRequest, HashKvResponse, RangeRequest, StatusRequest,
+    StatusResponse,
 };
 use futures::StreamExt;
 use tokio::time::Instant;

@@ -31,20 +31,41 @@ pub async fn run(ctx: &mut Ctx, command: MemberCommand) -> CtlResult {
             let id = id_arg(&args)?;
             let req = MemberRemoveRequest { id };
             let r = call(ctx, rpc!(ClusterClient, member_remove, req)).await?;
-            changed(ctx, "removed from", id, r.header, &r.members, r.encode_to_vec())
+            changed(
+                ctx,
+                "removed from",
+                id,
+                r.header,
+                &r.members,
+                r.encode_to_vec(),
+            )
         }
         MemberCommand::Update { args, peer_urls } => {
             let id = id_arg(&args)?;
             let peer_ur_ls = urls_arg(&peer_urls)?;
             let req = MemberUpdateRequest { id, peer_ur_ls };
             let r = call(ctx, rpc!(ClusterClient, member_update, req)).await?;
-            changed(ctx, "updated in", id, r.header, &r.members, r.encode_to_vec())
+            changed(
+                ctx,
+                "updated in",
+                id,
+                r.header,
+                &r.members,
+                r.encode_to_vec(),
+            )
         }
         MemberCommand::Promote { args } => {
             let id = id_arg(&args)?;
             let req = MemberPromoteRequest { id };
             let r = call(ctx, rpc!(ClusterClient, member_promote, req)).await?;
-            changed(ctx, "promoted in", id, r.header, &r.members, r.encode_to_vec())
+            changed(
+                ctx,
+                "promoted in",
+                id,
+                r.header,
+                &r.members,
+                r.encode_to_vec(),
+            )
         }
     }
 }
@@ -80,12 +101,17 @@ fn urls_arg(peer_urls: &str) -> CtlResult<Vec<String>> {
             return Err(CtlError::Failed(why));
         }
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        if !host.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.starts_with('[')) {
+        if !host
+            .rsplit_once(':')
+            .is_some_and(|(h, _)| !h.contains(':') || h.starts_with('['))
+        {
             let why = format!("URL address does not have the form \"host:port\": {url}");
             return Err(CtlError::Failed(why));
         }
         if !path.is_empty() {
-            return Err(CtlError::Failed(format!("URL must not contain a path: {url}")));
+            return Err(CtlError::Failed(format!(
+                "URL must not contain a path: {url}"
+            )));
         }
     }
     Ok(urls)
@@ -241,9 +267,15 @@ async fn add(ctx: &mut Ctx, args: Vec<String>, peer_urls: &str, learner: bool) -
         conf.extend(m.peer_ur_ls.iter().map(|u| format!("{n}={u}")));
     }
     text.push('\n');
-    text.push_str(&format!("ETCD_NAME={}\n", super::gofmt::quote(name.as_bytes())));
+    text.push_str(&format!(
+        "ETCD_NAME={}\n",
+        super::gofmt::quote(name.as_bytes())
+    ));
     let cluster = conf.join(",");
-    text.push_str(&format!("ETCD_INITIAL_CLUSTER={}\n", super::gofmt::quote(cluster.as_bytes())));
+    text.push_str(&format!(
+        "ETCD_INITIAL_CLUSTER={}\n",
+        super::gofmt::quote(cluster.as_bytes())
+    ));
     let advertise = member.peer_ur_ls.join(",");
     text.push_str(&format!(
         "ETCD_INITIAL_ADVERTISE_PEER_URLS={}\n",
@@ -300,7 +332,9 @@ pub async fn use_cluster_endpoints(ctx: &mut Ctx) -> CtlResult {
 /// `move-leader <transferee-member-id>`: finds the leader among the endpoints and asks it.
 pub async fn move_leader(ctx: &mut Ctx, args: &[String]) -> CtlResult {
     let [arg] = args else {
-        return Err(CtlError::BadArgs("move-leader command needs 1 argument".into()));
+        return Err(CtlError::BadArgs(
+            "move-leader command needs 1 argument".into(),
+        ));
     };
     let target = super::gofmt::parse_uint(arg, 16).map_err(CtlError::BadArgs)?;
     let display = ctx.display()?;
@@ -318,7 +352,9 @@ pub async fn move_leader(ctx: &mut Ctx, args: &[String]) -> CtlResult {
     }
     let Some((mut conn, leader_id)) = leader else {
         let eps = ctx.conn.endpoints().join(" ");
-        return Err(CtlError::BadArgs(format!("no leader endpoint given at [{eps}]")));
+        return Err(CtlError::BadArgs(format!(
+            "no leader endpoint given at [{eps}]"
+        )));
     };
     let req = MoveLeaderRequest { target_id: target };
     let r = conn

@@ -36,8 +36,8 @@ pub mod gofmt;
 pub mod json;
 pub mod kv;
 pub mod lease;
-pub mod member;
 pub mod maintenance;
+pub mod member;
 pub mod simple;
 pub mod snapshot;
 pub mod table;
@@ -45,9 +45,7 @@ pub mod txn;
 pub mod watch;
 
 use clap::{CommandFactory, FromArgMatches};
-use cli::{
-    AlarmCommand, Cli, Command, EndpointCommand, LeaseCommand, SnapshotCommand,
-};
+use cli::{AlarmCommand, Cli, Command, EndpointCommand, LeaseCommand, SnapshotCommand};
 use conn::Conn;
 use display::Display;
 use error::CtlResult;

@@ -289,7 +289,7 @@ impl<O: Send + 'static> RaftNode<O> {
                     }
                     None => return Ok(()),
                 },
-                Some(report) = self.reports.recv() => self.on_report(report),
+                Some(report) = self.reports.recv() => self.on_report(report)?,
                 progress = self.applier.progress.recv() => self.on_progress(progress)?,
             }
             self.election_timer.derandomize(&mut self.raw);
@@ -373,7 +373,9 @@ impl<O: Send + 'static> RaftNode<O> {
     /// Handles one command; returns the reply channel of a stop request.
     fn on_command(&mut self, cmd: Command<O>) -> Option<oneshot::Sender<()>> {
         match cmd {
-            Command::Propose { data, reply } => self.propose(reply, |raw, ctx| raw.propose(ctx, data)),
+            Command::Propose { data, reply } => {
+                self.propose(reply, |raw, ctx| raw.propose(ctx, data))
+            }
             Command::ProposeConfChange { change, reply } => {
                 if self.raw.raft.has_pending_conf() {
                     // raft would turn a second pending change into an empty entry.
@@ -423,8 +425,9 @@ impl<O: Send + 'static> RaftNode<O> {
         }
     }
 
-    fn on_report(&mut self, report: PeerReport) {
+    fn on_report(&mut self, report: PeerReport) -> Result<(), RaftError> {
         match report {
+            PeerReport::Removed => return Err(RaftError::Removed),
             PeerReport::Unreachable(id) => self.raw.report_unreachable(id),
             PeerReport::Snapshot { to, ok } => {
                 let status = if ok {
@@ -435,6 +438,7 @@ impl<O: Send + 'static> RaftNode<O> {
                 self.raw.report_snapshot(to, status);
             }
         }
+        Ok(())
     }
 
     /// Handles one Ready, waiting out the time its fsync took before anything acts on it: votes
@@ -559,7 +563,8 @@ impl<O: Send + 'static> RaftNode<O> {
         let cs = match self.raw.apply_conf_change(&change) {
             Ok(cs) => cs,
             Err(e) => {
-                tracing::warn!(index = entry.index, error = %e, "membership change refused by raft");
+                let index = entry.index;
+                tracing::warn!(index, error = %e, "membership change refused by raft");
                 self.storage.conf_state_at(entry.index)?
             }
         };

@@ -81,6 +81,8 @@ impl WarnThrottle {
 pub enum PeerReport {
     /// Sending to this peer failed.
     Unreachable(u64),
+    /// A peer refused our messages because this member was removed from the cluster.
+    Removed,
     /// A snapshot sent to `to` succeeded or failed.
     Snapshot {
         /// Receiver of the snapshot.
@@ -293,8 +295,12 @@ impl PeerSender {
         sent_at.is_some_and(|sent| sent > since) && since.elapsed() > SILENCE_LIMIT
     }
 
-    /// Warns (throttled) when the peer refused our messages rather than being unreachable.
+    /// Warns (throttled) when the peer refused our messages rather than being unreachable; a
+    /// peer that knows this member was removed ends it.
     fn note_refusal(&mut self, status: &Status) {
+        if status.code() == tonic::Code::PermissionDenied {
+            let _ = self.reports.send(PeerReport::Removed);
+        }
         if status.code() == tonic::Code::FailedPrecondition && self.warned.allow(self.to) {
             tracing::warn!(
                 peer = %format!("{:x}", self.to),
@@ -368,7 +374,12 @@ pub struct PeerService<O> {
     inbox: SnapshotInbox,
     /// Refused senders, for throttling the warning (a leaf lock, held only to check it).
     warned: Mutex<WarnThrottle>,
+    /// Whether a member id was removed from the cluster.
+    removed: RemovedCheck,
 }
+
+/// Tells whether a member id was removed from the cluster (its messages are refused).
+pub type RemovedCheck = Arc<dyn Fn(u64) -> bool + Send + Sync>;
 
 impl<O: Send + 'static> PeerService<O> {
     /// Serves peers of cluster `cluster_id`, stepping their messages into `node` and writing
@@ -380,6 +391,7 @@ impl<O: Send + 'static> PeerService<O> {
         node: RaftHandle<O>,
         heard: HeardFrom,
         inbox: SnapshotInbox,
+        removed: RemovedCheck,
     ) -> Self {
         PeerService {
             cluster_id,
@@ -387,11 +399,18 @@ impl<O: Send + 'static> PeerService<O> {
             heard,
             inbox,
             warned: Mutex::default(),
+            removed,
         }
     }
 
-    /// Refuses a sender from another cluster; records when a peer of ours was heard from.
+    /// Refuses a sender from another cluster or one that was removed (etcd answers it 410 Gone,
+    /// and it stops); records when a peer of ours was heard from.
     fn admit(&self, from: u64, cluster_id: u64) -> Result<(), Status> {
+        if (self.removed)(from) {
+            return Err(Status::permission_denied(
+                "the member has been permanently removed from the cluster",
+            ));
+        }
         if cluster_id != self.cluster_id {
             let warn = self
                 .warned

@@ -58,12 +58,14 @@ pub async fn identify(
         flags: hex_ids(&bootstrap.ids()),
     };
     if let Some(table) = stored {
-        let Some(me) = table.find_by_peer_urls(&config.advertise_peer_urls).map(|m| m.id) else {
-            let id = member_id(&config.advertise_peer_urls, &config.token);
-            if table.removed.contains(&id) {
-                return Err(StartError::Raft(RaftError::Removed));
+        let Some(me) = table
+            .find_by_peer_urls(&config.advertise_peer_urls)
+            .map(|m| m.id)
+        else {
+            if fresh_log {
+                return Err(mismatch(table));
             }
-            return Err(mismatch(table));
+            return Err(StartError::NotInTable(config.advertise_peer_urls.join(",")));
         };
         if fresh_log && config.cluster_state == ClusterState::New && table.ids() != bootstrap.ids()
         {
@@ -118,10 +120,13 @@ async fn fetch_membership(config: &ServerConfig) -> Result<Membership, StartErro
         for url in &urls {
             match ask_members(url).await {
                 Ok(table) => {
-                    tracing::info!(peer = %url, members = table.members.len(), "fetched the cluster's member table");
+                    let members = table.members.len();
+                    tracing::info!(peer = %url, members, "fetched the cluster's member table");
                     return Ok(table);
                 }
-                Err(e) => tracing::warn!(peer = %url, error = %e, "could not fetch the member table"),
+                Err(e) => {
+                    tracing::warn!(peer = %url, error = %e, "could not fetch the member table")
+                }
             }
         }
         if tokio::time::Instant::now() >= deadline {
@@ -137,7 +142,9 @@ async fn ask_members(url: &str) -> Result<Membership, Box<dyn std::error::Error 
         .timeout(Duration::from_secs(3));
     let mut client = ClusterClient::new(endpoint.connect().await?);
     let reply = client
-        .member_list(MemberListRequest { linearizable: false })
+        .member_list(MemberListRequest {
+            linearizable: false,
+        })
         .await?
         .into_inner();
     let members = reply

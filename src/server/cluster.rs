@@ -66,7 +66,11 @@ impl ClusterService {
         if id == self.core.member_id {
             return true;
         }
-        let heard = self.core.heard_from.lock().unwrap_or_else(|e| e.into_inner());
+        let heard = self
+            .core
+            .heard_from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         heard
             .get(&id)
             .is_some_and(|at| at.elapsed() < ACTIVE_WINDOW)

@@ -12,10 +12,10 @@ use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
 use crate::pb::etcdserverpb::ResponseHeader;
 use crate::raft::transport::HeardFrom;
 use crate::raft::{RaftHandle, RaftStatus};
-use tonic::transport::Endpoint;
 use prost::Message as _;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
+use tonic::transport::Endpoint;
 
 /// The etcd API version detcd speaks (reported by `Status`).
 pub const ETCD_API_VERSION: &str = "3.5.0";

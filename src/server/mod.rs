@@ -73,6 +73,13 @@ pub enum StartError {
     /// Joining: no member of `--initial-cluster` answered with the member table.
     #[error("could not fetch the cluster's member table from any peer ({0}); is the cluster up?")]
     NoPeerAnswered(String),
+    /// Restart: the stored member table has no member with this member's peer URLs.
+    #[error(
+        "no member of this data dir's member table has peer URLs {0}: the member was removed \
+         from the cluster (start a new one with an empty data dir), or \
+         --initial-advertise-peer-urls differs from what it was started with"
+    )]
+    NotInTable(String),
     /// Joining: the cluster has no member with this member's peer URLs.
     #[error(
         "the cluster has no member with peer URLs {0}: add it first (etcdctl member add), then \
@@ -144,8 +151,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         consistent_index = loaded.consistent_index,
         "rebuilt the key index"
     );
-    let identity = bootstrap::identify(&config, loaded.membership.as_ref(), recovered.is_empty())
-        .await?;
+    let identity =
+        bootstrap::identify(&config, loaded.membership.as_ref(), recovered.is_empty()).await?;
     let me = identity.me;
     let cid = identity.membership.cluster_id;
     if !identity.joining {
@@ -247,11 +254,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
 
     let mut tasks = Vec::new();
     for listener in peer_listeners {
+        let table = core.state.clone();
+        let removed = Arc::new(move |id| table.membership().removed.contains(&id));
         let service = PeerServer::new(PeerService::new(
             cid,
             raft.clone(),
             heard_from.clone(),
             inbox.clone(),
+            removed,
         ))
         .max_decoding_message_size(MAX_PEER_MESSAGE);
         let forward = LeaseForwardServer::new(lease::LeaseService::new(core.clone()));

@@ -93,9 +93,9 @@ pub fn valid_peer_url(url: &str) -> bool {
     let host_port = rest.strip_suffix('/').unwrap_or(rest);
     matches!(scheme, "http" | "https" | "unix" | "unixs")
         && !host_port.contains('/')
-        && host_port.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok()
-        })
+        && host_port
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 fn check_urls(
@@ -252,6 +252,10 @@ pub fn apply_change(table: &mut Membership, change: &ConfChangeV2, conf: &ConfSt
         let voter = conf.voters.contains(&id);
         let learner = conf.learners.contains(&id);
         if !voter && !learner {
+            #[cfg(madsim)]
+            if crate::fault::active(crate::fault::Bug::MemberTableKeepsRemoved) {
+                continue;
+            }
             if table.members.remove(&id).is_some() {
                 table.removed.insert(id);
             }

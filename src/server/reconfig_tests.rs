@@ -9,7 +9,11 @@ fn table(started: &[(u64, bool)]) -> Membership {
             *id,
             Member {
                 id: *id,
-                name: if *is_started { format!("m{id}") } else { String::new() },
+                name: if *is_started {
+                    format!("m{id}")
+                } else {
+                    String::new()
+                },
                 peer_urls: vec![format!("http://10.0.0.{id}:2380")],
                 ..Default::default()
             },
@@ -36,7 +40,10 @@ fn peer_urls_are_checked_as_etcd_checks_them() {
     let t = table(&[(1, true), (2, true), (3, true)]);
     let add = |u: &str| add(&t, 9, &urls(u), false, true, &all_active);
     assert_eq!(add("nope").unwrap_err(), MembershipError::BadUrls);
-    assert_eq!(add("http://10.0.0.2:2380").unwrap_err(), MembershipError::PeerUrlExists);
+    assert_eq!(
+        add("http://10.0.0.2:2380").unwrap_err(),
+        MembershipError::PeerUrlExists
+    );
     assert!(add("http://10.0.0.9:2380").is_ok());
 }
 
@@ -49,8 +56,14 @@ fn strict_reconfig_check_protects_the_quorum() {
         add(&t, 9, &u, false, true, &all_active).unwrap_err(),
         MembershipError::NotEnoughStarted
     );
-    assert!(add(&t, 9, &u, false, false, &all_active).is_ok(), "not strict");
-    assert!(add(&t, 9, &u, true, true, &all_active).is_ok(), "learners skip it");
+    assert!(
+        add(&t, 9, &u, false, false, &all_active).is_ok(),
+        "not strict"
+    );
+    assert!(
+        add(&t, 9, &u, true, true, &all_active).is_ok(),
+        "learners skip it"
+    );
     // A voter that is not connected makes the cluster unhealthy for a voter add.
     let t = table(&[(1, true), (2, true), (3, true)]);
     let down = |id: u64| id != 3;
@@ -73,13 +86,29 @@ fn strict_reconfig_check_protects_the_quorum() {
 #[test]
 fn one_learner_at_most_and_promote_only_in_sync_learners() {
     let mut t = table(&[(1, true), (2, true), (3, true)]);
-    let cc = add(&t, 9, &urls("http://10.0.0.9:2380"), true, true, &all_active).unwrap();
+    let cc = add(
+        &t,
+        9,
+        &urls("http://10.0.0.9:2380"),
+        true,
+        true,
+        &all_active,
+    )
+    .unwrap();
     let conf = ConfState::from((vec![1, 2, 3], vec![9]));
     apply_change(&mut t, &cc, &conf);
     assert!(t.members[&9].is_learner);
     assert_eq!(t.members[&9].peer_urls, urls("http://10.0.0.9:2380"));
     assert_eq!(
-        add(&t, 8, &urls("http://10.0.0.8:2380"), true, true, &all_active).unwrap_err(),
+        add(
+            &t,
+            8,
+            &urls("http://10.0.0.8:2380"),
+            true,
+            true,
+            &all_active
+        )
+        .unwrap_err(),
         MembershipError::TooManyLearners
     );
     let mut progress = LeaderProgress {
@@ -113,12 +142,28 @@ fn the_table_follows_the_configuration_raft_adopted() {
     assert!(!t.members.contains_key(&3));
     assert!(t.removed.contains(&3));
     assert_eq!(
-        add(&t, 3, &urls("http://10.0.0.3:2380"), false, false, &all_active).unwrap_err(),
+        add(
+            &t,
+            3,
+            &urls("http://10.0.0.3:2380"),
+            false,
+            false,
+            &all_active
+        )
+        .unwrap_err(),
         MembershipError::MemberExists,
         "a removed id never comes back"
     );
     // A change raft refused leaves its configuration, and so the table, as it was.
-    let cc = add(&t, 9, &urls("http://10.0.0.9:2380"), false, false, &all_active).unwrap();
+    let cc = add(
+        &t,
+        9,
+        &urls("http://10.0.0.9:2380"),
+        false,
+        false,
+        &all_active,
+    )
+    .unwrap();
     apply_change(&mut t, &cc, &ConfState::from((vec![1, 2], vec![])));
     assert!(!t.members.contains_key(&9));
 }

@@ -180,7 +180,11 @@ impl Cluster {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join(format!("{}.log", self.members[i].name)))
+            .open(
+                self.dir
+                    .path()
+                    .join(format!("{}.log", self.members[i].name)),
+            )
             .expect("log file");
         let child = cmd
             .args(["--initial-cluster-token", token])

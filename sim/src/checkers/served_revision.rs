@@ -1,18 +1,22 @@
 //! A member never answers from an older revision than it already answered from: if one of its
 //! answers was received before another read was sent to it, the later read's revision is at
 //! least the earlier one's. This holds across restarts (a restarted member must first apply all
-//! it had committed) and is what a client reading one member relies on.
+//! it had committed) and is what a client reading one member relies on. A member replaced by a
+//! new one (same slot, new member id) is a different member: the new one starts from nothing.
 
 use crate::served_probe::ServedRead;
 use std::collections::BTreeMap;
 
 /// Checks every member's answers; the first violation found, if any.
 pub fn check(reads: &[ServedRead]) -> Result<(), String> {
-    let mut by_member: BTreeMap<usize, Vec<&ServedRead>> = BTreeMap::new();
+    let mut by_member: BTreeMap<(usize, u64), Vec<&ServedRead>> = BTreeMap::new();
     for r in reads {
-        by_member.entry(r.member).or_default().push(r);
+        by_member
+            .entry((r.member, r.member_id))
+            .or_default()
+            .push(r);
     }
-    for (member, reads) in by_member {
+    for ((member, _), reads) in by_member {
         let mut by_invoke = reads.clone();
         by_invoke.sort_by_key(|r| r.invoke);
         let mut by_complete = reads;
@@ -48,6 +52,7 @@ mod tests {
     fn read(member: usize, invoke: u64, complete: u64, revision: i64) -> ServedRead {
         ServedRead {
             member,
+            member_id: member as u64,
             invoke,
             complete,
             revision,

@@ -3,9 +3,9 @@
 //! to the raft task; status reads go to the shared status without a round trip.
 
 use super::Command;
+use super::LeaderProgress;
 use crate::raft::status::{RaftStatus, SharedStatus};
 use crate::raft::RaftError;
-use super::LeaderProgress;
 use raft::eraftpb::{ConfChangeV2, Message};
 use std::sync::Arc;
 use std::time::Duration;
