@@ -5,11 +5,14 @@
 //! Layers (arrows point down, never up):
 //! ```text
 //! server   gRPC services, validation, etcd error texts, the replicated state machine,
-//!          etcd-format snapshots (the backend as etcd's buckets, restore into a data dir)
+//!          etcd-format snapshots (the backend as etcd's buckets, restore into a data dir),
+//!          membership (etcd's rules for conf changes, bootstrap / join / restart identity),
+//!          the client connections' HTTP/2 `:authority` normalisation
 //!   ↓
 //! raft     the RawNode task, the apply task that owns the state machine (committed
 //!          entries, proposal results, confirmed reads), WAL/snapshot persistence, peer
-//!          transport (raft snapshots streamed as chunked backend images), ReadIndex
+//!          transport (raft snapshots streamed as chunked backend images), ReadIndex,
+//!          membership changes applied to raft (one at a time; a removed member's node ends)
 //!   ↓
 //! mvcc     revisions, key index (in RAM), range/put/delete/txn/compact over history kept
 //!          in the storage backend

@@ -1,6 +1,8 @@
 //! Cluster operations with the real etcdctl 3.4: endpoints written with their scheme (etcdctl
 //! then sends `:authority: http://host:port`), `--cluster` forms, and membership changes.
 
+#![cfg(not(madsim))]
+
 mod common;
 
 use common::*;
@@ -249,4 +251,89 @@ fn a_learner_is_added_promoted_and_members_are_updated() {
         )),
         "Error: etcdserver: member not found"
     );
+}
+
+/// Grow 3 → 5 and shrink back to 3 (removing two of the original members, the leader among
+/// them) while a client keeps writing: every acknowledged write is there at the end.
+#[test]
+fn growing_to_five_and_shrinking_to_three_under_load_loses_no_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let mut c = Cluster::start(3);
+    let (m4, m5) = (c.add_spec("m4"), c.add_spec("m5"));
+    let all: String = (0..5).map(|i| c.endpoint(i)).collect::<Vec<_>>().join(",");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, all) = (stop.clone(), all.clone());
+        std::thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w{i:05}");
+                if etcdctl(&all, &["put", &key, "v"]).status.success() {
+                    acknowledged.push(key);
+                }
+                i += 1;
+            }
+            acknowledged
+        })
+    };
+    for new in [m4, m5] {
+        let name = c.members[new].name.clone();
+        let peer = format!("--peer-urls={}", c.peer_url(new));
+        let added = ok(&c.live_endpoints(), &["member", "add", &name, &peer]);
+        c.start_joining(new, &added);
+        let ep = c.endpoint(new);
+        wait_until(Duration::from_secs(30), || {
+            etcdctl(&ep, &["get", "__probe", "--consistency=s"])
+                .status
+                .success()
+                && members(&ep)
+                    .iter()
+                    .all(|(_, status, _)| status == "started")
+        });
+    }
+    assert_eq!(members(&all).len(), 5);
+    let leader = c.leader_index();
+    let other = (0..3).find(|i| *i != leader).unwrap();
+    for gone in [leader, other] {
+        let id = id_of(&all, &c.members[gone].name);
+        let stays = (0..5)
+            .filter(|i| *i != leader && *i != other)
+            .map(|i| c.endpoint(i))
+            .collect::<Vec<_>>()
+            .join(",");
+        ok(&stays, &["member", "remove", &id]);
+        // A removed member stops serving and exits, as etcd does.
+        assert!(
+            c.wait_exit(gone, Duration::from_secs(30)).is_some(),
+            "m{} still runs",
+            gone + 1
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = writer.join().expect("writer");
+    assert!(acknowledged.len() > 10, "the writer made no progress");
+    let stays: Vec<usize> = (0..5).filter(|i| *i != leader && *i != other).collect();
+    let eps = stays
+        .iter()
+        .map(|i| c.endpoint(*i))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(members(&eps).len(), 3);
+    let stored = ok(&eps, &["get", "w", "--prefix", "--keys-only"]);
+    let stored: std::collections::BTreeSet<&str> =
+        stored.lines().filter(|l| !l.is_empty()).collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|k| !stored.contains(k.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    for i in stays {
+        let ep = c.endpoint(i);
+        let last = acknowledged.last().unwrap();
+        wait_until(Duration::from_secs(10), || {
+            serializable_value(&ep, last).as_deref() == Some("v")
+        });
+    }
 }

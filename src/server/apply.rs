@@ -252,7 +252,9 @@ impl EtcdStateMachine {
 
     fn members_changed(&self) {
         if let Some(listener) = &self.on_members_changed {
-            listener(&self.state.membership());
+            // Called on a copy: the listener takes the transport's locks.
+            let table = self.state.membership().clone();
+            listener(&table);
         }
     }
 

@@ -128,7 +128,8 @@ impl Cluster for ClusterService {
         }
         let id = added_member_id(&r.peer_ur_ls, crate::io::clock::unix_seconds());
         let change = {
-            let table = self.core.state.membership();
+            // A copy: the peers' last-heard times are read while checking.
+            let table = self.core.state.membership().clone();
             let active = |id| self.active(id);
             reconfig::add(
                 &table,
@@ -164,7 +165,8 @@ impl Cluster for ClusterService {
             return relay(self.core.request_timeout, leader.member_remove(r)).await;
         }
         let change = {
-            let table = self.core.state.membership();
+            // A copy: the peers' last-heard times are read while checking.
+            let table = self.core.state.membership().clone();
             let active = |id| self.active(id);
             let (me, strict) = (self.core.member_id, self.core.strict_reconfig);
             reconfig::remove(&table, r.id, me, strict, &active)?
