@@ -51,9 +51,17 @@ impl ClusterService {
             .collect()
     }
 
-    /// The leader's Cluster client, or None when this member leads.
-    fn leader(&self) -> Result<Option<ClusterClient<Channel>>, Status> {
-        let leader = self.core.status().leader;
+    /// The leader's Cluster client, or None when this member leads; while no leader is known
+    /// (or the one known has just been removed: an election follows), waits for one within the
+    /// request timeout.
+    async fn leader(&self) -> Result<Option<ClusterClient<Channel>>, Status> {
+        let deadline = tokio::time::Instant::now() + self.core.request_timeout;
+        let known = |id: u64| id != 0 && self.core.state.membership().members.contains_key(&id);
+        let mut leader = self.core.status().leader;
+        while !known(leader) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            leader = self.core.status().leader;
+        }
         if leader == self.core.member_id {
             return Ok(None);
         }
@@ -123,7 +131,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberAddResponse>, Status> {
         self.core.refuse_on_learner()?;
         let r = request.into_inner();
-        if let Some(mut leader) = self.leader()? {
+        if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_add(r)).await;
         }
         let id = added_member_id(&r.peer_ur_ls, crate::io::clock::unix_seconds());
@@ -161,7 +169,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberRemoveResponse>, Status> {
         self.core.refuse_on_learner()?;
         let r = request.into_inner();
-        if let Some(mut leader) = self.leader()? {
+        if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_remove(r)).await;
         }
         let change = {
@@ -184,7 +192,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<MemberUpdateResponse>, Status> {
         self.core.refuse_on_learner()?;
         let r = request.into_inner();
-        if let Some(mut leader) = self.leader()? {
+        if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_update(r)).await;
         }
         let change = reconfig::update(&self.core.state.membership(), r.id, &r.peer_ur_ls)?;
@@ -213,7 +221,7 @@ impl Cluster for ClusterService {
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
         let r = request.into_inner();
-        if let Some(mut leader) = self.leader()? {
+        if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_promote(r)).await;
         }
         let progress = self
