@@ -88,11 +88,7 @@ pub async fn identify(
             joining: false,
         });
     }
-    let membership = fetch_membership(config).await?;
-    let me = membership
-        .find_by_peer_urls(&config.advertise_peer_urls)
-        .map(|m| m.id)
-        .ok_or_else(|| StartError::NotAdded(config.advertise_peer_urls.join(",")))?;
+    let (me, membership) = fetch_membership(config).await?;
     Ok(Identity {
         me,
         membership,
@@ -104,9 +100,20 @@ fn hex_ids(ids: &[u64]) -> Vec<String> {
     ids.iter().map(|id| format!("{id:x}")).collect()
 }
 
+/// The id of the member this one is in `table`: the unstarted one (no name yet) with its peer
+/// URLs. A member that was removed may still be listed with the same URLs by a peer that has
+/// not applied the removal yet; it has a name, so it is never taken for this one.
+fn unstarted_with(table: &Membership, peer_urls: &[String]) -> Option<u64> {
+    table
+        .members
+        .values()
+        .find(|m| m.name.is_empty() && super::membership::same_urls(&m.peer_urls, peer_urls))
+        .map(|m| m.id)
+}
+
 /// Asks the peers of `--initial-cluster` (other than this member) for the member table until one
-/// answers.
-async fn fetch_membership(config: &ServerConfig) -> Result<Membership, StartError> {
+/// answers with a table that lists this member, not started yet; returns its id and the table.
+async fn fetch_membership(config: &ServerConfig) -> Result<(u64, Membership), StartError> {
     let own = &config.advertise_peer_urls;
     let urls: Vec<String> = config
         .initial_cluster
@@ -116,21 +123,33 @@ async fn fetch_membership(config: &ServerConfig) -> Result<Membership, StartErro
         .cloned()
         .collect();
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    let mut answered = false;
     loop {
         for url in &urls {
-            match ask_members(url).await {
-                Ok(table) => {
-                    let members = table.members.len();
-                    tracing::info!(peer = %url, members, "fetched the cluster's member table");
-                    return Ok(table);
-                }
+            let reply = ask_members(url).await;
+            answered |= reply.is_ok();
+            match reply {
+                Ok(table) => match unstarted_with(&table, own) {
+                    Some(me) => {
+                        let members = table.members.len();
+                        tracing::info!(peer = %url, members, "fetched the cluster's member table");
+                        return Ok((me, table));
+                    }
+                    None => {
+                        tracing::warn!(peer = %url, "the peer's member table does not list this member as added")
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(peer = %url, error = %e, "could not fetch the member table")
                 }
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(StartError::NoPeerAnswered(urls.join(",")));
+            return Err(if answered {
+                StartError::NotAdded(own.join(","))
+            } else {
+                StartError::NoPeerAnswered(urls.join(","))
+            });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
