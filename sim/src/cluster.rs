@@ -15,7 +15,8 @@
 //! restarted it meanwhile (a generation counter tells). A member that refuses to start because
 //! its durable state is damaged (a lost WAL tail, a corrupt record) stays down for the rest of
 //! the run, as an operator would have to replace it: [`SimCluster::refused`] lists it and the
-//! checkers count it as down.
+//! checkers count it as down. So does a member that was removed from the cluster, or that
+//! cannot find itself in the member table when it restarts or joins.
 
 use detcd::config::{ClusterState, ServerConfig};
 use detcd::server::core::ServerCore;
@@ -86,7 +87,9 @@ async fn run_member(i: usize, config: ServerConfig) {
                 STOPPED.with(|s| s.borrow_mut().insert(i, reason));
             }
         }
-        Err(e @ detcd::server::StartError::NotInTable(_)) => {
+        Err(
+            e @ (detcd::server::StartError::NotInTable(_) | detcd::server::StartError::NotAdded(_)),
+        ) => {
             REFUSED.with(|r| r.borrow_mut().insert(i, e.to_string()));
         }
         Err(e) if refusal(&e) => {
