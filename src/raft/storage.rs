@@ -44,8 +44,10 @@ pub struct RaftStorage {
 }
 
 impl RaftStorage {
-    /// Empty storage whose initial membership is `voters` (a brand-new cluster, every member
-    /// starts from the same conf state at index 0).
+    /// Empty storage whose initial membership is `voters` at index 0 (tests only: a member's
+    /// storage starts from its recovered snapshot point, the bootstrap one for a new cluster;
+    /// see `server::bootstrap`).
+    #[cfg(test)]
     pub fn new_cluster(voters: Vec<u64>) -> Self {
         let storage = Self::default();
         let conf = ConfState::from((voters, vec![]));

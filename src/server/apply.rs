@@ -494,10 +494,11 @@ impl StateMachine for EtcdStateMachine {
             if let Some(membership) = loaded.membership {
                 *self.state.membership_mut() = membership;
             }
-            self.members_changed();
             *self.state.alarms_mut() = loaded.alarms;
             self.state.publish_applied(&store, index);
         }
+        // Outside the store lock: the listener takes the transport's locks.
+        self.members_changed();
         self.state.publish_revision();
         Ok(())
     }
