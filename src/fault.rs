@@ -59,11 +59,14 @@ pub enum Bug {
     /// Applying a member's removal drops it from raft's configuration but leaves it in the
     /// member table, so the table and the configuration disagree.
     MemberTableKeepsRemoved,
+    /// The leader puts a membership change it proposes into force in raft at once, before a
+    /// quorum has committed it: a leader removing itself stops before the change ever leaves.
+    ConfChangeSkipQuorum,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -82,6 +85,7 @@ impl Bug {
         Bug::WatchPageSkipsRevision,
         Bug::SnapshotDropsTombstones,
         Bug::MemberTableKeepsRemoved,
+        Bug::ConfChangeSkipQuorum,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -105,6 +109,7 @@ impl Bug {
             Bug::WatchPageSkipsRevision => "watch-page-skips-revision",
             Bug::SnapshotDropsTombstones => "snapshot-drops-tombstones",
             Bug::MemberTableKeepsRemoved => "member-table-keeps-removed",
+            Bug::ConfChangeSkipQuorum => "conf-change-skip-quorum",
         }
     }
 

@@ -9,27 +9,48 @@
 //! the same member table, that it lists exactly the serving slots' current members, and that
 //! no removed member is in it.
 //!
+//! A member may instead be removed while it runs (the leader among others): it must notice its
+//! removal, stop serving and exit by itself, as etcd does, within [`EXIT_PATIENCE`].
+//!
 //! Which seeds replace a member, and when, is drawn from the seed with a generator of its own
 //! ([`plan`]), so seeds that replace nothing run exactly as before this module existed.
 
 use crate::cluster::{member_channel, SimCluster};
 use crate::trace::Trace;
 use detcd::pb::etcdserverpb::cluster_client::ClusterClient;
-use detcd::pb::etcdserverpb::{MemberAddRequest, MemberRemoveRequest};
+use detcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use detcd::pb::etcdserverpb::kv_client::KvClient;
+use detcd::pb::etcdserverpb::request_op::Request as Op;
+use detcd::pb::etcdserverpb::{
+    Compare, MemberAddRequest, MemberRemoveRequest, PutRequest, RequestOp, TxnRequest,
+};
 use madsim::runtime::NodeHandle;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the operator keeps retrying one membership call.
 const CALL_PATIENCE: Duration = Duration::from_secs(20);
 
-/// A replacement due before fault step `before_step` of member `member`.
+/// Which member a replacement takes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Victim {
+    /// The member in this slot.
+    Slot(usize),
+    /// Whichever member leads when the replacement starts.
+    Leader,
+}
+
+/// A replacement due before fault step `before_step`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Replacement {
     /// The fault step it runs before.
     pub before_step: usize,
     /// The member replaced.
-    pub member: usize,
+    pub victim: Victim,
+    /// Removed while it runs (it must notice and exit by itself), instead of killed first.
+    pub live: bool,
 }
 
 /// splitmix64: the plan's own deterministic generator.
@@ -42,30 +63,69 @@ fn mix(x: u64) -> u64 {
 
 /// Which replacements seed `seed` makes in a cluster of `members` (none for fewer than three:
 /// removing one of two leaves no quorum to add the new one): two in five seeds replace one
-/// member during the first few fault steps.
+/// member during the first few fault steps. Of those, a quarter replace a dead member (etcd's
+/// procedure), a quarter remove a running member, and half remove the running leader.
 pub fn plan(seed: u64, members: usize) -> Vec<Replacement> {
     let r = mix(seed ^ 0x6d65_6d62_6572_7368);
     if members < 3 || r % 5 >= 2 {
         return Vec::new();
     }
+    let slot = Victim::Slot((mix(r ^ 1) % members as u64) as usize);
+    let (victim, live) = match mix(r ^ 2) % 4 {
+        0 => (slot, false),
+        1 => (slot, true),
+        _ => (Victim::Leader, true),
+    };
     vec![Replacement {
         before_step: 1 + (mix(r) % 4) as usize,
-        member: (mix(r ^ 1) % members as u64) as usize,
+        victim,
+        live,
     }]
 }
 
-/// Runs etcd's replace-a-dead-member procedure on slot `victim`; `replacement` numbers it.
-/// Returns the removed member's id if the removal was accepted.
+/// Clients writing to a member while it is removed live.
+const LOAD_WRITERS: usize = 8;
+
+/// The fsync time of a member removed live, while it is removed.
+const LOAD_SYNC_LATENCY: Duration = Duration::from_millis(2);
+
+/// How long a member removed while it runs may take to notice and exit.
+const EXIT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// What a replacement did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The removed member's id, if the removal was accepted.
+    pub removed: Option<u64>,
+    /// A member removed while it ran that did not exit (a checker failure).
+    pub failure: Option<String>,
+}
+
+/// Runs replacement `plan` (the `replacement`-th): the victim is killed and removed (etcd's
+/// replace-a-dead-member procedure) or removed while it runs, in which case it must stop
+/// serving and exit by itself; then a fresh member takes its slot.
 pub async fn replace_member(
     cluster: &mut SimCluster,
     operator: &NodeHandle,
-    victim: usize,
+    plan: Replacement,
     replacement: usize,
     trace: &mut Trace,
-) -> Option<u64> {
+) -> Outcome {
+    // Members restarted by the last fault step get the time to start serving again.
+    cluster.wait_started(Duration::from_secs(10)).await;
+    let victim = match plan.victim {
+        Victim::Slot(i) => i,
+        Victim::Leader => match cluster.leader() {
+            Some(i) => i,
+            None => {
+                trace.event("replace the leader: no leader; skipped".into());
+                return Outcome::default();
+            }
+        },
+    };
     let Some(old_id) = cluster.core(victim).map(|c| c.member_id) else {
         trace.event(format!("replace m{}: not running; skipped", victim + 1));
-        return None;
+        return Outcome::default();
     };
     // An operator checks the rest of the cluster is healthy first: a removal with another
     // member down can leave no quorum for the add (or, committed late, none at all).
@@ -76,10 +136,38 @@ pub async fn replace_member(
             victim + 1,
             down + 1
         ));
-        return None;
+        return Outcome::default();
     }
-    trace.event(format!("replace m{}: killing {old_id:x}", victim + 1));
-    cluster.kill(victim, None);
+    if plan.live {
+        let role = if plan.victim == Victim::Leader {
+            " (the leader)"
+        } else {
+            ""
+        };
+        trace.event(format!(
+            "replace m{}{role}: removing {old_id:x} live",
+            victim + 1
+        ));
+    } else {
+        trace.event(format!("replace m{}: killing {old_id:x}", victim + 1));
+        cluster.kill(victim, None);
+    }
+    // Writes keep arriving at the member while it is removed, and queue up during its fsyncs:
+    // the leader's proposals then meet its own removal in one raft round (real processes found
+    // raft-rs unwrapping the removed leader's progress there).
+    let load_stop = Arc::new(AtomicBool::new(false));
+    if plan.live {
+        // A real disk's fsync time, during which the writes queue up for the next raft round.
+        let root = cluster.data_dir(victim).join("member");
+        let faults = detcd::io::DiskFaults {
+            sync_latency: LOAD_SYNC_LATENCY,
+            ..Default::default()
+        };
+        detcd::io::set_faults(&root, faults);
+        for writer in 0..LOAD_WRITERS {
+            operator.spawn(write_until(victim, writer, load_stop.clone()));
+        }
+    }
     let removed = operator
         .spawn(call_until_accepted(
             others.clone(),
@@ -96,13 +184,35 @@ pub async fn replace_member(
         ))
         .await
         .expect("operator task");
+    load_stop.store(true, Ordering::Relaxed);
+    if plan.live {
+        let root = cluster.data_dir(victim).join("member");
+        detcd::io::set_faults(&root, detcd::io::DiskFaults::default());
+    }
     if let Err(e) = removed {
         trace.event(format!(
             "replace m{}: remove failed ({e}); restarting it",
             victim + 1
         ));
         cluster.restart(victim);
-        return None;
+        return Outcome::default();
+    }
+    let mut outcome = Outcome {
+        removed: Some(old_id),
+        failure: None,
+    };
+    if plan.live {
+        if !wait_exit(cluster, victim).await {
+            outcome.failure = Some(format!(
+                "m{} ({old_id:x}) was removed but still runs after {EXIT_PATIENCE:?}",
+                victim + 1
+            ));
+        }
+        trace.event(format!(
+            "replace m{}: the removed member exited",
+            victim + 1
+        ));
+        cluster.kill(victim, None);
     }
     let peer = cluster.peer_url(victim);
     let added = operator
@@ -136,7 +246,52 @@ pub async fn replace_member(
             victim + 1
         )),
     }
-    Some(old_id)
+    outcome
+}
+
+/// Sends `writer`'s write transactions to member `member` until `stop`. Each goes through
+/// raft like any write, but its compare never holds and its failure branch is empty, so no
+/// revision changes under the linearizability checker's model.
+async fn write_until(member: usize, writer: usize, stop: Arc<AtomicBool>) {
+    let mut kv = KvClient::new(member_channel(member));
+    let key: bytes::Bytes = format!("membership/load/{writer}").into_bytes().into();
+    while !stop.load(Ordering::Relaxed) {
+        let txn = TxnRequest {
+            compare: vec![Compare {
+                result: CompareResult::Equal as i32,
+                target: CompareTarget::Version as i32,
+                key: key.clone(),
+                target_union: Some(TargetUnion::Version(i64::MAX)),
+                ..Default::default()
+            }],
+            success: vec![RequestOp {
+                request: Some(Op::RequestPut(PutRequest {
+                    key: key.clone(),
+                    ..Default::default()
+                })),
+            }],
+            failure: vec![],
+        };
+        if tokio::time::timeout(Duration::from_secs(1), kv.txn(txn))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits until member `victim` has ended as removed (or refuses to start for want of a table
+/// entry, if a crash came in between); false if it still runs after [`EXIT_PATIENCE`].
+async fn wait_exit(cluster: &SimCluster, victim: usize) -> bool {
+    let deadline = tokio::time::Instant::now() + EXIT_PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if cluster.refused().contains_key(&victim) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Sends `call` to the members in turn until one accepts it, for up to [`CALL_PATIENCE`].

@@ -285,6 +285,7 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             .build()
     });
     let mut removed_ids = std::collections::BTreeSet::new();
+    let mut membership_failures = Vec::new();
     tokio::time::sleep(Duration::from_secs(3)).await;
     for (index, step) in steps.iter().enumerate() {
         if tokio::time::Instant::now() >= chaos_end {
@@ -292,10 +293,10 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         }
         for (n, r) in replacements.iter().enumerate() {
             if let (true, Some(operator)) = (r.before_step == index, &membership_operator) {
-                let replaced =
-                    membership::replace_member(&mut cluster, operator, r.member, n + 1, &mut trace)
-                        .await;
-                removed_ids.extend(replaced);
+                let outcome =
+                    membership::replace_member(&mut cluster, operator, *r, n + 1, &mut trace).await;
+                removed_ids.extend(outcome.removed);
+                membership_failures.extend(outcome.failure);
             }
         }
         faults::run_step(&mut cluster, step, &mut trace).await;
@@ -415,6 +416,11 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
     if let Err(e) = membership::check_converged(&cluster, &removed_ids) {
         failures.push(format!("membership: {e}"));
     }
+    failures.extend(
+        membership_failures
+            .iter()
+            .map(|f| format!("membership: {f}")),
+    );
     if let Some(reference) = states.first() {
         let caught_up = |logs: &[SharedWatchLog]| {
             logs.iter().all(|l| {

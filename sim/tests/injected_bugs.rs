@@ -226,3 +226,15 @@ fn a_member_table_keeping_a_removed_member_is_caught() {
         SeedOptions::new(0).chaos,
     );
 }
+
+/// A leader that puts its own removal into force before it is committed stops before the
+/// change leaves it: the seeds that remove the running leader see it never exit.
+#[test]
+fn a_conf_change_applied_before_it_commits_is_caught() {
+    assert_caught_within(
+        Bug::ConfChangeSkipQuorum,
+        Some("membership"),
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
+}

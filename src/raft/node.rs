@@ -37,6 +37,7 @@
 
 use super::commit_mark::MARK_INTERVAL_TICKS;
 
+mod conf_changes;
 mod handle;
 mod snapshot_points;
 
@@ -266,6 +267,9 @@ impl<O: Send + 'static> RaftNode<O> {
         let mut ticker = tokio::time::interval(crate::io::clock::true_duration(self.config.tick));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if let Some(at) = self.removed_at {
+                return self.leave(at).await;
+            }
             tokio::select! {
                 // biased: tokio picks unbiased branches with a process-global RNG, which would break
                 // simulation replay.
@@ -303,7 +307,7 @@ impl<O: Send + 'static> RaftNode<O> {
                     self.raw.read_index(ctx.clone());
                 }
                 self.on_ready_settled().await?;
-                if issued.is_none() {
+                if issued.is_none() || self.removed_at.is_some() {
                     break;
                 }
             }
@@ -382,7 +386,13 @@ impl<O: Send + 'static> RaftNode<O> {
                     let _ = reply.send(Err(RaftError::ConfChangePending));
                     return None;
                 }
-                self.propose(reply, |raw, ctx| raw.propose_conf_change(ctx, change))
+                #[cfg(madsim)]
+                let proposed = change.clone();
+                self.propose(reply, |raw, ctx| raw.propose_conf_change(ctx, change));
+                #[cfg(madsim)]
+                if crate::fault::active(crate::fault::Bug::ConfChangeSkipQuorum) {
+                    self.apply_uncommitted(&proposed);
+                }
             }
             Command::Progress(reply) => {
                 let r = &self.raw.raft;
@@ -494,6 +504,10 @@ impl<O: Send + 'static> RaftNode<O> {
     fn finish_ready(&mut self, mut ready: Ready) -> Result<(), RaftError> {
         let committed = ready.take_committed_entries();
         self.hand_out(committed)?;
+        if self.removed_at.is_some() {
+            // See `leave`: nothing is sent and raft does not advance.
+            return Ok(());
+        }
         if !ready.persisted_messages().is_empty() {
             self.send(ready.take_persisted_messages());
         }
@@ -504,6 +518,9 @@ impl<O: Send + 'static> RaftNode<O> {
         }
         self.send(light.take_messages());
         self.hand_out(light.take_committed_entries())?;
+        if self.removed_at.is_some() {
+            return Ok(());
+        }
         self.publish_status();
         Ok(())
     }
@@ -530,9 +547,9 @@ impl<O: Send + 'static> RaftNode<O> {
     /// raft at once (replayed ones after a restart too: raft's configuration is not persisted
     /// apart from the log).
     fn hand_out(&mut self, entries: Vec<Entry>) -> Result<(), RaftError> {
-        let Some(last) = entries.last().map(|e| e.index) else {
+        if entries.is_empty() {
             return Ok(());
-        };
+        }
         let mut batch = Vec::with_capacity(entries.len());
         for entry in entries {
             let conf = match entry.get_entry_type() {
@@ -544,42 +561,14 @@ impl<O: Send + 'static> RaftNode<O> {
                 }
             };
             batch.push(Committed { entry, conf });
+            if self.removed_at.is_some() {
+                // Entries past this member's removal are not its to apply.
+                break;
+            }
         }
+        let last = batch.last().map_or(0, |c: &Committed| c.entry.index);
         self.handed_out = self.handed_out.max(last);
         self.send_to_applier(ApplyWork::Entries(batch))
-    }
-
-    /// Applies a committed membership change to raft. A change raft refuses (it cannot be
-    /// applied to the configuration in force) leaves the configuration as it was; the machine
-    /// follows the configuration raft reports either way. A change that removes this member
-    /// ends the node once it is applied.
-    fn apply_conf_change(
-        &mut self,
-        entry: &Entry,
-    ) -> Result<(ConfChangeV2, raft::eraftpb::ConfState), RaftError> {
-        use protobuf::Message as _;
-        let change = ConfChangeV2::parse_from_bytes(&entry.data)?;
-        let was_member = self.is_member();
-        let cs = match self.raw.apply_conf_change(&change) {
-            Ok(cs) => cs,
-            Err(e) => {
-                let index = entry.index;
-                tracing::warn!(index, error = %e, "membership change refused by raft");
-                self.storage.conf_state_at(entry.index)?
-            }
-        };
-        self.is_learner = cs.learners.contains(&self.config.id);
-        self.storage.set_conf_state(entry.index, cs.clone());
-        if was_member && !self.is_member() {
-            self.removed_at = Some(entry.index);
-        }
-        Ok((change, cs))
-    }
-
-    /// Whether the configuration in force lists this member (as voter or learner).
-    fn is_member(&self) -> bool {
-        let conf = self.raw.raft.prs().conf();
-        conf.voters().contains(self.config.id) || conf.learners().contains(&self.config.id)
     }
 
     /// Hands messages to the transport, a snapshot message with the image raft generated it

@@ -310,7 +310,20 @@ impl Drop for Cluster {
             for m in &self.members {
                 let log = self.dir.path().join(format!("{}.log", m.name));
                 if let Ok(text) = std::fs::read_to_string(&log) {
-                    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                    // Backtrace frames would push the panic message out of the tail.
+                    let is_frame = |l: &&str| {
+                        let t = l.trim_start();
+                        t.starts_with("at ")
+                            || t.split(':').next().is_some_and(|n| {
+                                !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                            })
+                    };
+                    let tail: Vec<&str> = text
+                        .lines()
+                        .rev()
+                        .filter(|l| !is_frame(l))
+                        .take(30)
+                        .collect();
                     eprintln!("--- last lines of {} ---", m.name);
                     for l in tail.into_iter().rev() {
                         eprintln!("{l}");
