@@ -62,11 +62,14 @@ pub enum Bug {
     /// The leader puts a membership change it proposes into force in raft at once, before a
     /// quorum has committed it: a leader removing itself stops before the change ever leaves.
     ConfChangeSkipQuorum,
+    /// A member asked for its vote by a second candidate of the term it already voted in
+    /// forgets the first vote, so two candidates can both win the term.
+    VoteTwice,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 20] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -86,6 +89,7 @@ impl Bug {
         Bug::SnapshotDropsTombstones,
         Bug::MemberTableKeepsRemoved,
         Bug::ConfChangeSkipQuorum,
+        Bug::VoteTwice,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -110,6 +114,7 @@ impl Bug {
             Bug::SnapshotDropsTombstones => "snapshot-drops-tombstones",
             Bug::MemberTableKeepsRemoved => "member-table-keeps-removed",
             Bug::ConfChangeSkipQuorum => "conf-change-skip-quorum",
+            Bug::VoteTwice => "vote-twice",
         }
     }
 

@@ -27,6 +27,7 @@
 //! ```
 //! `pb` holds the generated protobuf code; `config` parses etcd's flags; `ctl` is detcdctl (a
 //! client of the server's API; its `snapshot status | restore` call the server layer's reader).
+//! Simulation builds only: `fault` (injectable bugs) and `observe` (facts for the checkers).
 
 pub mod config;
 pub mod ctl;
@@ -35,6 +36,8 @@ pub mod fault;
 pub mod io;
 pub mod lease;
 pub mod mvcc;
+#[cfg(madsim)]
+pub mod observe;
 pub mod pb;
 pub mod raft;
 pub mod server;

@@ -5,7 +5,8 @@
 
 use crate::backups;
 use crate::checkers::{
-    availability, convergence, coordination as coordination_checks, served_revision, watch,
+    availability, convergence, coordination as coordination_checks, elections, served_revision,
+    watch,
 };
 use crate::cluster::{MemberParams, SimCluster};
 use crate::coordination::{self, CoordinationLog, SharedCoordinationLog};
@@ -421,6 +422,9 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
             .iter()
             .map(|f| format!("membership: {f}")),
     );
+    if let Err(e) = elections::check_one_leader_per_term() {
+        failures.push(format!("election: {e}"));
+    }
     if let Some(reference) = states.first() {
         let caught_up = |logs: &[SharedWatchLog]| {
             logs.iter().all(|l| {

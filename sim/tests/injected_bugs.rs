@@ -238,3 +238,15 @@ fn a_conf_change_applied_before_it_commits_is_caught() {
         SeedOptions::new(0).chaos,
     );
 }
+
+/// A member that votes twice in one term lets two candidates win it: the election checker
+/// sees two leaders in that term.
+#[test]
+fn a_member_voting_twice_in_a_term_is_caught() {
+    assert_caught_within(
+        Bug::VoteTwice,
+        Some("election"),
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
+}

@@ -404,6 +404,13 @@ impl<O: Send + 'static> RaftNode<O> {
             }
             Command::ReadIndex(waiter) => self.reads.enqueue(waiter),
             Command::Step(msg) => {
+                #[cfg(madsim)]
+                if crate::fault::active(crate::fault::Bug::VoteTwice)
+                    && msg.get_msg_type() == raft::eraftpb::MessageType::MsgRequestVote
+                    && msg.term == self.raw.raft.term
+                {
+                    self.raw.raft.vote = 0;
+                }
                 if let Err(e) = self.raw.step(*msg) {
                     tracing::debug!(error = %e, "dropped raft message");
                 }
@@ -581,6 +588,10 @@ impl<O: Send + 'static> RaftNode<O> {
 
     fn publish_status(&self) {
         let r = &self.raw.raft;
+        #[cfg(madsim)]
+        if r.state == raft::StateRole::Leader {
+            crate::observe::leader(r.term, self.config.id);
+        }
         self.status
             .store_raft(r.term, r.leader_id, r.raft_log.committed, self.is_learner);
     }
