@@ -337,3 +337,29 @@ fn growing_to_five_and_shrinking_to_three_under_load_loses_no_acknowledged_write
         });
     }
 }
+
+/// Adds of one peer URL sent at once to every member: exactly one is accepted, the others
+/// answer etcd's "Peer URLs already exists" (each is decided again once the one before it is
+/// applied), and the table gains one member.
+#[test]
+fn concurrent_adds_of_one_peer_url_add_one_member() {
+    let mut c = Cluster::start(3);
+    let spare = c.add_spec("m4");
+    let peer = format!("--peer-urls={}", c.peer_url(spare));
+    let adds: Vec<_> = (0..3)
+        .map(|i| {
+            let (ep, peer) = (c.endpoint(i), peer.clone());
+            std::thread::spawn(move || etcdctl(&ep, &["member", "add", "m4", &peer]))
+        })
+        .collect();
+    let outputs: Vec<_> = adds.into_iter().map(|t| t.join().expect("add")).collect();
+    let accepted = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(accepted, 1, "{outputs:?}");
+    for refused in outputs.iter().filter(|o| !o.status.success()) {
+        assert_eq!(
+            error_line(stderr(refused)),
+            "Error: etcdserver: Peer URLs already exists"
+        );
+    }
+    assert_eq!(members(&c.live_endpoints()).len(), 4);
+}

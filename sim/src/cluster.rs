@@ -88,7 +88,9 @@ async fn run_member(i: usize, config: ServerConfig) {
             }
         }
         Err(
-            e @ (detcd::server::StartError::NotInTable(_) | detcd::server::StartError::NotAdded(_)),
+            e @ (detcd::server::StartError::NotInTable(_)
+            | detcd::server::StartError::NotAdded(_)
+            | detcd::server::StartError::Raft(detcd::raft::RaftError::Removed)),
         ) => {
             REFUSED.with(|r| r.borrow_mut().insert(i, e.to_string()));
         }
@@ -313,7 +315,7 @@ impl SimCluster {
 
     /// Kills member `i` and crashes its disk: unsynced writes are lost, and with `tear` the
     /// last one may survive partially.
-    pub fn kill(&mut self, i: usize, tear: Option<u64>) {
+    pub fn kill(&self, i: usize, tear: Option<u64>) {
         let mut m = self.members();
         if !m.running[i] {
             return;
@@ -327,7 +329,7 @@ impl SimCluster {
     }
 
     /// Freezes member `i` (its tasks stop running; its sockets stay open).
-    pub fn pause(&mut self, i: usize) {
+    pub fn pause(&self, i: usize) {
         let m = self.members();
         if m.running[i] {
             self.handle.pause(m.nodes[i].id());
@@ -335,7 +337,7 @@ impl SimCluster {
     }
 
     /// Lets a paused member run again.
-    pub fn resume(&mut self, i: usize) {
+    pub fn resume(&self, i: usize) {
         let m = self.members();
         if m.running[i] {
             self.handle.resume(m.nodes[i].id());
@@ -343,7 +345,7 @@ impl SimCluster {
     }
 
     /// Restarts a killed member from its disk.
-    pub fn restart(&mut self, i: usize) {
+    pub fn restart(&self, i: usize) {
         let mut m = self.members();
         if m.running[i] {
             return;
@@ -354,9 +356,11 @@ impl SimCluster {
         m.generation[i] += 1;
     }
 
-    /// Turns slot `i` (killed) into a new member that joins the running cluster: an empty data
+    /// Turns slot `i` (killed now if it runs) into a new member that joins the running cluster: an empty data
     /// dir of its own (the `replacement`-th), `--initial-cluster-state existing`; then starts it.
-    pub fn restart_replaced(&mut self, i: usize, replacement: usize) {
+    pub fn restart_replaced(&self, i: usize, replacement: usize) {
+        // A fault step running meanwhile may have restarted the old member.
+        self.kill(i, None);
         {
             let m = self.members();
             let mut configs = m.configs.lock().expect("configs");

@@ -149,7 +149,7 @@ fn cut(net: &NetSim, cluster: &SimCluster, a: usize, b: usize) {
 }
 
 /// Applies, holds and heals one step.
-pub async fn run_step(cluster: &mut SimCluster, step: &Step, trace: &mut Trace) {
+pub async fn run_step(cluster: &SimCluster, step: &Step, trace: &mut Trace) {
     tokio::time::sleep(step.gap).await;
     let net = NetSim::current();
     let n = cluster.size();

@@ -107,6 +107,13 @@ fn print_report(r: &SeedReport, bug: Option<Bug>, quota: Option<u64>, verbose: b
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The servers' own logs, for replaying one seed: DETCD_SIM_LOG=info (an env-filter).
+    if let Ok(filter) = std::env::var("DETCD_SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let bug = match args.inject_bug.as_deref().map(|n| (n, Bug::from_name(n))) {
         None => None,
         Some((_, Some(b))) => Some(b),

@@ -22,7 +22,8 @@ use detcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion
 use detcd::pb::etcdserverpb::kv_client::KvClient;
 use detcd::pb::etcdserverpb::request_op::Request as Op;
 use detcd::pb::etcdserverpb::{
-    Compare, MemberAddRequest, MemberRemoveRequest, PutRequest, RequestOp, TxnRequest,
+    Compare, MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest,
+    PutRequest, RequestOp, TxnRequest,
 };
 use madsim::runtime::NodeHandle;
 use std::collections::BTreeSet;
@@ -51,6 +52,10 @@ pub struct Replacement {
     pub victim: Victim,
     /// Removed while it runs (it must notice and exit by itself), instead of killed first.
     pub live: bool,
+    /// The new member joins as a learner and is promoted once it is in sync.
+    pub learner: bool,
+    /// Runs while the fault step it precedes is in force (instead of before it).
+    pub with_fault: bool,
 }
 
 /// splitmix64: the plan's own deterministic generator.
@@ -64,7 +69,8 @@ fn mix(x: u64) -> u64 {
 /// Which replacements seed `seed` makes in a cluster of `members` (none for fewer than three:
 /// removing one of two leaves no quorum to add the new one): two in five seeds replace one
 /// member during the first few fault steps. Of those, a quarter replace a dead member (etcd's
-/// procedure), a quarter remove a running member, and half remove the running leader.
+/// procedure), a quarter remove a running member, and half remove the running leader; a third
+/// add the new member as a learner and promote it; half run while a fault step is in force.
 pub fn plan(seed: u64, members: usize) -> Vec<Replacement> {
     let r = mix(seed ^ 0x6d65_6d62_6572_7368);
     if members < 3 || r % 5 >= 2 {
@@ -80,6 +86,8 @@ pub fn plan(seed: u64, members: usize) -> Vec<Replacement> {
         before_step: 1 + (mix(r) % 4) as usize,
         victim,
         live,
+        learner: mix(r ^ 3).is_multiple_of(3),
+        with_fault: mix(r ^ 4).is_multiple_of(2),
     }]
 }
 
@@ -105,7 +113,7 @@ pub struct Outcome {
 /// replace-a-dead-member procedure) or removed while it runs, in which case it must stop
 /// serving and exit by itself; then a fresh member takes its slot.
 pub async fn replace_member(
-    cluster: &mut SimCluster,
+    cluster: &SimCluster,
     operator: &NodeHandle,
     plan: Replacement,
     replacement: usize,
@@ -214,39 +222,96 @@ pub async fn replace_member(
         ));
         cluster.kill(victim, None);
     }
+    add_replacement(
+        cluster,
+        operator,
+        &others,
+        victim,
+        replacement,
+        plan.learner,
+        trace,
+    )
+    .await;
+    outcome
+}
+
+/// Adds a member with slot `victim`'s peer URL (as a learner, then promoted once it is in
+/// sync, when `learner`) and starts the slot as that new member.
+async fn add_replacement(
+    cluster: &SimCluster,
+    operator: &NodeHandle,
+    others: &[usize],
+    victim: usize,
+    replacement: usize,
+    learner: bool,
+    trace: &mut Trace,
+) {
     let peer = cluster.peer_url(victim);
+    let wanted = peer.clone();
     let added = operator
-        .spawn(call_until_accepted(others, move |mut client| {
+        .spawn(call_until_accepted(others.to_vec(), move |mut client| {
             let peer = peer.clone();
             async move {
                 let request = MemberAddRequest {
-                    peer_ur_ls: vec![peer],
-                    is_learner: false,
+                    peer_ur_ls: vec![peer.clone()],
+                    is_learner: learner,
                 };
-                let r = client.member_add(request).await;
-                // An earlier attempt was applied, its answer lost.
-                r.map(|_| ()).or_else(|s| match s.message() {
-                    "etcdserver: Peer URLs already exists" => Ok(()),
-                    _ => Err(s),
-                })
+                match client.member_add(request).await {
+                    Ok(r) => Ok(r.into_inner().member.map_or(0, |m| m.id)),
+                    // An earlier attempt was applied, its answer lost: look the member up.
+                    Err(s) if s.message() == "etcdserver: Peer URLs already exists" => {
+                        let list = client.member_list(MemberListRequest::default()).await?;
+                        let members = list.into_inner().members;
+                        let found = members.iter().find(|m| m.peer_ur_ls.contains(&peer));
+                        Ok(found.map_or(0, |m| m.id))
+                    }
+                    Err(s) => Err(s),
+                }
             }
         }))
         .await
         .expect("operator task");
-    match added {
-        Ok(()) => {
-            trace.event(format!(
-                "replace m{}: removed and added; joining",
-                victim + 1
-            ));
-            cluster.restart_replaced(victim, replacement);
+    let new_id = match added {
+        Ok(id) => id,
+        Err(e) => {
+            let slot = victim + 1;
+            trace.event(format!("replace m{slot}: add failed ({e}); left out"));
+            return;
         }
+    };
+    let kind = if learner { "a learner" } else { "a voter" };
+    trace.event(format!(
+        "replace m{}: removed and added {new_id:x} ({wanted}) as {kind}; joining",
+        victim + 1
+    ));
+    cluster.restart_replaced(victim, replacement);
+    if !learner {
+        return;
+    }
+    // Promotion is refused until the learner's log is close enough to the leader's.
+    let promoted = operator
+        .spawn(call_until_accepted(
+            others.to_vec(),
+            move |mut client| async move {
+                let r = client
+                    .member_promote(MemberPromoteRequest { id: new_id })
+                    .await;
+                // An earlier attempt was applied, its answer lost.
+                r.map(|_| ()).or_else(|s| match s.message() {
+                    "etcdserver: can only promote a learner member" => Ok(()),
+                    _ => Err(s),
+                })
+            },
+        ))
+        .await
+        .expect("operator task");
+    match promoted {
+        Ok(()) => trace.event(format!("replace m{}: learner promoted", victim + 1)),
         Err(e) => trace.event(format!(
-            "replace m{}: add failed ({e}); left out",
+            "replace m{}: promotion failed ({e}); stays a learner",
             victim + 1
         )),
     }
-    outcome
 }
 
 /// Sends `writer`'s write transactions to member `member` until `stop`. Each goes through
@@ -295,10 +360,10 @@ async fn wait_exit(cluster: &SimCluster, victim: usize) -> bool {
 }
 
 /// Sends `call` to the members in turn until one accepts it, for up to [`CALL_PATIENCE`].
-async fn call_until_accepted<F, Fut>(members: Vec<usize>, call: F) -> Result<(), String>
+async fn call_until_accepted<F, Fut, T>(members: Vec<usize>, call: F) -> Result<T, String>
 where
     F: Fn(ClusterClient<tonic::transport::Channel>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
 {
     let deadline = tokio::time::Instant::now() + CALL_PATIENCE;
     let mut last = String::new();
@@ -306,7 +371,7 @@ where
         for &i in &members {
             let client = ClusterClient::new(member_channel(i));
             match tokio::time::timeout(Duration::from_secs(3), call(client)).await {
-                Ok(Ok(())) => return Ok(()),
+                Ok(Ok(value)) => return Ok(value),
                 Ok(Err(status)) => last = status.message().to_string(),
                 Err(_) => last = "timed out".into(),
             }

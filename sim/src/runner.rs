@@ -292,15 +292,33 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         if tokio::time::Instant::now() >= chaos_end {
             break;
         }
-        for (n, r) in replacements.iter().enumerate() {
-            if let (true, Some(operator)) = (r.before_step == index, &membership_operator) {
-                let outcome =
-                    membership::replace_member(&mut cluster, operator, *r, n + 1, &mut trace).await;
-                removed_ids.extend(outcome.removed);
-                membership_failures.extend(outcome.failure);
-            }
-        }
-        faults::run_step(&mut cluster, step, &mut trace).await;
+        let due = replacements
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.before_step == index);
+        let Some(((n, r), operator)) = due.zip(membership_operator.as_ref()) else {
+            faults::run_step(&cluster, step, &mut trace).await;
+            continue;
+        };
+        // Not beside a flipped bit: a member lost for good while another is being replaced
+        // leaves two voters with one down, which no procedure can help.
+        let beside_fault = r.with_fault && !matches!(step.fault, faults::Fault::FlipBit { .. });
+        let outcome = if beside_fault {
+            let mut beside = trace.fork();
+            let (outcome, ()) = tokio::join!(
+                membership::replace_member(&cluster, operator, *r, n + 1, &mut beside),
+                faults::run_step(&cluster, step, &mut trace)
+            );
+            trace.absorb(beside);
+            outcome
+        } else {
+            let outcome =
+                membership::replace_member(&cluster, operator, *r, n + 1, &mut trace).await;
+            faults::run_step(&cluster, step, &mut trace).await;
+            outcome
+        };
+        removed_ids.extend(outcome.removed);
+        membership_failures.extend(outcome.failure);
     }
     for t in tasks {
         let _ = t.await;
@@ -318,7 +336,7 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)))
         .build();
     let probe_history = history.clone();
-    let (mut cluster, probe_failures, trace) = probe_node
+    let (cluster, probe_failures, trace) = probe_node
         .spawn(async move {
             let mut client = Client::new(100, members, probe_history, start, op_timeout);
             let mut trace = trace;
@@ -387,7 +405,7 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
         if tokio::time::Instant::now() >= coordination_end {
             break;
         }
-        faults::run_step(&mut cluster, &step, &mut trace).await;
+        faults::run_step(&cluster, &step, &mut trace).await;
     }
     for t in coordination_tasks {
         let _ = t.await;

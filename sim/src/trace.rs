@@ -30,6 +30,20 @@ impl Trace {
         self.events.push((at, what));
     }
 
+    /// An empty trace on this trace's clock, for a task running beside the one that owns it.
+    pub fn fork(&self) -> Trace {
+        Trace {
+            start: self.start,
+            events: Vec::new(),
+        }
+    }
+
+    /// Takes in a forked trace's events, in time order (ties keep this trace's first).
+    pub fn absorb(&mut self, other: Trace) {
+        self.events.extend(other.events);
+        self.events.sort_by_key(|(at, _)| *at);
+    }
+
     /// The recorded events.
     pub fn events(&self) -> &[(u128, String)] {
         &self.events

@@ -17,7 +17,7 @@ pub mod status;
 pub mod storage;
 pub mod transport;
 
-pub use node::{LeaderProgress, NodeConfig, NodeParts, RaftHandle, RaftNode};
+pub use node::{ConfCheck, LeaderProgress, NodeConfig, NodeParts, RaftHandle, RaftNode};
 pub use status::RaftStatus;
 
 use raft::eraftpb::{ConfChangeV2, ConfState};
@@ -101,6 +101,9 @@ pub enum RaftError {
     /// A membership change is still being applied; raft takes one at a time.
     #[error("a membership change is already in progress")]
     ConfChangePending,
+    /// The state a membership change was decided on changed before it could be proposed.
+    #[error("the member table changed while the membership change was being checked")]
+    ConfChangeStale,
     /// This member was removed from the cluster (its removal has been applied).
     #[error("the member has been permanently removed from the cluster")]
     Removed,

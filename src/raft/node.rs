@@ -90,6 +90,7 @@ pub(crate) enum Command<O> {
     },
     ProposeConfChange {
         change: ConfChangeV2,
+        still_valid: ConfCheck,
         reply: applier::ProposalReply<O>,
     },
     /// The leader's view of how far each member's log matches its own (None off the leader).
@@ -100,6 +101,10 @@ pub(crate) enum Command<O> {
     /// Records the commit mark and ends the node task (a clean shutdown).
     Stop(oneshot::Sender<()>),
 }
+
+/// Run by the raft task just before it proposes a membership change, once no other change
+/// is pending: false if what the change was decided on has changed meanwhile.
+pub type ConfCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// How far each member's log matches the leader's (for promoting a learner).
 #[derive(Clone, Debug, Default)]
@@ -380,20 +385,11 @@ impl<O: Send + 'static> RaftNode<O> {
             Command::Propose { data, reply } => {
                 self.propose(reply, |raw, ctx| raw.propose(ctx, data))
             }
-            Command::ProposeConfChange { change, reply } => {
-                if self.raw.raft.has_pending_conf() {
-                    // raft would turn a second pending change into an empty entry.
-                    let _ = reply.send(Err(RaftError::ConfChangePending));
-                    return None;
-                }
-                #[cfg(madsim)]
-                let proposed = change.clone();
-                self.propose(reply, |raw, ctx| raw.propose_conf_change(ctx, change));
-                #[cfg(madsim)]
-                if crate::fault::active(crate::fault::Bug::ConfChangeSkipQuorum) {
-                    self.apply_uncommitted(&proposed);
-                }
-            }
+            Command::ProposeConfChange {
+                change,
+                still_valid,
+                reply,
+            } => self.propose_conf_change(change, still_valid, reply),
             Command::Progress(reply) => {
                 let r = &self.raw.raft;
                 let progress = (r.state == raft::StateRole::Leader).then(|| LeaderProgress {

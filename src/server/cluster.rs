@@ -7,11 +7,12 @@
 //! ([`super::reconfig`]) against its own view — which peers it heard from within
 //! [`ACTIVE_WINDOW`], and how far each log matches — then proposes the conf change and answers
 //! once it has applied it. raft takes one change at a time; a request that finds one in
-//! progress waits for it, within the request timeout.
+//! progress waits for it, within the request timeout, and is then decided again: the raft task
+//! proposes a change only while the member table is the one it was decided on.
 
 use super::core::ServerCore;
 use super::error::RequestError;
-use super::membership::{added_member_id, Member as TableMember};
+use super::membership::{added_member_id, Member as TableMember, Membership};
 use super::reconfig;
 use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
@@ -20,7 +21,7 @@ use crate::pb::etcdserverpb::{
     MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
     MemberUpdateRequest, MemberUpdateResponse,
 };
-use crate::raft::RaftError;
+use crate::raft::{ConfCheck, RaftError};
 use raft::eraftpb::ConfChangeV2;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,12 +85,28 @@ impl ClusterService {
             .is_some_and(|at| at.elapsed() < ACTIVE_WINDOW)
     }
 
-    /// Proposes `change`, waiting out a change already in progress, within the request timeout.
-    async fn propose(&self, change: ConfChangeV2) -> Result<(), RequestError> {
+    /// Decides a change with `decide` (etcd's rules, against the member table) and proposes
+    /// it. The raft task proposes it only if the table is still the one it was decided on once
+    /// no other change is pending; otherwise (a change in progress, or one applied meanwhile:
+    /// two adds of one peer URL racing) it is decided again on the new table. All within the
+    /// request timeout.
+    async fn decide_and_propose(
+        &self,
+        decide: impl Fn(&Membership) -> Result<ConfChangeV2, RequestError>,
+    ) -> Result<(), RequestError> {
         let attempt = async {
             loop {
-                match self.core.raft.propose_conf_change(change.clone()).await {
-                    Err(RaftError::ConfChangePending) => {
+                let table = self.core.state.membership().clone();
+                let change = decide(&table)?;
+                let core = self.core.clone();
+                let still_valid: ConfCheck = Arc::new(move || *core.state.membership() == table);
+                match self
+                    .core
+                    .raft
+                    .propose_conf_change(change, still_valid)
+                    .await
+                {
+                    Err(RaftError::ConfChangePending | RaftError::ConfChangeStale) => {
                         tokio::time::sleep(Duration::from_millis(20)).await
                     }
                     Ok(result) => return result.map(|_| ()),
@@ -135,21 +152,13 @@ impl Cluster for ClusterService {
             return relay(self.core.request_timeout, leader.member_add(r)).await;
         }
         let id = added_member_id(&r.peer_ur_ls, crate::io::clock::unix_seconds());
-        let change = {
-            // A copy: the peers' last-heard times are read while checking.
-            let table = self.core.state.membership().clone();
+        let strict = self.core.strict_reconfig;
+        self.decide_and_propose(|table| {
             let active = |id| self.active(id);
-            reconfig::add(
-                &table,
-                id,
-                &r.peer_ur_ls,
-                r.is_learner,
-                self.core.strict_reconfig,
-                &active,
-            )
-            .map_err(RequestError::from)?
-        };
-        self.propose(change).await?;
+            reconfig::add(table, id, &r.peer_ur_ls, r.is_learner, strict, &active)
+                .map_err(RequestError::from)
+        })
+        .await?;
         let member = Member {
             id,
             peer_ur_ls: r.peer_ur_ls,
@@ -172,14 +181,12 @@ impl Cluster for ClusterService {
         if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_remove(r)).await;
         }
-        let change = {
-            // A copy: the peers' last-heard times are read while checking.
-            let table = self.core.state.membership().clone();
+        let (me, strict) = (self.core.member_id, self.core.strict_reconfig);
+        self.decide_and_propose(|table| {
             let active = |id| self.active(id);
-            let (me, strict) = (self.core.member_id, self.core.strict_reconfig);
-            reconfig::remove(&table, r.id, me, strict, &active)?
-        };
-        self.propose(change).await?;
+            reconfig::remove(table, r.id, me, strict, &active)
+        })
+        .await?;
         Ok(Response::new(MemberRemoveResponse {
             header: Some(self.core.header(0)),
             members: self.members(),
@@ -195,8 +202,8 @@ impl Cluster for ClusterService {
         if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_update(r)).await;
         }
-        let change = reconfig::update(&self.core.state.membership(), r.id, &r.peer_ur_ls)?;
-        self.propose(change).await?;
+        self.decide_and_propose(|table| reconfig::update(table, r.id, &r.peer_ur_ls))
+            .await?;
         Ok(Response::new(MemberUpdateResponse {
             header: Some(self.core.header(0)),
             members: self.members(),
@@ -231,8 +238,8 @@ impl Cluster for ClusterService {
             .await
             .map_err(RequestError::from)?
             .ok_or(RequestError::NoLeader)?;
-        let change = reconfig::promote(&self.core.state.membership(), r.id, &progress)?;
-        self.propose(change).await?;
+        self.decide_and_propose(|table| reconfig::promote(table, r.id, &progress))
+            .await?;
         Ok(Response::new(MemberPromoteResponse {
             header: Some(self.core.header(0)),
             members: self.members(),

@@ -1,13 +1,42 @@
-//! Membership changes as the node sees them: a committed change takes effect in raft when it
-//! is handed to the applier, and a change that removes this member ends the node. Invariant:
+//! Membership changes as the node sees them: one is proposed only while none is pending and
+//! the proposer's check still holds; a committed change takes effect in raft when it is handed
+//! to the applier, and a change that removes this member ends the node. Invariant:
 //! once this member's removal is in force, raft is driven no further (no tick, step, send or
 //! advance); the node only waits for the applier to reach the removal.
 
-use super::RaftNode;
+use super::{ConfCheck, RaftNode};
+use crate::raft::applier::ProposalReply;
 use crate::raft::RaftError;
 use raft::eraftpb::{ConfChangeV2, Entry};
 
 impl<O: Send + 'static> RaftNode<O> {
+    /// Proposes a membership change unless one is pending (raft would turn a second pending
+    /// change into an empty entry) or `still_valid` says what it was decided on has changed.
+    pub(super) fn propose_conf_change(
+        &mut self,
+        change: ConfChangeV2,
+        still_valid: ConfCheck,
+        reply: ProposalReply<O>,
+    ) {
+        if self.raw.raft.has_pending_conf() {
+            let _ = reply.send(Err(RaftError::ConfChangePending));
+            return;
+        }
+        // No change is pending, so every one in the log has been applied: the proposer's
+        // check sees the state this change will apply to.
+        if !still_valid() {
+            let _ = reply.send(Err(RaftError::ConfChangeStale));
+            return;
+        }
+        #[cfg(madsim)]
+        let proposed = change.clone();
+        self.propose(reply, |raw, ctx| raw.propose_conf_change(ctx, change));
+        #[cfg(madsim)]
+        if crate::fault::active(crate::fault::Bug::ConfChangeSkipQuorum) {
+            self.apply_uncommitted(&proposed);
+        }
+    }
+
     /// This member's removal took effect in raft at index `at`: raft is driven no further (a
     /// removed leader has no progress of its own, which raft-rs would unwrap on its next
     /// persist or commit, and a removed member must not vote), the applier applies up to the

@@ -3,7 +3,7 @@
 //! to the raft task; status reads go to the shared status without a round trip.
 
 use super::Command;
-use super::LeaderProgress;
+use super::{ConfCheck, LeaderProgress};
 use crate::raft::status::{RaftStatus, SharedStatus};
 use crate::raft::RaftError;
 use raft::eraftpb::{ConfChangeV2, Message};
@@ -50,10 +50,17 @@ impl<O: Send + 'static> RaftHandle<O> {
     }
 
     /// Proposes a membership change and waits until this member has applied it; fails with
-    /// [`RaftError::ConfChangePending`] while another one is being applied.
-    pub async fn propose_conf_change(&self, change: ConfChangeV2) -> Result<O, RaftError> {
+    /// [`RaftError::ConfChangePending`] while another one is being applied, and with
+    /// [`RaftError::ConfChangeStale`] when `still_valid` (run by the raft task once no change
+    /// is pending) says the state the change was decided on has changed.
+    pub async fn propose_conf_change(
+        &self,
+        change: ConfChangeV2,
+        still_valid: ConfCheck,
+    ) -> Result<O, RaftError> {
         self.submit(|reply| Command::ProposeConfChange {
             change: change.clone(),
+            still_valid: still_valid.clone(),
             reply,
         })
         .await
