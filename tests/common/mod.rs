@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+pub mod side_by_side;
+
 /// A free localhost port, handed out once per test process from below the OS's ephemeral range
 /// (32768+), so that a killed member's port cannot be taken meanwhile by an outgoing connection
 /// or by another test before the member restarts on it.
