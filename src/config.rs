@@ -118,9 +118,57 @@ pub struct Flags {
     /// Log level: debug, info, warn, error, panic or fatal.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Path to the client server TLS cert file.
+    #[arg(long, env = "ETCD_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// Path to the client server TLS key file.
+    #[arg(long, env = "ETCD_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Path to the client server TLS trusted CA cert file.
+    #[arg(long, env = "ETCD_TRUSTED_CA_FILE")]
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Enable client cert authentication.
+    #[arg(
+        long,
+        env = "ETCD_CLIENT_CERT_AUTH",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub client_cert_auth: bool,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
+}
+
+/// A listening address and whether it speaks TLS (an `https://` URL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The socket address.
+    pub addr: SocketAddr,
+    /// TLS (`https://`) rather than plain (`http://`).
+    pub tls: bool,
+}
+
+impl ListenAddr {
+    /// A plain (`http://`) listening address.
+    pub fn plain(addr: SocketAddr) -> ListenAddr {
+        ListenAddr { addr, tls: false }
+    }
+}
+
+/// The certificate flags of one side (clients or peers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server's certificate chain (PEM).
+    pub cert_file: Option<PathBuf>,
+    /// The server's private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates client certificates are checked against (PEM).
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Whether a client must present a certificate signed by the trusted CA.
+    pub client_cert_auth: bool,
 }
 
 /// Whether this member bootstraps a new cluster or joins an existing one.
@@ -140,7 +188,9 @@ pub struct ServerConfig {
     /// Data directory.
     pub data_dir: PathBuf,
     /// Client listen addresses.
-    pub listen_client: Vec<SocketAddr>,
+    pub listen_client: Vec<ListenAddr>,
+    /// TLS for the `https://` client listeners.
+    pub client_tls: TlsFiles,
     /// Advertised client URLs.
     pub advertise_client_urls: Vec<String>,
     /// Peer listen addresses.
@@ -201,6 +251,9 @@ pub enum ConfigError {
     /// Auto-compaction flags that cannot work.
     #[error(transparent)]
     AutoCompaction(#[from] AutoCompactionError),
+    /// An `https://` client URL without a certificate and key.
+    #[error("TLS key/cert (--cert-file, --key-file) must be provided for client url {0} with HTTPS scheme")]
+    ClientTlsWithoutCert(String),
     /// Timing flags that cannot work.
     #[error("--election-timeout ({election}ms) must be at least 5 times --heartbeat-interval ({heartbeat}ms)")]
     BadTiming {
@@ -238,6 +291,27 @@ pub fn url_to_addr(url: &str) -> Result<SocketAddr, ConfigError> {
         host.parse().map_err(|_| bad())?
     };
     Ok(SocketAddr::new(ip, port))
+}
+
+/// Why a listen URL list cannot be used.
+enum ListenUrlError {
+    Bad(ConfigError),
+    TlsWithoutCert(String),
+}
+
+/// Parses a listen URL list; an `https://` URL needs `tls` to name a certificate and key.
+fn listen_addrs(urls: &str, tls: &TlsFiles) -> Result<Vec<ListenAddr>, ListenUrlError> {
+    split_list(urls)
+        .iter()
+        .map(|url| {
+            let addr = url_to_addr(url).map_err(ListenUrlError::Bad)?;
+            let secure = url.starts_with("https://");
+            if secure && (tls.cert_file.is_none() || tls.key_file.is_none()) {
+                return Err(ListenUrlError::TlsWithoutCert(url.clone()));
+            }
+            Ok(ListenAddr { addr, tls: secure })
+        })
+        .collect()
 }
 
 /// Parses `--initial-cluster` (`name=url,...`; `None`: this member alone at `advertised`)
@@ -300,6 +374,12 @@ impl Flags {
             self.initial_cluster.as_deref(),
             &advertise_peer_urls,
         )?;
+        let client_tls = TlsFiles {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            trusted_ca_file: self.trusted_ca_file.clone(),
+            client_cert_auth: self.client_cert_auth,
+        };
         let addrs = |s: &str| -> Result<Vec<SocketAddr>, ConfigError> {
             split_list(s).iter().map(|u| url_to_addr(u)).collect()
         };
@@ -308,7 +388,13 @@ impl Flags {
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name))),
-            listen_client: addrs(&self.listen_client_urls)?,
+            listen_client: listen_addrs(&self.listen_client_urls, &client_tls).map_err(
+                |e| match e {
+                    ListenUrlError::Bad(e) => e,
+                    ListenUrlError::TlsWithoutCert(url) => ConfigError::ClientTlsWithoutCert(url),
+                },
+            )?,
+            client_tls,
             advertise_client_urls: split_list(&self.advertise_client_urls),
             listen_peer: addrs(&self.listen_peer_urls)?,
             advertise_peer_urls,
@@ -351,7 +437,9 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("default.etcd"));
         assert_eq!(
             c.listen_client,
-            vec![url_to_addr("http://127.0.0.1:2379").unwrap()]
+            vec![ListenAddr::plain(
+                url_to_addr("http://127.0.0.1:2379").unwrap()
+            )]
         );
         assert_eq!(
             c.initial_cluster["default"],
@@ -384,5 +472,26 @@ mod tests {
             url_to_addr("localhost:2379"),
             Err(ConfigError::BadUrl(_))
         ));
+    }
+
+    #[test]
+    fn https_client_urls_need_a_certificate_and_key() {
+        let https = ["--listen-client-urls", "https://127.0.0.1:2379"];
+        assert_eq!(
+            parse(&https).unwrap_err().to_string(),
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url \
+             https://127.0.0.1:2379 with HTTPS scheme"
+        );
+        let mut args = https.to_vec();
+        args.extend([
+            "--cert-file",
+            "s.crt",
+            "--key-file",
+            "s.key",
+            "--client-cert-auth",
+        ]);
+        let c = parse(&args).unwrap();
+        assert!(c.listen_client[0].tls);
+        assert!(c.client_tls.client_cert_auth);
     }
 }

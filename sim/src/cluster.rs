@@ -18,7 +18,7 @@
 //! checkers count it as down. So does a member that was removed from the cluster, or that
 //! cannot find itself in the member table when it restarts or joins.
 
-use detcd::config::{ClusterState, ServerConfig};
+use detcd::config::{ClusterState, ListenAddr, ServerConfig};
 use detcd::server::core::ServerCore;
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
@@ -205,7 +205,8 @@ impl SimCluster {
             let config = ServerConfig {
                 name: format!("m{}", i + 1),
                 data_dir: PathBuf::from(format!("/sim/m{}", i + 1)),
-                listen_client: vec![SocketAddr::new(member_ip(i), 2379)],
+                listen_client: vec![ListenAddr::plain(SocketAddr::new(member_ip(i), 2379))],
+                client_tls: Default::default(),
                 advertise_client_urls: vec![client_url(i)],
                 listen_peer: vec![SocketAddr::new(member_ip(i), 2380)],
                 advertise_peer_urls: vec![format!("http://{}:2380", member_ip(i))],

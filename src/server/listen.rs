@@ -47,6 +47,9 @@ pub struct Listener {
     addr: SocketAddr,
     #[cfg(not(madsim))]
     incoming: tonic::transport::server::TcpIncoming,
+    /// Set for an `https://` listener: each connection's TLS handshake comes first.
+    #[cfg(not(madsim))]
+    tls: Option<super::tls::TlsAcceptor>,
 }
 
 /// A listening address that could not be bound.
@@ -80,7 +83,11 @@ pub fn bind(addr: SocketAddr) -> Result<Listener, ListenError> {
         let incoming = tonic::transport::server::TcpIncoming::bind(addr)
             .map_err(|source| ListenError { addr, source })?
             .with_nodelay(Some(true));
-        Ok(Listener { addr, incoming })
+        Ok(Listener {
+            addr,
+            incoming,
+            tls: None,
+        })
     }
     #[cfg(madsim)]
     Ok(Listener { addr })
@@ -92,21 +99,83 @@ impl Listener {
         self.addr
     }
 
+    /// Makes this an `https://` listener.
+    #[cfg(not(madsim))]
+    pub fn with_tls(mut self, acceptor: super::tls::TlsAcceptor) -> Listener {
+        self.tls = Some(acceptor);
+        self
+    }
+
     /// Serves `router` on this listener until it fails.
     pub async fn serve(self, router: Routed) -> Result<(), tonic::transport::Error> {
         #[cfg(not(madsim))]
         {
+            use super::authority::AuthorityFix;
             use tokio_stream::StreamExt;
-            let incoming = self
-                .incoming
-                .map(|conn| conn.map(super::authority::AuthorityFix::new));
-            router.serve_with_incoming(incoming).await
+            match self.tls {
+                None => {
+                    let incoming = self.incoming.map(|conn| conn.map(AuthorityFix::new));
+                    router.serve_with_incoming(incoming).await
+                }
+                Some(acceptor) => {
+                    let incoming = handshakes(self.incoming, acceptor);
+                    router.serve_with_incoming(incoming).await
+                }
+            }
         }
         #[cfg(madsim)]
         {
             router.serve(self.addr).await
         }
     }
+}
+
+/// The connections of `incoming` whose TLS handshake completed, each read through
+/// [`super::authority::AuthorityFix`] above TLS (it must see the HTTP/2 frames in the clear).
+/// Handshakes run in tasks of their own; one that fails or times out is logged and dropped.
+#[cfg(not(madsim))]
+fn handshakes(
+    mut incoming: tonic::transport::server::TcpIncoming,
+    acceptor: super::tls::TlsAcceptor,
+) -> tokio_stream::wrappers::ReceiverStream<
+    std::io::Result<
+        super::authority::AuthorityFix<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    >,
+> {
+    use tokio_stream::StreamExt;
+    let (ready, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(conn) = incoming.next().await {
+            let stream = match conn {
+                Ok(stream) => stream,
+                Err(e) => {
+                    if ready.send(Err(e)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let (acceptor, ready) = (acceptor.clone(), ready.clone());
+            tokio::spawn(async move {
+                let peer = stream.peer_addr().ok();
+                let handshake = acceptor.accept(stream);
+                match tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, handshake).await {
+                    Ok(Ok(tls)) => {
+                        let _ = ready
+                            .send(Ok(super::authority::AuthorityFix::new(tls)))
+                            .await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(remote = ?peer, error = %e, "rejected connection: TLS handshake failed")
+                    }
+                    Err(_) => {
+                        tracing::warn!(remote = ?peer, "rejected connection: TLS handshake timed out")
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub mod range;
 pub mod recipe;
 pub mod reconfig;
 pub mod snapshot;
+#[cfg(not(madsim))]
+pub mod tls;
 pub mod txn;
 pub mod unserved;
 pub mod validate;
@@ -89,6 +91,10 @@ pub enum StartError {
     /// Recovery or raft failed.
     #[error(transparent)]
     Raft(#[from] RaftError),
+    /// The certificate flags cannot be used.
+    #[cfg(not(madsim))]
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The backend reflects less than the raft log was compacted to: log entries it needs
     /// are gone (a replaced or damaged `snap/db`).
     #[error(
@@ -135,7 +141,7 @@ pub struct RunningMember {
 /// Recovers and starts a member, serving peers and clients until the process ends.
 pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
     let peer_listeners = bind_all(&config.listen_peer)?;
-    let client_listeners = bind_all(&config.listen_client)?;
+    let client_listeners = bind_clients(&config)?;
     let disk = Disk::new(config.data_dir.join("member"));
     disk.create_dir_all("")?;
     let (mut durable, mut recovered) = DurableLog::open(disk.clone())?;
@@ -308,6 +314,29 @@ fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<listen::Listener>, StartError> {
         .iter()
         .map(|addr| listen::bind(*addr))
         .collect::<Result<_, _>>()?)
+}
+
+/// Binds the client listeners, `https://` ones with TLS from the client certificate flags.
+fn bind_clients(config: &ServerConfig) -> Result<Vec<listen::Listener>, StartError> {
+    let addrs: Vec<SocketAddr> = config.listen_client.iter().map(|l| l.addr).collect();
+    let listeners = bind_all(&addrs)?;
+    #[cfg(not(madsim))]
+    {
+        let acceptor = match config.listen_client.iter().any(|l| l.tls) {
+            true => Some(tls::acceptor(&config.client_tls)?),
+            false => None,
+        };
+        Ok(listeners
+            .into_iter()
+            .zip(&config.listen_client)
+            .map(|(listener, l)| match (&acceptor, l.tls) {
+                (Some(acceptor), true) => listener.with_tls(acceptor.clone()),
+                _ => listener,
+            })
+            .collect())
+    }
+    #[cfg(madsim)]
+    Ok(listeners)
 }
 
 async fn serve_clients(

@@ -1,0 +1,169 @@
+//! TLS on the client port with the real etcdctl 3.4, as Kubernetes operators connect:
+//! `etcdctl --endpoints=https://127.0.0.1:2379 --cacert=ca.crt --cert=client.crt
+//! --key=client.key endpoint status -w table`. The PKI is generated here (rcgen): a CA, a
+//! server certificate for 127.0.0.1, a client certificate from the same CA and one from another
+//! CA. With `--client-cert-auth` a client without a certificate, or with one from another CA,
+//! is refused; a client that does not trust the server's CA refuses the server.
+
+#![cfg(not(madsim))]
+
+mod common;
+
+use common::{free_port, stderr, stdout, wait_until};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A certificate authority that signs leaf certificates into a directory.
+struct Authority {
+    issuer: Issuer<'static, KeyPair>,
+    dir: PathBuf,
+    name: String,
+}
+
+impl Authority {
+    /// A self-signed CA whose certificate is written to `dir/<name>.crt`.
+    fn new(dir: &Path, name: &str) -> Authority {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().expect("ca key");
+        let cert = params.self_signed(&key).expect("ca cert");
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).expect("write ca");
+        Authority {
+            issuer: Issuer::new(params, key),
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+        }
+    }
+
+    fn ca_file(&self) -> String {
+        self.path(&format!("{}.crt", self.name))
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+
+    /// Signs a certificate for `common_name` (valid for 127.0.0.1 and localhost); writes
+    /// `<file>.crt` and `<file>.key` and returns their paths.
+    fn sign(&self, file: &str, common_name: &str) -> (String, String) {
+        let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        let (crt, pem) = (
+            self.path(&format!("{file}.crt")),
+            self.path(&format!("{file}.key")),
+        );
+        std::fs::write(&crt, cert.pem()).expect("write cert");
+        std::fs::write(&pem, key.serialize_pem()).expect("write key");
+        (crt, pem)
+    }
+}
+
+/// A single detcd member serving clients on `https://` only, killed on drop.
+struct TlsMember {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for TlsMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TlsMember {
+    fn start(dir: &Path, cert: &str, key: &str, ca: &str) -> TlsMember {
+        let (client_port, peer_port) = (free_port(), free_port());
+        let endpoint = format!("https://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_detcd"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--listen-client-urls", &endpoint])
+            .args(["--advertise-client-urls", &endpoint])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .args(["--cert-file", cert, "--key-file", key])
+            .args(["--trusted-ca-file", ca, "--client-cert-auth"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("detcd.log")).expect("log"))
+            .spawn()
+            .expect("start detcd");
+        TlsMember { child, endpoint }
+    }
+}
+
+/// The real etcdctl against `endpoint` with `tls` flags.
+fn etcdctl(endpoint: &str, tls: &[String], args: &[&str]) -> Output {
+    Command::new(std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".into()))
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(tls)
+        .args(["--dial-timeout=2s", "--command-timeout=3s"])
+        .args(args)
+        .output()
+        .expect("run etcdctl")
+}
+
+#[test]
+fn etcdctl_over_tls_with_client_certificates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Authority::new(dir.path(), "ca");
+    let other = Authority::new(dir.path(), "other-ca");
+    let (server_crt, server_key) = ca.sign("server", "detcd");
+    let (client_crt, client_key) = ca.sign("client", "root");
+    let (stranger_crt, stranger_key) = other.sign("stranger", "root");
+    let member = TlsMember::start(dir.path(), &server_crt, &server_key, &ca.ca_file());
+    let ep = member.endpoint.clone();
+    let trusted = vec![
+        format!("--cacert={}", ca.ca_file()),
+        format!("--cert={client_crt}"),
+        format!("--key={client_key}"),
+    ];
+    wait_until(Duration::from_secs(30), || {
+        etcdctl(&ep, &trusted, &["endpoint", "health"])
+            .status
+            .success()
+    });
+
+    // The seed's command shape.
+    let status = etcdctl(&ep, &trusted, &["endpoint", "status", "-w", "table"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(stdout(&status).contains(&ep), "{}", stdout(&status));
+    let put = etcdctl(&ep, &trusted, &["put", "k", "over tls"]);
+    assert_eq!(stdout(&put), "OK\n", "{}", stderr(&put));
+    let get = etcdctl(&ep, &trusted, &["get", "k", "--print-value-only"]);
+    assert_eq!(stdout(&get), "over tls\n");
+
+    // Refused: no client certificate, a certificate from another CA.
+    let no_cert = vec![format!("--cacert={}", ca.ca_file())];
+    let stranger = vec![
+        format!("--cacert={}", ca.ca_file()),
+        format!("--cert={stranger_crt}"),
+        format!("--key={stranger_key}"),
+    ];
+    for (what, flags) in [("no certificate", no_cert), ("another CA", stranger)] {
+        let out = etcdctl(&ep, &flags, &["get", "k"]);
+        assert!(!out.status.success(), "{what}: accepted: {}", stdout(&out));
+        assert!(!stdout(&out).contains("over tls"), "{what}");
+    }
+    // A client that does not trust the server's CA refuses the server.
+    let distrust = vec![
+        format!("--cacert={}", other.ca_file()),
+        format!("--cert={client_crt}"),
+        format!("--key={client_key}"),
+    ];
+    let out = etcdctl(&ep, &distrust, &["get", "k"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let log = std::fs::read_to_string(dir.path().join("detcd.log")).unwrap_or_default();
+    assert!(log.contains("TLS handshake failed"), "{log}");
+}
