@@ -137,6 +137,25 @@ pub struct Flags {
         default_missing_value = "true"
     )]
     pub client_cert_auth: bool,
+    /// Path to the peer server TLS cert file.
+    #[arg(long, env = "ETCD_PEER_CERT_FILE")]
+    pub peer_cert_file: Option<PathBuf>,
+    /// Path to the peer server TLS key file.
+    #[arg(long, env = "ETCD_PEER_KEY_FILE")]
+    pub peer_key_file: Option<PathBuf>,
+    /// Path to the peer server TLS trusted CA file.
+    #[arg(long, env = "ETCD_PEER_TRUSTED_CA_FILE")]
+    pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Enable peer client cert authentication.
+    #[arg(
+        long,
+        env = "ETCD_PEER_CLIENT_CERT_AUTH",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub peer_client_cert_auth: bool,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
@@ -194,7 +213,9 @@ pub struct ServerConfig {
     /// Advertised client URLs.
     pub advertise_client_urls: Vec<String>,
     /// Peer listen addresses.
-    pub listen_peer: Vec<SocketAddr>,
+    pub listen_peer: Vec<ListenAddr>,
+    /// TLS for the `https://` peer listeners, and for dialing `https://` peers.
+    pub peer_tls: TlsFiles,
     /// This member's advertised peer URLs.
     pub advertise_peer_urls: Vec<String>,
     /// `name → peer URLs` from `--initial-cluster`.
@@ -254,6 +275,9 @@ pub enum ConfigError {
     /// An `https://` client URL without a certificate and key.
     #[error("TLS key/cert (--cert-file, --key-file) must be provided for client url {0} with HTTPS scheme")]
     ClientTlsWithoutCert(String),
+    /// An `https://` peer URL without a certificate and key.
+    #[error("TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url {0} with HTTPS scheme")]
+    PeerTlsWithoutCert(String),
     /// Timing flags that cannot work.
     #[error("--election-timeout ({election}ms) must be at least 5 times --heartbeat-interval ({heartbeat}ms)")]
     BadTiming {
@@ -380,8 +404,11 @@ impl Flags {
             trusted_ca_file: self.trusted_ca_file.clone(),
             client_cert_auth: self.client_cert_auth,
         };
-        let addrs = |s: &str| -> Result<Vec<SocketAddr>, ConfigError> {
-            split_list(s).iter().map(|u| url_to_addr(u)).collect()
+        let peer_tls = TlsFiles {
+            cert_file: self.peer_cert_file.clone(),
+            key_file: self.peer_key_file.clone(),
+            trusted_ca_file: self.peer_trusted_ca_file.clone(),
+            client_cert_auth: self.peer_client_cert_auth,
         };
         Ok(ServerConfig {
             data_dir: self
@@ -396,7 +423,11 @@ impl Flags {
             )?,
             client_tls,
             advertise_client_urls: split_list(&self.advertise_client_urls),
-            listen_peer: addrs(&self.listen_peer_urls)?,
+            listen_peer: listen_addrs(&self.listen_peer_urls, &peer_tls).map_err(|e| match e {
+                ListenUrlError::Bad(e) => e,
+                ListenUrlError::TlsWithoutCert(url) => ConfigError::PeerTlsWithoutCert(url),
+            })?,
+            peer_tls,
             advertise_peer_urls,
             initial_cluster,
             cluster_state,

@@ -3,7 +3,9 @@
 //! --key=client.key endpoint status -w table`. The PKI is generated here (rcgen): a CA, a
 //! server certificate for 127.0.0.1, a client certificate from the same CA and one from another
 //! CA. With `--client-cert-auth` a client without a certificate, or with one from another CA,
-//! is refused; a client that does not trust the server's CA refuses the server.
+//! is refused; a client that does not trust the server's CA refuses the server. Peers: three
+//! members on `https://` peer URLs with `--peer-client-cert-auth` replicate, and a peer
+//! connection with a certificate from another CA is refused and logged.
 
 #![cfg(not(madsim))]
 
@@ -165,5 +167,80 @@ fn etcdctl_over_tls_with_client_certificates() {
     let out = etcdctl(&ep, &distrust, &["get", "k"]);
     assert!(!out.status.success(), "{}", stdout(&out));
     let log = std::fs::read_to_string(dir.path().join("detcd.log")).unwrap_or_default();
+    assert!(log.contains("TLS handshake failed"), "{log}");
+}
+
+/// Member `i` of a three-member cluster with TLS (and client certificates) on its peer port and
+/// plain client URLs, killed on drop.
+fn tls_peer(dir: &Path, i: usize, ports: &[(u16, u16)], ca: &Authority) -> TlsMember {
+    let name = format!("m{}", i + 1);
+    let initial: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(j, (_, peer))| format!("m{}=https://127.0.0.1:{peer}", j + 1))
+        .collect();
+    let (client, peer) = ports[i];
+    let (client, peer) = (
+        format!("http://127.0.0.1:{client}"),
+        format!("https://127.0.0.1:{peer}"),
+    );
+    let (crt, key) = ca.sign(&name, &name);
+    let child = Command::new(env!("CARGO_BIN_EXE_detcd"))
+        .args(["--name", &name])
+        .arg("--data-dir")
+        .arg(dir.join(&name))
+        .args(["--listen-client-urls", &client])
+        .args(["--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &initial.join(",")])
+        .args(["--peer-cert-file", &crt, "--peer-key-file", &key])
+        .args([
+            "--peer-trusted-ca-file",
+            &ca.ca_file(),
+            "--peer-client-cert-auth",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).expect("log"))
+        .spawn()
+        .expect("start detcd");
+    TlsMember {
+        child,
+        endpoint: client.trim_start_matches("http://").to_string(),
+    }
+}
+
+#[test]
+fn peers_replicate_over_tls_and_refuse_a_foreign_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Authority::new(dir.path(), "peer-ca");
+    let other = Authority::new(dir.path(), "other-ca");
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let members: Vec<TlsMember> = (0..3)
+        .map(|i| tls_peer(dir.path(), i, &ports, &ca))
+        .collect();
+    let all: Vec<String> = members.iter().map(|m| m.endpoint.clone()).collect();
+    wait_until(Duration::from_secs(30), || {
+        common::etcdctl(&all[0], &["put", "k", "replicated"])
+            .status
+            .success()
+    });
+    for ep in &all {
+        wait_until(Duration::from_secs(10), || {
+            let got = common::etcdctl(ep, &["get", "k", "--consistency=s", "--print-value-only"]);
+            stdout(&got) == "replicated\n"
+        });
+    }
+    // A peer connection with a certificate from another CA is refused, and logged.
+    let (crt, key) = other.sign("intruder", "m1");
+    let intruder = vec![
+        format!("--cacert={}", ca.ca_file()),
+        format!("--cert={crt}"),
+        format!("--key={key}"),
+    ];
+    let peer_port = format!("https://127.0.0.1:{}", ports[1].1);
+    let out = etcdctl(&peer_port, &intruder, &["member", "list"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let log = std::fs::read_to_string(dir.path().join("m2.log")).unwrap_or_default();
     assert!(log.contains("TLS handshake failed"), "{log}");
 }

@@ -8,6 +8,7 @@
 
 mod applier;
 pub mod commit_mark;
+pub mod dial;
 pub mod durable;
 mod election_timer;
 pub mod node;

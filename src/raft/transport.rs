@@ -20,6 +20,7 @@
 //! `FailedPrecondition`; both sides warn about it, each at most once per [`WARN_INTERVAL`] per
 //! peer, since the sender reconnects and is refused again every [`RECONNECT_BACKOFF`].
 
+use super::dial::PeerDialer;
 use super::node::RaftHandle;
 use super::snapshot_transfer::{self, SnapshotInbox, TransferError};
 use super::SnapshotImage;
@@ -35,7 +36,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 const QUEUE_DEPTH: usize = 4096;
@@ -106,6 +107,7 @@ pub struct Transport {
     queues: Arc<RwLock<BTreeMap<u64, PeerQueue>>>,
     reports: mpsc::UnboundedSender<PeerReport>,
     heard: HeardFrom,
+    dialer: PeerDialer,
 }
 
 impl Transport {
@@ -114,8 +116,13 @@ impl Transport {
         self.heard.clone()
     }
 
-    /// A transport for member `from`; reports go to the returned receiver.
-    pub fn new(from: u64, cluster_id: u64) -> (Self, mpsc::UnboundedReceiver<PeerReport>) {
+    /// A transport for member `from` that dials peers with `dialer`; reports go to the
+    /// returned receiver.
+    pub fn new(
+        from: u64,
+        cluster_id: u64,
+        dialer: PeerDialer,
+    ) -> (Self, mpsc::UnboundedReceiver<PeerReport>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let t = Transport {
             from,
@@ -123,13 +130,16 @@ impl Transport {
             queues: Arc::default(),
             reports: tx,
             heard: Arc::default(),
+            dialer,
         };
         (t, rx)
     }
 
     /// Starts (or replaces) the sender task for peer `id` at `url` (e.g. `http://10.0.0.2:2380`).
     pub fn add_peer(&self, id: u64, url: &str) -> Result<(), tonic::transport::Error> {
-        let endpoint = Endpoint::from_shared(url.to_string())?
+        let endpoint = self
+            .dialer
+            .endpoint(url)?
             .connect_timeout(Duration::from_secs(1))
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(Duration::from_secs(3))

@@ -22,6 +22,7 @@ use super::StartError;
 use crate::config::{ClusterState, ServerConfig};
 use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::MemberListRequest;
+use crate::raft::dial::PeerDialer;
 use crate::raft::durable::{DurableLog, Recovered};
 use crate::raft::RaftError;
 use raft::eraftpb::{ConfState, HardState, Snapshot};
@@ -51,6 +52,7 @@ pub async fn identify(
     config: &ServerConfig,
     stored: Option<&Membership>,
     fresh_log: bool,
+    dialer: &PeerDialer,
 ) -> Result<Identity, StartError> {
     let bootstrap = Membership::bootstrap(&config.initial_cluster, &config.token);
     let mismatch = |stored: &Membership| StartError::MemberTableMismatch {
@@ -88,7 +90,7 @@ pub async fn identify(
             joining: false,
         });
     }
-    let (me, membership) = fetch_membership(config).await?;
+    let (me, membership) = fetch_membership(config, dialer).await?;
     Ok(Identity {
         me,
         membership,
@@ -113,7 +115,10 @@ fn unstarted_with(table: &Membership, peer_urls: &[String]) -> Option<u64> {
 
 /// Asks the peers of `--initial-cluster` (other than this member) for the member table until one
 /// answers with a table that lists this member, not started yet; returns its id and the table.
-async fn fetch_membership(config: &ServerConfig) -> Result<(u64, Membership), StartError> {
+async fn fetch_membership(
+    config: &ServerConfig,
+    dialer: &PeerDialer,
+) -> Result<(u64, Membership), StartError> {
     let own = &config.advertise_peer_urls;
     let urls: Vec<String> = config
         .initial_cluster
@@ -126,7 +131,7 @@ async fn fetch_membership(config: &ServerConfig) -> Result<(u64, Membership), St
     let mut answered = false;
     loop {
         for url in &urls {
-            let reply = ask_members(url).await;
+            let reply = ask_members(dialer, url).await;
             answered |= reply.is_ok();
             match reply {
                 Ok(table) => match unstarted_with(&table, own) {
@@ -155,8 +160,12 @@ async fn fetch_membership(config: &ServerConfig) -> Result<(u64, Membership), St
     }
 }
 
-async fn ask_members(url: &str) -> Result<Membership, Box<dyn std::error::Error + Send + Sync>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())?
+async fn ask_members(
+    dialer: &PeerDialer,
+    url: &str,
+) -> Result<Membership, Box<dyn std::error::Error + Send + Sync>> {
+    let endpoint = dialer
+        .endpoint(url)?
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(3));
     let mut client = ClusterClient::new(endpoint.connect().await?);

@@ -49,6 +49,8 @@ pub struct ServerCore {
     pub heard_from: HeardFrom,
     /// `--strict-reconfig-check`.
     pub strict_reconfig: bool,
+    /// How this member dials its peers (TLS for `https://` peer URLs).
+    pub dialer: crate::raft::dial::PeerDialer,
 }
 
 impl ServerCore {
@@ -97,7 +99,9 @@ impl ServerCore {
             .get(&leader)
             .and_then(|m| m.peer_urls.first().cloned())
             .ok_or(RequestError::NoLeader)?;
-        Ok(Endpoint::from_shared(url)
+        Ok(self
+            .dialer
+            .endpoint(&url)
             .map_err(|e| RequestError::Internal(format!("leader URL: {e}")))?
             .connect_timeout(Duration::from_secs(1)))
     }

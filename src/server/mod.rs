@@ -39,7 +39,7 @@ pub mod watch;
 use self::apply::{EtcdStateMachine, ReplicatedState};
 use self::core::ServerCore;
 use self::membership::Membership;
-use crate::config::ServerConfig;
+use crate::config::{ListenAddr, ServerConfig, TlsFiles};
 use crate::io::Disk;
 use crate::pb::detcdpb::lease_forward_server::LeaseForwardServer;
 use crate::pb::detcdpb::peer_server::PeerServer;
@@ -49,6 +49,7 @@ use crate::pb::etcdserverpb::{
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use crate::pb::{v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer};
+use crate::raft::dial::PeerDialer;
 use crate::raft::durable::DurableLog;
 use crate::raft::snapshot_transfer::SnapshotInbox;
 use crate::raft::storage::RaftStorage;
@@ -140,8 +141,9 @@ pub struct RunningMember {
 
 /// Recovers and starts a member, serving peers and clients until the process ends.
 pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
-    let peer_listeners = bind_all(&config.listen_peer)?;
-    let client_listeners = bind_clients(&config)?;
+    let peer_listeners = bind_side(&config.listen_peer, &config.peer_tls)?;
+    let client_listeners = bind_side(&config.listen_client, &config.client_tls)?;
+    let dialer = peer_dialer(&config)?;
     let disk = Disk::new(config.data_dir.join("member"));
     disk.create_dir_all("")?;
     let (mut durable, mut recovered) = DurableLog::open(disk.clone())?;
@@ -157,8 +159,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         consistent_index = loaded.consistent_index,
         "rebuilt the key index"
     );
-    let identity =
-        bootstrap::identify(&config, loaded.membership.as_ref(), recovered.is_empty()).await?;
+    let identity = bootstrap::identify(
+        &config,
+        loaded.membership.as_ref(),
+        recovered.is_empty(),
+        &dialer,
+    )
+    .await?;
     let me = identity.me;
     let cid = identity.membership.cluster_id;
     if !identity.joining {
@@ -206,7 +213,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         "recovered member state"
     );
 
-    let (transport, reports) = Transport::new(me, cid);
+    let (transport, reports) = Transport::new(me, cid, dialer.clone());
     let heard_from = transport.heard();
     transport.set_peers(&peer_urls(&state.membership(), me))?;
     let peers = transport.clone();
@@ -256,6 +263,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         quota_bytes: config.quota_bytes,
         heard_from: heard_from.clone(),
         strict_reconfig: config.strict_reconfig_check,
+        dialer,
     });
 
     let mut tasks = Vec::new();
@@ -316,19 +324,19 @@ fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<listen::Listener>, StartError> {
         .collect::<Result<_, _>>()?)
 }
 
-/// Binds the client listeners, `https://` ones with TLS from the client certificate flags.
-fn bind_clients(config: &ServerConfig) -> Result<Vec<listen::Listener>, StartError> {
-    let addrs: Vec<SocketAddr> = config.listen_client.iter().map(|l| l.addr).collect();
-    let listeners = bind_all(&addrs)?;
+/// Binds `addrs`, the `https://` ones with TLS from `tls` (one side's certificate flags).
+fn bind_side(addrs: &[ListenAddr], tls: &TlsFiles) -> Result<Vec<listen::Listener>, StartError> {
+    let plain: Vec<SocketAddr> = addrs.iter().map(|l| l.addr).collect();
+    let listeners = bind_all(&plain)?;
     #[cfg(not(madsim))]
     {
-        let acceptor = match config.listen_client.iter().any(|l| l.tls) {
-            true => Some(tls::acceptor(&config.client_tls)?),
+        let acceptor = match addrs.iter().any(|l| l.tls) {
+            true => Some(tls::acceptor(tls)?),
             false => None,
         };
         Ok(listeners
             .into_iter()
-            .zip(&config.listen_client)
+            .zip(addrs)
             .map(|(listener, l)| match (&acceptor, l.tls) {
                 (Some(acceptor), true) => listener.with_tls(acceptor.clone()),
                 _ => listener,
@@ -336,7 +344,27 @@ fn bind_clients(config: &ServerConfig) -> Result<Vec<listen::Listener>, StartErr
             .collect())
     }
     #[cfg(madsim)]
-    Ok(listeners)
+    {
+        let _ = tls;
+        Ok(listeners)
+    }
+}
+
+/// How this member dials its peers: with TLS from the peer certificate flags when it has
+/// them (in simulation: always plain).
+fn peer_dialer(config: &ServerConfig) -> Result<PeerDialer, StartError> {
+    #[cfg(not(madsim))]
+    {
+        let https = |u: &String| u.starts_with("https://");
+        let any_https = config.initial_cluster.values().flatten().any(https)
+            || config.advertise_peer_urls.iter().any(https);
+        let files = &config.peer_tls;
+        if files.trusted_ca_file.is_some() || (files.cert_file.is_some() && any_https) {
+            return Ok(tls::peer_dialer(files)?);
+        }
+    }
+    let _ = config;
+    Ok(PeerDialer::default())
 }
 
 async fn serve_clients(

@@ -102,3 +102,21 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| file_error(path, e))
+}
+
+/// How this member dials `https://` peers: trusting `--peer-trusted-ca-file`, presenting
+/// `--peer-cert-file` / `--peer-key-file` (which a peer with `--peer-client-cert-auth` checks).
+pub fn peer_dialer(files: &TlsFiles) -> Result<crate::raft::dial::PeerDialer, TlsError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let ca = files.trusted_ca_file.as_deref().ok_or(TlsError::Missing(
+        "--peer-trusted-ca-file to dial https:// peers",
+    ))?;
+    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let (Some(cert), Some(key)) = (&files.cert_file, &files.key_file) {
+        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(crate::raft::dial::PeerDialer::with_tls(config))
+}
