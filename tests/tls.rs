@@ -106,7 +106,21 @@ impl TlsMember {
 
 /// The real etcdctl against `endpoint` with `tls` flags.
 fn etcdctl(endpoint: &str, tls: &[String], args: &[&str]) -> Output {
-    Command::new(std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".into()))
+    tool(
+        &std::env::var("ETCDCTL").unwrap_or_else(|_| "etcdctl".into()),
+        endpoint,
+        tls,
+        args,
+    )
+}
+
+/// detcdctl against `endpoint` with `tls` flags.
+fn detcdctl(endpoint: &str, tls: &[String], args: &[&str]) -> Output {
+    tool(env!("CARGO_BIN_EXE_detcdctl"), endpoint, tls, args)
+}
+
+fn tool(bin: &str, endpoint: &str, tls: &[String], args: &[&str]) -> Output {
+    Command::new(bin)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoint}"))
         .args(tls)
@@ -146,6 +160,22 @@ fn etcdctl_over_tls_with_client_certificates() {
     let get = etcdctl(&ep, &trusted, &["get", "k", "--print-value-only"]);
     assert_eq!(stdout(&get), "over tls\n");
 
+    // detcdctl takes the same flags, with the same results.
+    let got = detcdctl(&ep, &trusted, &["get", "k", "--print-value-only"]);
+    assert_eq!(stdout(&got), "over tls\n", "{}", stderr(&got));
+    let bare = ep.trim_start_matches("https://");
+    let got = detcdctl(bare, &trusted, &["put", "k2", "v"]);
+    assert_eq!(stdout(&got), "OK\n", "{}", stderr(&got));
+    let half = vec![format!("--cert={client_crt}")];
+    let (want, got) = (
+        etcdctl(&ep, &half, &["get", "k"]),
+        detcdctl(&ep, &half, &["get", "k"]),
+    );
+    assert_eq!(
+        (stderr(&got), got.status.code()),
+        (stderr(&want), want.status.code())
+    );
+
     // Refused: no client certificate, a certificate from another CA.
     let no_cert = vec![format!("--cacert={}", ca.ca_file())];
     let stranger = vec![
@@ -154,9 +184,13 @@ fn etcdctl_over_tls_with_client_certificates() {
         format!("--key={stranger_key}"),
     ];
     for (what, flags) in [("no certificate", no_cert), ("another CA", stranger)] {
-        let out = etcdctl(&ep, &flags, &["get", "k"]);
-        assert!(!out.status.success(), "{what}: accepted: {}", stdout(&out));
-        assert!(!stdout(&out).contains("over tls"), "{what}");
+        for out in [
+            etcdctl(&ep, &flags, &["get", "k"]),
+            detcdctl(&ep, &flags, &["get", "k"]),
+        ] {
+            assert!(!out.status.success(), "{what}: accepted: {}", stdout(&out));
+            assert!(!stdout(&out).contains("over tls"), "{what}");
+        }
     }
     // A client that does not trust the server's CA refuses the server.
     let distrust = vec![

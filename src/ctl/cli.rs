@@ -71,32 +71,14 @@ pub struct Cli {
           require_equals = true, default_missing_value = "true", default_value = "true",
           action = ArgAction::Set, hide = true)]
     pub insecure_transport: bool,
-    /// accepted for compatibility (TLS is not supported)
-    #[arg(
-        long,
-        global = true,
-        env = "ETCDCTL_CACERT",
-        default_value = "",
-        hide = true
-    )]
+    /// verify certificates of TLS-enabled secure servers using this CA bundle
+    #[arg(long, global = true, env = "ETCDCTL_CACERT", default_value = "")]
     pub cacert: String,
-    /// accepted for compatibility (TLS is not supported)
-    #[arg(
-        long,
-        global = true,
-        env = "ETCDCTL_CERT",
-        default_value = "",
-        hide = true
-    )]
+    /// identify secure client using this TLS certificate file
+    #[arg(long, global = true, env = "ETCDCTL_CERT", default_value = "")]
     pub cert: String,
-    /// accepted for compatibility (TLS is not supported)
-    #[arg(
-        long,
-        global = true,
-        env = "ETCDCTL_KEY",
-        default_value = "",
-        hide = true
-    )]
+    /// identify secure client using this TLS key file
+    #[arg(long, global = true, env = "ETCDCTL_KEY", default_value = "")]
     pub key: String,
     /// accepted for compatibility (authentication is not supported)
     #[arg(

@@ -4,10 +4,11 @@
 //! unbounded waits for the long-running commands (watch, keep-alive, lock, elect).
 
 use super::error::{is_connection_failure, status_text};
+use super::tls::ClientTls;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// The text clientv3 reports when the command timeout expires.
 pub const DEADLINE: &str = "context deadline exceeded";
@@ -20,16 +21,7 @@ pub struct Conn {
     command_timeout: Duration,
     next: usize,
     channel: Option<Channel>,
-}
-
-/// `host:port` or a URL → the URL tonic dials.
-fn url(ep: &str) -> String {
-    if ep.contains("://") {
-        ep.replacen("unix://", "http://", 1)
-            .replacen("https://", "http://", 1)
-    } else {
-        format!("http://{ep}")
-    }
+    tls: ClientTls,
 }
 
 impl Conn {
@@ -41,7 +33,14 @@ impl Conn {
             command_timeout,
             next: 0,
             channel: None,
+            tls: ClientTls::default(),
         }
+    }
+
+    /// The same client, dialling with `tls`.
+    pub fn with_tls(mut self, tls: ClientTls) -> Conn {
+        self.tls = tls;
+        self
     }
 
     /// The configured endpoints, as given.
@@ -51,7 +50,7 @@ impl Conn {
 
     /// A client over other endpoints, with the same timeouts.
     pub fn with_endpoints(&self, endpoints: Vec<String>) -> Conn {
-        Conn::new(endpoints, self.dial_timeout, self.command_timeout)
+        Conn::new(endpoints, self.dial_timeout, self.command_timeout).with_tls(self.tls.clone())
     }
 
     /// A client for one endpoint only, with the same timeouts.
@@ -83,9 +82,7 @@ impl Conn {
                 if limit.is_zero() {
                     return Err(DEADLINE.into());
                 }
-                let endpoint = Endpoint::from_shared(url(&ep))
-                    .map_err(|e| format!("invalid endpoint {ep}: {e}"))?
-                    .connect_timeout(limit);
+                let endpoint = self.tls.endpoint(&ep)?.connect_timeout(limit);
                 if let Ok(Ok(ch)) = tokio::time::timeout(limit, endpoint.connect()).await {
                     self.channel = Some(ch.clone());
                     return Ok(ch);

@@ -41,6 +41,7 @@ pub mod member;
 pub mod simple;
 pub mod snapshot;
 pub mod table;
+pub mod tls;
 pub mod txn;
 pub mod watch;
 
@@ -107,9 +108,16 @@ pub async fn main() -> u8 {
         }
     };
     let watch = matches!(cli.command, Command::Watch(_));
+    let tls = match tls::ClientTls::from_flags(&cli.cacert, &cli.cert, &cli.key) {
+        Ok(tls) => tls,
+        Err(e) => {
+            e.report();
+            return e.exit_code();
+        }
+    };
     let mut ctx = Ctx {
         env: std::cell::RefCell::new(Some(env::check(&matches, watch))),
-        conn: Conn::new(cli.endpoints, cli.dial_timeout, cli.command_timeout),
+        conn: Conn::new(cli.endpoints, cli.dial_timeout, cli.command_timeout).with_tls(tls),
         write_out: cli.write_out,
         hex: cli.hex,
     };

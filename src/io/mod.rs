@@ -93,3 +93,17 @@ pub(crate) fn normalize_rel(rel: &str) -> Result<String, std::io::Error> {
 fn invalid(msg: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
 }
+
+/// An OS error as Go prints it: `address already in use`, not `Address already in use (os
+/// error 98)` (etcd's and etcdctl's texts quote the OS this way).
+pub fn go_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_lowercase().chain(chars).collect()
+    })
+}

@@ -54,26 +54,12 @@ pub struct Listener {
 
 /// A listening address that could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("listen tcp {addr}: bind: {}", go_text(.source))]
+#[error("listen tcp {addr}: bind: {}", crate::io::go_error_text(.source))]
 pub struct ListenError {
     /// The address.
     pub addr: SocketAddr,
     /// What the OS said.
     pub source: std::io::Error,
-}
-
-/// The OS error as Go prints it: `address already in use`, not `Address already in use (os
-/// error 98)`.
-fn go_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error") {
-        Some(at) => &text[..at],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_lowercase().chain(chars).collect()
-    })
 }
 
 /// Binds `addr` (in simulation: records it).
@@ -192,6 +178,6 @@ mod tests {
             e.to_string(),
             "listen tcp 127.0.0.1:2380: bind: address already in use"
         );
-        assert_eq!(go_text(&std::io::Error::other("")), "");
+        assert_eq!(crate::io::go_error_text(&std::io::Error::other("")), "");
     }
 }
