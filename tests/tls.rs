@@ -176,6 +176,19 @@ fn etcdctl_over_tls_with_client_certificates() {
         (stderr(&want), want.status.code())
     );
 
+    // --insecure-skip-tls-verify: no CA given, the server's certificate is not checked.
+    let unverified = vec![
+        "--insecure-skip-tls-verify".to_string(),
+        format!("--cert={client_crt}"),
+        format!("--key={client_key}"),
+    ];
+    for out in [
+        etcdctl(&ep, &unverified, &["get", "k", "--print-value-only"]),
+        detcdctl(&ep, &unverified, &["get", "k", "--print-value-only"]),
+    ] {
+        assert_eq!(stdout(&out), "over tls\n", "{}", stderr(&out));
+    }
+
     // Refused: no client certificate, a certificate from another CA.
     let no_cert = vec![format!("--cacert={}", ca.ca_file())];
     let stranger = vec![

@@ -98,10 +98,10 @@ pub struct Cli {
         hide = true
     )]
     pub password: String,
-    /// accepted for compatibility (no effect)
+    /// skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)
     #[arg(long, global = true, env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY", num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "false",
-          action = ArgAction::Set, hide = true)]
+          action = ArgAction::Set)]
     pub insecure_skip_tls_verify: bool,
     /// accepted for compatibility (no effect)
     #[arg(long, global = true, env = "ETCDCTL_INSECURE_DISCOVERY", num_args = 0..=1,

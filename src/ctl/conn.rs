@@ -82,7 +82,10 @@ impl Conn {
                 if limit.is_zero() {
                     return Err(DEADLINE.into());
                 }
-                let endpoint = self.tls.endpoint(&ep)?.connect_timeout(limit);
+                let endpoint = self
+                    .tls
+                    .endpoint(&ep)?
+                    .configure(|e| e.connect_timeout(limit));
                 if let Ok(Ok(ch)) = tokio::time::timeout(limit, endpoint.connect()).await {
                     self.channel = Some(ch.clone());
                     return Ok(ch);

@@ -108,7 +108,12 @@ pub async fn main() -> u8 {
         }
     };
     let watch = matches!(cli.command, Command::Watch(_));
-    let tls = match tls::ClientTls::from_flags(&cli.cacert, &cli.cert, &cli.key) {
+    let tls = match tls::ClientTls::from_flags(
+        &cli.cacert,
+        &cli.cert,
+        &cli.key,
+        cli.insecure_skip_tls_verify,
+    ) {
         Ok(tls) => tls,
         Err(e) => {
             e.report();

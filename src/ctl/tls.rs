@@ -1,16 +1,18 @@
-//! detcdctl's TLS: etcdctl's `--cacert`, `--cert` and `--key` (or `ETCDCTL_CACERT`, ...), read
-//! once, and clientv3's rule for which endpoints use them: an `https://` endpoint always uses
-//! TLS (trusting the system's roots when no `--cacert` is given), an `http://` one never, and a
-//! bare `host:port` one when a TLS flag is given. Errors are etcdctl's texts (ExitBadArgs).
+//! detcdctl's TLS: etcdctl's `--cacert`, `--cert`, `--key` and `--insecure-skip-tls-verify`
+//! (or `ETCDCTL_*`), read once, and clientv3's rule for which endpoints use them: an
+//! `https://` endpoint always uses TLS (trusting the system's roots when no `--cacert` is
+//! given), an `http://` one never, and a bare `host:port` one when a TLS flag is given. The
+//! connections themselves are dialled by [`crate::raft::dial`]. Errors are etcdctl's texts.
 
 use super::error::CtlError;
-use tonic::transport::Endpoint;
+use crate::raft::dial::{DialEndpoint, Dialer};
 
-/// The TLS settings of a run (None: no TLS flag given).
+/// The TLS settings of a run.
 #[derive(Clone, Debug, Default)]
 pub struct ClientTls {
-    #[cfg(not(madsim))]
-    flags: Option<tonic::transport::ClientTlsConfig>,
+    dialer: Dialer,
+    /// A TLS flag was given: bare `host:port` endpoints use TLS too.
+    flagged: bool,
 }
 
 fn read(path: &str) -> Result<Vec<u8>, CtlError> {
@@ -19,30 +21,36 @@ fn read(path: &str) -> Result<Vec<u8>, CtlError> {
 }
 
 impl ClientTls {
-    /// The settings of `--cacert`, `--cert`, `--key` (empty: not given).
-    pub fn from_flags(cacert: &str, cert: &str, key: &str) -> Result<ClientTls, CtlError> {
+    /// The settings of `--cacert`, `--cert`, `--key` (empty: not given) and
+    /// `--insecure-skip-tls-verify`.
+    pub fn from_flags(
+        cacert: &str,
+        cert: &str,
+        key: &str,
+        skip_verify: bool,
+    ) -> Result<ClientTls, CtlError> {
         if cert.is_empty() != key.is_empty() {
             return Err(CtlError::BadArgs(format!(
                 "KeyFile and CertFile must both be present[key: {key}, cert: {cert}]"
             )));
         }
-        if cacert.is_empty() && cert.is_empty() {
+        let flagged = !cacert.is_empty() || !cert.is_empty() || skip_verify;
+        if !flagged {
             return Ok(ClientTls::default());
         }
         #[cfg(not(madsim))]
         {
-            use tonic::transport::{Certificate, ClientTlsConfig, Identity};
-            let mut config = ClientTlsConfig::new();
-            config = match cacert.is_empty() {
-                true => config.with_native_roots(),
-                false => config.ca_certificate(Certificate::from_pem(read(cacert)?)),
+            let settings = crate::raft::dial::TlsClientSettings {
+                ca_pem: (!cacert.is_empty()).then(|| read(cacert)).transpose()?,
+                identity_pem: match cert.is_empty() {
+                    true => None,
+                    false => Some((read(cert)?, read(key)?)),
+                },
+                skip_verify,
             };
-            if !cert.is_empty() {
-                config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
-            }
-            Ok(ClientTls {
-                flags: Some(config),
-            })
+            let dialer =
+                Dialer::with_tls(&settings).map_err(|e| CtlError::BadArgs(e.to_string()))?;
+            Ok(ClientTls { dialer, flagged })
         }
         #[cfg(madsim)]
         {
@@ -52,28 +60,9 @@ impl ClientTls {
     }
 
     /// The endpoint to dial for `ep` (`host:port` or a URL).
-    pub fn endpoint(&self, ep: &str) -> Result<Endpoint, String> {
-        let invalid = |e: tonic::transport::Error| format!("invalid endpoint {ep}: {e}");
-        let (host, secure) = match ep.split_once("://") {
-            Some(("https" | "unixs", rest)) => (rest, Some(true)),
-            Some((_, rest)) => (rest, Some(false)),
-            None => (ep, None),
-        };
-        #[cfg(not(madsim))]
-        {
-            let tls = match (secure, &self.flags) {
-                (Some(false), _) | (None, None) => None,
-                (_, Some(flags)) => Some(flags.clone()),
-                (Some(true), None) => {
-                    Some(tonic::transport::ClientTlsConfig::new().with_native_roots())
-                }
-            };
-            if let Some(tls) = tls {
-                let endpoint = Endpoint::from_shared(format!("https://{host}")).map_err(invalid)?;
-                return endpoint.tls_config(tls).map_err(invalid);
-            }
-        }
-        let _ = secure;
-        Endpoint::from_shared(format!("http://{host}")).map_err(invalid)
+    pub fn endpoint(&self, ep: &str) -> Result<DialEndpoint, String> {
+        self.dialer
+            .endpoint_for(ep, self.flagged)
+            .map_err(|e| format!("invalid endpoint {ep}: {e}"))
     }
 }

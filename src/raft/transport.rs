@@ -20,7 +20,7 @@
 //! `FailedPrecondition`; both sides warn about it, each at most once per [`WARN_INTERVAL`] per
 //! peer, since the sender reconnects and is refused again every [`RECONNECT_BACKOFF`].
 
-use super::dial::PeerDialer;
+use super::dial::{DialError, Dialer};
 use super::node::RaftHandle;
 use super::snapshot_transfer::{self, SnapshotInbox, TransferError};
 use super::SnapshotImage;
@@ -107,7 +107,7 @@ pub struct Transport {
     queues: Arc<RwLock<BTreeMap<u64, PeerQueue>>>,
     reports: mpsc::UnboundedSender<PeerReport>,
     heard: HeardFrom,
-    dialer: PeerDialer,
+    dialer: Dialer,
 }
 
 impl Transport {
@@ -121,7 +121,7 @@ impl Transport {
     pub fn new(
         from: u64,
         cluster_id: u64,
-        dialer: PeerDialer,
+        dialer: Dialer,
     ) -> (Self, mpsc::UnboundedReceiver<PeerReport>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let t = Transport {
@@ -136,15 +136,17 @@ impl Transport {
     }
 
     /// Starts (or replaces) the sender task for peer `id` at `url` (e.g. `http://10.0.0.2:2380`).
-    pub fn add_peer(&self, id: u64, url: &str) -> Result<(), tonic::transport::Error> {
-        let endpoint = self
+    pub fn add_peer(&self, id: u64, url: &str) -> Result<(), DialError> {
+        let channel = self
             .dialer
             .endpoint(url)?
-            .connect_timeout(Duration::from_secs(1))
-            .http2_keep_alive_interval(Duration::from_secs(1))
-            .keep_alive_timeout(Duration::from_secs(3))
-            .keep_alive_while_idle(true);
-        let channel = endpoint.connect_lazy();
+            .configure(|e| {
+                e.connect_timeout(Duration::from_secs(1))
+                    .http2_keep_alive_interval(Duration::from_secs(1))
+                    .keep_alive_timeout(Duration::from_secs(3))
+                    .keep_alive_while_idle(true)
+            })
+            .connect_lazy();
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let url = url.to_string();
         self.write_queues().insert(id, PeerQueue { url, tx });
@@ -187,7 +189,7 @@ impl Transport {
 
     /// Makes the peers exactly `peers` (id → URL): senders start for new peers and for peers
     /// whose URL changed; a dropped peer's sender ends once its queue is drained.
-    pub fn set_peers(&self, peers: &BTreeMap<u64, String>) -> Result<(), tonic::transport::Error> {
+    pub fn set_peers(&self, peers: &BTreeMap<u64, String>) -> Result<(), DialError> {
         let current: BTreeMap<u64, String> = {
             let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
             queues.iter().map(|(id, q)| (*id, q.url.clone())).collect()

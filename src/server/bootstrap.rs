@@ -22,7 +22,7 @@ use super::StartError;
 use crate::config::{ClusterState, ServerConfig};
 use crate::pb::etcdserverpb::cluster_client::ClusterClient;
 use crate::pb::etcdserverpb::MemberListRequest;
-use crate::raft::dial::PeerDialer;
+use crate::raft::dial::Dialer;
 use crate::raft::durable::{DurableLog, Recovered};
 use crate::raft::RaftError;
 use raft::eraftpb::{ConfState, HardState, Snapshot};
@@ -52,7 +52,7 @@ pub async fn identify(
     config: &ServerConfig,
     stored: Option<&Membership>,
     fresh_log: bool,
-    dialer: &PeerDialer,
+    dialer: &Dialer,
 ) -> Result<Identity, StartError> {
     let bootstrap = Membership::bootstrap(&config.initial_cluster, &config.token);
     let mismatch = |stored: &Membership| StartError::MemberTableMismatch {
@@ -117,7 +117,7 @@ fn unstarted_with(table: &Membership, peer_urls: &[String]) -> Option<u64> {
 /// answers with a table that lists this member, not started yet; returns its id and the table.
 async fn fetch_membership(
     config: &ServerConfig,
-    dialer: &PeerDialer,
+    dialer: &Dialer,
 ) -> Result<(u64, Membership), StartError> {
     let own = &config.advertise_peer_urls;
     let urls: Vec<String> = config
@@ -161,13 +161,13 @@ async fn fetch_membership(
 }
 
 async fn ask_members(
-    dialer: &PeerDialer,
+    dialer: &Dialer,
     url: &str,
 ) -> Result<Membership, Box<dyn std::error::Error + Send + Sync>> {
-    let endpoint = dialer
-        .endpoint(url)?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(3));
+    let endpoint = dialer.endpoint(url)?.configure(|e| {
+        e.connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(3))
+    });
     let mut client = ClusterClient::new(endpoint.connect().await?);
     let reply = client
         .member_list(MemberListRequest {

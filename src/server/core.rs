@@ -15,7 +15,6 @@ use crate::raft::{RaftHandle, RaftStatus};
 use prost::Message as _;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
-use tonic::transport::Endpoint;
 
 /// The etcd API version detcd speaks (reported by `Status`).
 pub const ETCD_API_VERSION: &str = "3.5.0";
@@ -50,7 +49,7 @@ pub struct ServerCore {
     /// `--strict-reconfig-check`.
     pub strict_reconfig: bool,
     /// How this member dials its peers (TLS for `https://` peer URLs).
-    pub dialer: crate::raft::dial::PeerDialer,
+    pub dialer: crate::raft::dial::Dialer,
 }
 
 impl ServerCore {
@@ -90,7 +89,7 @@ impl ServerCore {
     }
 
     /// The leader's peer endpoint (to forward to), if a leader is known.
-    pub fn leader_peer_endpoint(&self) -> Result<Endpoint, RequestError> {
+    pub fn leader_peer_endpoint(&self) -> Result<crate::raft::dial::DialEndpoint, RequestError> {
         let leader = self.status().leader;
         let url = self
             .state
@@ -103,7 +102,7 @@ impl ServerCore {
             .dialer
             .endpoint(&url)
             .map_err(|e| RequestError::Internal(format!("leader URL: {e}")))?
-            .connect_timeout(Duration::from_secs(1)))
+            .configure(|e| e.connect_timeout(Duration::from_secs(1))))
     }
 
     /// Replicates a client's `request` and returns what applying it produced on this member.

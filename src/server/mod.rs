@@ -49,7 +49,7 @@ use crate::pb::etcdserverpb::{
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use crate::pb::{v3electionpb::election_server::ElectionServer, v3lockpb::lock_server::LockServer};
-use crate::raft::dial::PeerDialer;
+use crate::raft::dial::Dialer;
 use crate::raft::durable::DurableLog;
 use crate::raft::snapshot_transfer::SnapshotInbox;
 use crate::raft::storage::RaftStorage;
@@ -120,9 +120,9 @@ pub enum StartError {
         /// Member ids from the flags.
         flags: Vec<String>,
     },
-    /// A peer URL is malformed.
+    /// A peer URL is malformed, or cannot be dialled with the peer TLS settings.
     #[error("bad peer URL: {0}")]
-    PeerUrl(#[from] tonic::transport::Error),
+    PeerUrl(#[from] crate::raft::dial::DialError),
     /// The data directory could not be created.
     #[error("data dir: {0}")]
     DataDir(#[from] crate::io::DiskError),
@@ -352,7 +352,7 @@ fn bind_side(addrs: &[ListenAddr], tls: &TlsFiles) -> Result<Vec<listen::Listene
 
 /// How this member dials its peers: with TLS from the peer certificate flags when it has
 /// them (in simulation: always plain).
-fn peer_dialer(config: &ServerConfig) -> Result<PeerDialer, StartError> {
+fn peer_dialer(config: &ServerConfig) -> Result<Dialer, StartError> {
     #[cfg(not(madsim))]
     {
         let https = |u: &String| u.starts_with("https://");
@@ -364,7 +364,7 @@ fn peer_dialer(config: &ServerConfig) -> Result<PeerDialer, StartError> {
         }
     }
     let _ = config;
-    Ok(PeerDialer::default())
+    Ok(Dialer::default())
 }
 
 async fn serve_clients(

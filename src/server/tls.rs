@@ -37,6 +37,9 @@ pub enum TlsError {
     /// rustls refused the certificates or key.
     #[error("tls: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The peer dialer's settings cannot be used.
+    #[error(transparent)]
+    Dial(#[from] crate::raft::dial::DialError),
     /// The client certificate verifier cannot be built from the trusted CA file.
     #[error("tls: client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
@@ -109,14 +112,19 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// How this member dials `https://` peers: trusting `--peer-trusted-ca-file`, presenting
 /// `--peer-cert-file` / `--peer-key-file` (which a peer with `--peer-client-cert-auth` checks).
-pub fn peer_dialer(files: &TlsFiles) -> Result<crate::raft::dial::PeerDialer, TlsError> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+pub fn peer_dialer(files: &TlsFiles) -> Result<crate::raft::dial::Dialer, TlsError> {
+    use crate::raft::dial::{Dialer, TlsClientSettings};
     let ca = files.trusted_ca_file.as_deref().ok_or(TlsError::Missing(
         "--peer-trusted-ca-file to dial https:// peers",
     ))?;
-    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
-    if let (Some(cert), Some(key)) = (&files.cert_file, &files.key_file) {
-        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
-    }
-    Ok(crate::raft::dial::PeerDialer::with_tls(config))
+    let identity_pem = match (&files.cert_file, &files.key_file) {
+        (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+        _ => None,
+    };
+    let settings = TlsClientSettings {
+        ca_pem: Some(read(ca)?),
+        identity_pem,
+        skip_verify: false,
+    };
+    Ok(Dialer::with_tls(&settings)?)
 }
