@@ -156,6 +156,26 @@ pub struct Flags {
         default_missing_value = "true"
     )]
     pub peer_client_cert_auth: bool,
+    /// Client TLS using generated certificates.
+    #[arg(
+        long,
+        env = "ETCD_AUTO_TLS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub auto_tls: bool,
+    /// Peer TLS using generated certificates.
+    #[arg(
+        long,
+        env = "ETCD_PEER_AUTO_TLS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub peer_auto_tls: bool,
     /// Print the version and exit.
     #[arg(long)]
     pub version: bool,
@@ -188,6 +208,16 @@ pub struct TlsFiles {
     pub trusted_ca_file: Option<PathBuf>,
     /// Whether a client must present a certificate signed by the trusted CA.
     pub client_cert_auth: bool,
+    /// `--auto-tls` / `--peer-auto-tls`: without a certificate and key, a self-signed pair is
+    /// generated into the data dir (`fixtures/client` or `fixtures/peer`).
+    pub auto: bool,
+}
+
+impl TlsFiles {
+    /// Whether this side has (or will generate) a certificate and key.
+    pub fn has_certificate(&self) -> bool {
+        self.auto || (self.cert_file.is_some() && self.key_file.is_some())
+    }
 }
 
 /// Whether this member bootstraps a new cluster or joins an existing one.
@@ -330,7 +360,7 @@ fn listen_addrs(urls: &str, tls: &TlsFiles) -> Result<Vec<ListenAddr>, ListenUrl
         .map(|url| {
             let addr = url_to_addr(url).map_err(ListenUrlError::Bad)?;
             let secure = url.starts_with("https://");
-            if secure && (tls.cert_file.is_none() || tls.key_file.is_none()) {
+            if secure && !tls.has_certificate() {
                 return Err(ListenUrlError::TlsWithoutCert(url.clone()));
             }
             Ok(ListenAddr { addr, tls: secure })
@@ -403,12 +433,14 @@ impl Flags {
             key_file: self.key_file.clone(),
             trusted_ca_file: self.trusted_ca_file.clone(),
             client_cert_auth: self.client_cert_auth,
+            auto: self.auto_tls,
         };
         let peer_tls = TlsFiles {
             cert_file: self.peer_cert_file.clone(),
             key_file: self.peer_key_file.clone(),
             trusted_ca_file: self.peer_trusted_ca_file.clone(),
             client_cert_auth: self.peer_client_cert_auth,
+            auto: self.peer_auto_tls,
         };
         Ok(ServerConfig {
             data_dir: self

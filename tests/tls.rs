@@ -221,6 +221,30 @@ fn etcdctl_over_tls_with_client_certificates() {
 /// plain client URLs, killed on drop.
 fn tls_peer(dir: &Path, i: usize, ports: &[(u16, u16)], ca: &Authority) -> TlsMember {
     let name = format!("m{}", i + 1);
+    let (crt, key) = ca.sign(&name, &name);
+    let ca_file = ca.ca_file();
+    let tls = [
+        "--peer-cert-file",
+        crt.as_str(),
+        "--peer-key-file",
+        key.as_str(),
+        "--peer-trusted-ca-file",
+        ca_file.as_str(),
+        "--peer-client-cert-auth",
+    ];
+    https_peer(dir, i, ports, "http", &tls)
+}
+
+/// Member `i` of a three-member cluster on `https://` peer URLs and `client_scheme` client
+/// URLs, with the TLS flags `tls`, killed on drop.
+fn https_peer(
+    dir: &Path,
+    i: usize,
+    ports: &[(u16, u16)],
+    client_scheme: &str,
+    tls: &[&str],
+) -> TlsMember {
+    let name = format!("m{}", i + 1);
     let initial: Vec<String> = ports
         .iter()
         .enumerate()
@@ -228,10 +252,9 @@ fn tls_peer(dir: &Path, i: usize, ports: &[(u16, u16)], ca: &Authority) -> TlsMe
         .collect();
     let (client, peer) = ports[i];
     let (client, peer) = (
-        format!("http://127.0.0.1:{client}"),
+        format!("{client_scheme}://127.0.0.1:{client}"),
         format!("https://127.0.0.1:{peer}"),
     );
-    let (crt, key) = ca.sign(&name, &name);
     let child = Command::new(env!("CARGO_BIN_EXE_detcd"))
         .args(["--name", &name])
         .arg("--data-dir")
@@ -241,20 +264,58 @@ fn tls_peer(dir: &Path, i: usize, ports: &[(u16, u16)], ca: &Authority) -> TlsMe
         .args(["--listen-peer-urls", &peer])
         .args(["--initial-advertise-peer-urls", &peer])
         .args(["--initial-cluster", &initial.join(",")])
-        .args(["--peer-cert-file", &crt, "--peer-key-file", &key])
-        .args([
-            "--peer-trusted-ca-file",
-            &ca.ca_file(),
-            "--peer-client-cert-auth",
-        ])
+        .args(tls)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).expect("log"))
         .spawn()
         .expect("start detcd");
-    TlsMember {
-        child,
-        endpoint: client.trim_start_matches("http://").to_string(),
+    let endpoint = match client_scheme {
+        "http" => client.trim_start_matches("http://").to_string(),
+        _ => client,
+    };
+    TlsMember { child, endpoint }
+}
+
+#[test]
+fn auto_tls_generates_certificates_for_clients_and_peers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let auto = ["--auto-tls", "--peer-auto-tls"];
+    let members: Vec<TlsMember> = (0..3)
+        .map(|i| https_peer(dir.path(), i, &ports, "https", &auto))
+        .collect();
+    // As with etcd, etcdctl needs a TLS configuration for the skip to take effect.
+    let skip = vec![
+        "--insecure-transport=false".to_string(),
+        "--insecure-skip-tls-verify".to_string(),
+    ];
+    let ep = members[0].endpoint.clone();
+    wait_until(Duration::from_secs(30), || {
+        etcdctl(&ep, &skip, &["put", "k", "auto"]).status.success()
+    });
+    let last = members[2].endpoint.clone();
+    wait_until(Duration::from_secs(10), || {
+        let got = etcdctl(
+            &last,
+            &skip,
+            &["get", "k", "--consistency=s", "--print-value-only"],
+        );
+        stdout(&got) == "auto\n"
+    });
+    for side in ["client", "peer"] {
+        let cert = dir.path().join(format!("m1/fixtures/{side}/cert.pem"));
+        assert!(cert.exists(), "{}", cert.display());
     }
+    // Without a TLS configuration the self-signed certificate is not trusted, by either tool.
+    let alone = vec!["--insecure-skip-tls-verify".to_string()];
+    for out in [
+        etcdctl(&ep, &alone, &["get", "k"]),
+        detcdctl(&ep, &alone, &["get", "k"]),
+    ] {
+        assert!(!out.status.success(), "{}", stdout(&out));
+    }
+    let got = detcdctl(&last, &skip, &["get", "k", "--print-value-only"]);
+    assert_eq!(stdout(&got), "auto\n", "{}", stderr(&got));
 }
 
 #[test]

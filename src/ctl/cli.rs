@@ -66,10 +66,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "ETCDCTL_KEEPALIVE_TIMEOUT", default_value = "6s",
           value_parser = duration, hide = true)]
     pub keepalive_timeout: Duration,
-    /// accepted for compatibility (plaintext is the only transport)
+    /// disable transport security for client connections
     #[arg(long, global = true, env = "ETCDCTL_INSECURE_TRANSPORT", num_args = 0..=1,
           require_equals = true, default_missing_value = "true", default_value = "true",
-          action = ArgAction::Set, hide = true)]
+          action = ArgAction::Set)]
     pub insecure_transport: bool,
     /// verify certificates of TLS-enabled secure servers using this CA bundle
     #[arg(long, global = true, env = "ETCDCTL_CACERT", default_value = "")]

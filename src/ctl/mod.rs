@@ -112,6 +112,7 @@ pub async fn main() -> u8 {
         &cli.cacert,
         &cli.cert,
         &cli.key,
+        cli.insecure_transport,
         cli.insecure_skip_tls_verify,
     ) {
         Ok(tls) => tls,

@@ -1,7 +1,8 @@
-//! detcdctl's TLS: etcdctl's `--cacert`, `--cert`, `--key` and `--insecure-skip-tls-verify`
-//! (or `ETCDCTL_*`), read once, and clientv3's rule for which endpoints use them: an
-//! `https://` endpoint always uses TLS (trusting the system's roots when no `--cacert` is
-//! given), an `http://` one never, and a bare `host:port` one when a TLS flag is given. The
+//! detcdctl's TLS: etcdctl's `--cacert`, `--cert`, `--key`, `--insecure-transport` and
+//! `--insecure-skip-tls-verify` (or `ETCDCTL_*`), read once, and clientv3's rule for which
+//! endpoints use them: an `https://` endpoint always uses TLS (trusting the system's roots when
+//! no `--cacert` is given), an `http://` one never, and a bare `host:port` one when a TLS
+//! configuration exists. The
 //! connections themselves are dialled by [`crate::raft::dial`]. Errors are etcdctl's texts.
 
 use super::error::CtlError;
@@ -16,17 +17,21 @@ pub struct ClientTls {
 }
 
 fn read(path: &str) -> Result<Vec<u8>, CtlError> {
-    std::fs::read(path)
+    crate::io::read_flag_file(path.as_ref())
         .map_err(|e| CtlError::BadArgs(format!("open {path}: {}", crate::io::go_error_text(&e))))
 }
 
 impl ClientTls {
-    /// The settings of `--cacert`, `--cert`, `--key` (empty: not given) and
-    /// `--insecure-skip-tls-verify`.
+    /// The settings of `--cacert`, `--cert`, `--key` (empty: not given),
+    /// `--insecure-transport` and `--insecure-skip-tls-verify`. As in etcdctl, a TLS
+    /// configuration exists when a file flag is given or `--insecure-transport=false`, and
+    /// `--insecure-skip-tls-verify` only takes effect with one (alone, an `https://` endpoint
+    /// is still verified against the system's roots).
     pub fn from_flags(
         cacert: &str,
         cert: &str,
         key: &str,
+        insecure_transport: bool,
         skip_verify: bool,
     ) -> Result<ClientTls, CtlError> {
         if cert.is_empty() != key.is_empty() {
@@ -34,7 +39,7 @@ impl ClientTls {
                 "KeyFile and CertFile must both be present[key: {key}, cert: {cert}]"
             )));
         }
-        let flagged = !cacert.is_empty() || !cert.is_empty() || skip_verify;
+        let flagged = !cacert.is_empty() || !cert.is_empty() || !insecure_transport;
         if !flagged {
             return Ok(ClientTls::default());
         }
@@ -54,7 +59,7 @@ impl ClientTls {
         }
         #[cfg(madsim)]
         {
-            let _ = read;
+            let _ = (read, skip_verify);
             Err(CtlError::BadFeature("TLS is not simulated".into()))
         }
     }

@@ -107,3 +107,9 @@ pub fn go_error_text(e: &std::io::Error) -> String {
         first.to_lowercase().chain(chars).collect()
     })
 }
+
+/// Reads a whole file named by a flag, outside any data dir (a certificate or key). TLS is not
+/// simulated, so this reads the real file system in both builds.
+pub fn read_flag_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}

@@ -141,9 +141,10 @@ pub struct RunningMember {
 
 /// Recovers and starts a member, serving peers and clients until the process ends.
 pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
-    let peer_listeners = bind_side(&config.listen_peer, &config.peer_tls)?;
-    let client_listeners = bind_side(&config.listen_client, &config.client_tls)?;
-    let dialer = peer_dialer(&config)?;
+    let (client_tls, peer_tls) = tls_files(&config)?;
+    let peer_listeners = bind_side(&config.listen_peer, &peer_tls)?;
+    let client_listeners = bind_side(&config.listen_client, &client_tls)?;
+    let dialer = peer_dialer(&config, &peer_tls)?;
     let disk = Disk::new(config.data_dir.join("member"));
     disk.create_dir_all("")?;
     let (mut durable, mut recovered) = DurableLog::open(disk.clone())?;
@@ -350,20 +351,42 @@ fn bind_side(addrs: &[ListenAddr], tls: &TlsFiles) -> Result<Vec<listen::Listene
     }
 }
 
-/// How this member dials its peers: with TLS from the peer certificate flags when it has
-/// them (in simulation: always plain).
-fn peer_dialer(config: &ServerConfig) -> Result<Dialer, StartError> {
+/// The client and peer certificate settings, with `--auto-tls` / `--peer-auto-tls`
+/// certificates generated (for the hosts this member listens on) where asked for.
+fn tls_files(config: &ServerConfig) -> Result<(TlsFiles, TlsFiles), StartError> {
+    #[cfg(not(madsim))]
+    {
+        let hosts = |addrs: &[ListenAddr]| -> Vec<String> {
+            let mut hosts: Vec<String> = addrs.iter().map(|l| l.addr.ip().to_string()).collect();
+            hosts.push("localhost".into());
+            hosts.dedup();
+            hosts
+        };
+        let dir = &config.data_dir;
+        let client = hosts(&config.listen_client);
+        let peer = hosts(&config.listen_peer);
+        Ok((
+            tls::resolve_auto(&config.client_tls, dir, "client", &client)?,
+            tls::resolve_auto(&config.peer_tls, dir, "peer", &peer)?,
+        ))
+    }
+    #[cfg(madsim)]
+    Ok((config.client_tls.clone(), config.peer_tls.clone()))
+}
+
+/// How this member dials its peers: with TLS from the peer certificate settings `files` when
+/// it has them (in simulation: always plain).
+fn peer_dialer(config: &ServerConfig, files: &TlsFiles) -> Result<Dialer, StartError> {
     #[cfg(not(madsim))]
     {
         let https = |u: &String| u.starts_with("https://");
         let any_https = config.initial_cluster.values().flatten().any(https)
             || config.advertise_peer_urls.iter().any(https);
-        let files = &config.peer_tls;
-        if files.trusted_ca_file.is_some() || (files.cert_file.is_some() && any_https) {
+        if files.trusted_ca_file.is_some() || (files.has_certificate() && any_https) {
             return Ok(tls::peer_dialer(files)?);
         }
     }
-    let _ = config;
+    let _ = (config, files);
     Ok(Dialer::default())
 }
 

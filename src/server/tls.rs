@@ -107,24 +107,67 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| file_error(path, e))
+    crate::io::read_flag_file(path).map_err(|e| file_error(path, e))
 }
 
 /// How this member dials `https://` peers: trusting `--peer-trusted-ca-file`, presenting
 /// `--peer-cert-file` / `--peer-key-file` (which a peer with `--peer-client-cert-auth` checks).
 pub fn peer_dialer(files: &TlsFiles) -> Result<crate::raft::dial::Dialer, TlsError> {
     use crate::raft::dial::{Dialer, TlsClientSettings};
-    let ca = files.trusted_ca_file.as_deref().ok_or(TlsError::Missing(
-        "--peer-trusted-ca-file to dial https:// peers",
-    ))?;
     let identity_pem = match (&files.cert_file, &files.key_file) {
         (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
         _ => None,
     };
+    // With generated certificates peers cannot verify each other: etcd skips the check.
+    let ca_pem = match (&files.trusted_ca_file, files.auto) {
+        (Some(ca), _) => Some(read(ca)?),
+        (None, true) => None,
+        (None, false) => {
+            return Err(TlsError::Missing(
+                "--peer-trusted-ca-file to dial https:// peers",
+            ))
+        }
+    };
+    let skip_verify = ca_pem.is_none();
     let settings = TlsClientSettings {
-        ca_pem: Some(read(ca)?),
+        ca_pem,
         identity_pem,
-        skip_verify: false,
+        skip_verify,
     };
     Ok(Dialer::with_tls(&settings)?)
+}
+
+/// `--auto-tls` / `--peer-auto-tls`: for a side with `auto` and no certificate of its own, a
+/// self-signed certificate for `hosts`, generated once into `<data-dir>/fixtures/<side>`
+/// (`cert.pem`, `key.pem`) and reused by later starts, as etcd does. Other sides unchanged.
+pub fn resolve_auto(
+    files: &TlsFiles,
+    data_dir: &Path,
+    side: &str,
+    hosts: &[String],
+) -> Result<TlsFiles, TlsError> {
+    if !files.auto || (files.cert_file.is_some() && files.key_file.is_some()) {
+        return Ok(files.clone());
+    }
+    let disk = crate::io::Disk::new(data_dir);
+    let dir = format!("fixtures/{side}");
+    let (cert, key) = (format!("{dir}/cert.pem"), format!("{dir}/key.pem"));
+    let disk_error = |e: crate::io::DiskError| file_error(&e.path.clone(), e);
+    if !(disk.exists(&cert) && disk.exists(&key)) {
+        let generated = rcgen::generate_simple_self_signed(hosts.to_vec())
+            .map_err(|e| file_error(&disk.path(&cert), e))?;
+        disk.create_dir_all(&dir).map_err(disk_error)?;
+        let key_pem = generated.signing_key.serialize_pem();
+        disk.write_atomic(&key, key_pem.as_bytes())
+            .map_err(disk_error)?;
+        disk.write_atomic(&cert, generated.cert.pem().as_bytes())
+            .map_err(disk_error)?;
+        let at = disk.path(&dir);
+        tracing::info!(side, path = %at.display(), "generated a self-signed certificate");
+    }
+    Ok(TlsFiles {
+        cert_file: Some(disk.path(&cert)),
+        key_file: Some(disk.path(&key)),
+        ..files.clone()
+    })
 }
