@@ -156,6 +156,10 @@ pub struct Flags {
         default_missing_value = "true"
     )]
     pub peer_client_cert_auth: bool,
+    /// Comma-separated list of supported TLS cipher suites between client/server and peers
+    /// (empty will be auto-populated by Go).
+    #[arg(long, env = "ETCD_CIPHER_SUITES", default_value = "")]
+    pub cipher_suites: String,
     /// Client TLS using generated certificates.
     #[arg(
         long,
@@ -211,6 +215,9 @@ pub struct TlsFiles {
     /// `--auto-tls` / `--peer-auto-tls`: without a certificate and key, a self-signed pair is
     /// generated into the data dir (`fixtures/client` or `fixtures/peer`).
     pub auto: bool,
+    /// `--cipher-suites`: the TLS 1.2 suites offered, by their IANA names (empty: rustls's
+    /// defaults). TLS 1.3 suites are always offered, as Go does.
+    pub cipher_suites: Vec<String>,
 }
 
 impl TlsFiles {
@@ -434,6 +441,7 @@ impl Flags {
             trusted_ca_file: self.trusted_ca_file.clone(),
             client_cert_auth: self.client_cert_auth,
             auto: self.auto_tls,
+            cipher_suites: split_list(&self.cipher_suites),
         };
         let peer_tls = TlsFiles {
             cert_file: self.peer_cert_file.clone(),
@@ -441,6 +449,7 @@ impl Flags {
             trusted_ca_file: self.peer_trusted_ca_file.clone(),
             client_cert_auth: self.peer_client_cert_auth,
             auto: self.peer_auto_tls,
+            cipher_suites: split_list(&self.cipher_suites),
         };
         Ok(ServerConfig {
             data_dir: self

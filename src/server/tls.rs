@@ -37,6 +37,9 @@ pub enum TlsError {
     /// rustls refused the certificates or key.
     #[error("tls: {0}")]
     Rustls(#[from] rustls::Error),
+    /// A `--cipher-suites` name that rustls does not offer.
+    #[error("unexpected TLS cipher suite {0:?}")]
+    UnknownCipherSuite(String),
     /// The peer dialer's settings cannot be used.
     #[error(transparent)]
     Dial(#[from] crate::raft::dial::DialError),
@@ -64,6 +67,25 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// The suites named by `--cipher-suites` (IANA names, as Go's `tls.CipherSuiteName` gives
+/// them), plus every TLS 1.3 suite.
+fn cipher_suites(names: &[String]) -> Result<Vec<rustls::SupportedCipherSuite>, TlsError> {
+    use rustls::crypto::ring::ALL_CIPHER_SUITES;
+    let mut suites: Vec<_> = ALL_CIPHER_SUITES
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS13)
+        .copied()
+        .collect();
+    for name in names {
+        let suite = ALL_CIPHER_SUITES
+            .iter()
+            .find(|s| s.suite().as_str() == Some(name.as_str()))
+            .ok_or_else(|| TlsError::UnknownCipherSuite(name.clone()))?;
+        suites.push(*suite);
+    }
+    Ok(suites)
+}
+
 /// The server side of TLS for listeners configured by `files`.
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     let cert_file = files
@@ -80,7 +102,11 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     // 0.23.48 deprecates ring's provider only for lacking post-quantum key exchange, which no
     // etcd client asks for.
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !files.cipher_suites.is_empty() {
+        provider.cipher_suites = cipher_suites(&files.cipher_suites)?;
+    }
+    let provider = Arc::new(provider);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let builder = match (&files.trusted_ca_file, files.client_cert_auth) {
@@ -170,4 +196,51 @@ pub fn resolve_auto(
         key_file: Some(disk.path(&key)),
         ..files.clone()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_suites_by_name_keep_tls13() {
+        let names = ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()];
+        let suites = cipher_suites(&names).unwrap();
+        assert!(suites
+            .iter()
+            .any(|s| s.suite().as_str() == Some(names[0].as_str())));
+        assert!(suites
+            .iter()
+            .any(|s| s.version() == &rustls::version::TLS13));
+        assert!(!suites
+            .iter()
+            .any(|s| s.suite().as_str() == Some("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384")));
+        let bad = ["TLS_RSA_WITH_RC4_128_SHA".to_string()];
+        assert_eq!(
+            cipher_suites(&bad).unwrap_err().to_string(),
+            "unexpected TLS cipher suite \"TLS_RSA_WITH_RC4_128_SHA\""
+        );
+    }
+
+    #[test]
+    fn auto_certificates_are_generated_once_and_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            auto: true,
+            ..TlsFiles::default()
+        };
+        let hosts = vec!["127.0.0.1".to_string()];
+        let first = resolve_auto(&files, dir.path(), "client", &hosts).unwrap();
+        let cert = std::fs::read(first.cert_file.as_ref().unwrap()).unwrap();
+        let again = resolve_auto(&files, dir.path(), "client", &hosts).unwrap();
+        assert_eq!(std::fs::read(again.cert_file.unwrap()).unwrap(), cert);
+        assert!(acceptor(&first).is_ok());
+        let missing = TlsFiles {
+            cert_file: first.cert_file.clone(),
+            key_file: first.key_file.clone(),
+            client_cert_auth: true,
+            ..TlsFiles::default()
+        };
+        assert!(matches!(acceptor(&missing), Err(TlsError::Missing(_))));
+    }
 }
