@@ -14,6 +14,8 @@
 //!          transport (raft snapshots streamed as chunked backend images), ReadIndex,
 //!          membership changes applied to raft (one at a time; a removed member's node ends)
 //!   ↓
+//! auth     users, roles, key permissions and etcd's rules for them (pure state, no I/O)
+//!   ↓
 //! mvcc     revisions, key index (in RAM), range/put/delete/txn/compact over history kept
 //!          in the storage backend
 //!   ↓
@@ -29,6 +31,7 @@
 //! client of the server's API; its `snapshot status | restore` call the server layer's reader).
 //! Simulation builds only: `fault` (injectable bugs) and `observe` (facts for the checkers).
 
+pub mod auth;
 pub mod config;
 pub mod ctl;
 #[cfg(madsim)]

@@ -43,25 +43,16 @@ impl ClientTls {
         if !flagged {
             return Ok(ClientTls::default());
         }
-        #[cfg(not(madsim))]
-        {
-            let settings = crate::raft::dial::TlsClientSettings {
-                ca_pem: (!cacert.is_empty()).then(|| read(cacert)).transpose()?,
-                identity_pem: match cert.is_empty() {
-                    true => None,
-                    false => Some((read(cert)?, read(key)?)),
-                },
-                skip_verify,
-            };
-            let dialer =
-                Dialer::with_tls(&settings).map_err(|e| CtlError::BadArgs(e.to_string()))?;
-            Ok(ClientTls { dialer, flagged })
-        }
-        #[cfg(madsim)]
-        {
-            let _ = (read, skip_verify);
-            Err(CtlError::BadFeature("TLS is not simulated".into()))
-        }
+        let settings = crate::raft::dial::TlsClientSettings {
+            ca_pem: (!cacert.is_empty()).then(|| read(cacert)).transpose()?,
+            identity_pem: match cert.is_empty() {
+                true => None,
+                false => Some((read(cert)?, read(key)?)),
+            },
+            skip_verify,
+        };
+        let dialer = Dialer::with_tls(&settings).map_err(|e| CtlError::BadArgs(e.to_string()))?;
+        Ok(ClientTls { dialer, flagged })
     }
 
     /// The endpoint to dial for `ep` (`host:port` or a URL).

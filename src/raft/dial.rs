@@ -69,6 +69,12 @@ impl Dialer {
         })
     }
 
+    /// In simulation links are plain: the settings are not used.
+    #[cfg(madsim)]
+    pub fn with_tls(_settings: &TlsClientSettings) -> Result<Dialer, DialError> {
+        Ok(Dialer::default())
+    }
+
     /// The endpoint of `url` (`http://host:port`, `https://host:port` or bare `host:port`,
     /// which is dialled with TLS when `bare_tls`).
     pub fn endpoint_for(&self, url: &str, bare_tls: bool) -> Result<DialEndpoint, DialError> {
