@@ -176,30 +176,16 @@ fn global_flags_and_endpoints_match_etcdctl() {
     assert_eq!(got.code, want.code);
     let prefix = format!("{ep} is healthy: successfully committed proposal: took = ");
     assert!(got.stderr.starts_with(&prefix), "{got:?}");
-    let want = raw(
-        Tool::Etcdctl,
-        &[
-            "--endpoints",
-            &dead_first,
-            "--command-timeout",
-            "1s",
-            "endpoint",
-            "health",
-        ],
-        &[],
-    );
-    let got = raw(
-        Tool::Detcdctl,
-        &[
-            "--endpoints",
-            &dead_first,
-            "--command-timeout",
-            "1s",
-            "endpoint",
-            "health",
-        ],
-        &[],
-    );
+    let health = [
+        "--endpoints",
+        &dead_first,
+        "--command-timeout",
+        "1s",
+        "endpoint",
+        "health",
+    ];
+    let want = raw(Tool::Etcdctl, &health, &[]);
+    let got = raw(Tool::Detcdctl, &health, &[]);
     assert_eq!(
         (got.code, got.stderr.lines().count()),
         (want.code, want.stderr.lines().count())

@@ -184,10 +184,7 @@ pub async fn replace_member(
                     .member_remove(MemberRemoveRequest { id: old_id })
                     .await;
                 // NotFound: an earlier attempt was applied, its answer lost.
-                r.map(|_| ()).or_else(|s| match s.code() {
-                    tonic::Code::NotFound => Ok(()),
-                    _ => Err(s),
-                })
+                done_or(r, |s| s.code() == tonic::Code::NotFound)
             },
         ))
         .await
@@ -297,9 +294,8 @@ async fn add_replacement(
                     .member_promote(MemberPromoteRequest { id: new_id })
                     .await;
                 // An earlier attempt was applied, its answer lost.
-                r.map(|_| ()).or_else(|s| match s.message() {
-                    "etcdserver: can only promote a learner member" => Ok(()),
-                    _ => Err(s),
+                done_or(r, |s| {
+                    s.message() == "etcdserver: can only promote a learner member"
                 })
             },
         ))
@@ -357,6 +353,19 @@ async fn wait_exit(cluster: &SimCluster, victim: usize) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+/// A membership call's answer, with the refusals `already_done` recognises (an earlier
+/// attempt was applied, its answer lost) counted as success.
+fn done_or<T>(
+    answer: Result<tonic::Response<T>, tonic::Status>,
+    already_done: impl Fn(&tonic::Status) -> bool,
+) -> Result<(), tonic::Status> {
+    match answer {
+        Ok(_) => Ok(()),
+        Err(s) if already_done(&s) => Ok(()),
+        Err(s) => Err(s),
+    }
 }
 
 /// Sends `call` to the members in turn until one accepts it, for up to [`CALL_PATIENCE`].
