@@ -3,7 +3,8 @@
 //! --key=client.key endpoint status -w table`. The PKI is generated here (rcgen): a CA, a
 //! server certificate for 127.0.0.1, a client certificate from the same CA and one from another
 //! CA. With `--client-cert-auth` a client without a certificate, or with one from another CA,
-//! is refused; a client that does not trust the server's CA refuses the server. Peers: three
+//! is refused; a client that does not trust the server's CA refuses the server; a rotated
+//! server certificate is served without a restart. Peers: three
 //! members on `https://` peer URLs with `--peer-client-cert-auth` replicate, and a peer
 //! connection with a certificate from another CA is refused and logged.
 
@@ -215,6 +216,18 @@ fn etcdctl_over_tls_with_client_certificates() {
     assert!(!out.status.success(), "{}", stdout(&out));
     let log = std::fs::read_to_string(dir.path().join("detcd.log")).unwrap_or_default();
     assert!(log.contains("TLS handshake failed"), "{log}");
+
+    // A rotated server certificate (now from the other CA) is served without a restart.
+    other.sign("server", "detcd");
+    let rotated = vec![
+        format!("--cacert={}", other.ca_file()),
+        format!("--cert={client_crt}"),
+        format!("--key={client_key}"),
+    ];
+    wait_until(Duration::from_secs(10), || {
+        etcdctl(&ep, &rotated, &["get", "k"]).status.success()
+    });
+    assert!(!etcdctl(&ep, &trusted, &["get", "k"]).status.success());
 }
 
 /// Member `i` of a three-member cluster with TLS (and client certificates) on its peer port and

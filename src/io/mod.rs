@@ -113,3 +113,9 @@ pub fn go_error_text(e: &std::io::Error) -> String {
 pub fn read_flag_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
 }
+
+/// When a file named by a flag was last modified (None if it cannot be read), so that
+/// certificates can be reloaded once rotated.
+pub fn flag_file_modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}

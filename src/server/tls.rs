@@ -5,6 +5,7 @@
 //! each in its own task and within [`HANDSHAKE_TIMEOUT`], so a client that stalls mid-handshake
 //! holds up nobody else; a failed handshake is logged with the peer's address and dropped, as
 //! Go's TLS server does. Only HTTP/2 is offered (ALPN `h2`), as etcd's gRPC listeners do.
+//! The certificate and key are re-read when their files change (rotation without a restart).
 //! With `--client-cert-auth` a client must present a certificate chaining to
 //! `--trusted-ca-file`; without it a CA file alone asks for no certificate.
 
@@ -57,14 +58,87 @@ fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
 
 /// Every certificate in the PEM file at `path` (at least one).
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_error(path, e))?
+    let pem = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_error(path, e))?;
     if certs.is_empty() {
         return Err(file_error(path, "no certificate in the file"));
     }
     Ok(certs)
+}
+
+/// The server's certificate and key, read again whenever either file's modification time
+/// changes: a rotated certificate is served from the next handshake on, without a restart, as
+/// etcd does. A rotation caught half-written (or otherwise unreadable) keeps the previous pair
+/// and is logged.
+#[derive(Debug)]
+struct ReloadingCert {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    current: std::sync::Mutex<(Stamps, Arc<rustls::sign::CertifiedKey>)>,
+}
+
+/// The modification times a loaded pair was read at.
+type Stamps = (Option<std::time::SystemTime>, Option<std::time::SystemTime>);
+
+impl ReloadingCert {
+    fn new(
+        cert_file: &Path,
+        key_file: &Path,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<ReloadingCert, TlsError> {
+        let stamps = Self::stamps(cert_file, key_file);
+        let key = Self::load(cert_file, key_file, &provider)?;
+        Ok(ReloadingCert {
+            cert_file: cert_file.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+            provider,
+            current: std::sync::Mutex::new((stamps, key)),
+        })
+    }
+
+    fn stamps(cert_file: &Path, key_file: &Path) -> Stamps {
+        (
+            crate::io::flag_file_modified(cert_file),
+            crate::io::flag_file_modified(key_file),
+        )
+    }
+
+    fn load(
+        cert_file: &Path,
+        key_file: &Path,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+        let chain = certificates(cert_file)?;
+        let key =
+            PrivateKeyDer::from_pem_slice(&read(key_file)?).map_err(|e| file_error(key_file, e))?;
+        let signing = provider.key_provider.load_private_key(key)?;
+        let certified = rustls::sign::CertifiedKey::new(chain, signing);
+        certified.keys_match()?;
+        Ok(Arc::new(certified))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let stamps = Self::stamps(&self.cert_file, &self.key_file);
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if stamps != current.0 {
+            match Self::load(&self.cert_file, &self.key_file, &self.provider) {
+                Ok(key) => {
+                    tracing::info!(cert = %self.cert_file.display(), "reloaded the certificate");
+                    *current = (stamps, key);
+                }
+                Err(e) => tracing::warn!(error = %e, "keeping the previous certificate"),
+            }
+        }
+        Some(current.1.clone())
+    }
 }
 
 /// The suites named by `--cipher-suites` (IANA names, as Go's `tls.CipherSuiteName` gives
@@ -96,8 +170,6 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .key_file
         .as_deref()
         .ok_or(TlsError::Missing("--key-file"))?;
-    let chain = certificates(cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| file_error(key_file, e))?;
     // ring rather than aws-lc-rs: no C toolchain beyond the one the machine has; rustls
     // 0.23.48 deprecates ring's provider only for lacking post-quantum key exchange, which no
     // etcd client asks for.
@@ -115,9 +187,11 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
             for cert in certificates(ca)? {
                 roots.add(cert)?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots.into(),
+                provider.clone(),
+            )
+            .build()?;
             builder.with_client_cert_verifier(verifier)
         }
         (None, true) => {
@@ -127,7 +201,8 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         }
         _ => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(chain, key)?;
+    let resolver = ReloadingCert::new(cert_file, key_file, provider)?;
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
