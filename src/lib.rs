@@ -7,11 +7,13 @@
 //! server   gRPC services, validation, etcd error texts, the replicated state machine,
 //!          etcd-format snapshots (the backend as etcd's buckets, restore into a data dir),
 //!          membership (etcd's rules for conf changes, bootstrap / join / restart identity),
-//!          the client connections' HTTP/2 `:authority` normalisation
+//!          the client connections' HTTP/2 `:authority` normalisation, TLS on the listeners
+//!          (rustls; certificates from the flags, generated, or reloaded when rotated)
 //!   ↓
 //! raft     the RawNode task, the apply task that owns the state machine (committed
 //!          entries, proposal results, confirmed reads), WAL/snapshot persistence, peer
-//!          transport (raft snapshots streamed as chunked backend images), ReadIndex,
+//!          transport (raft snapshots streamed as chunked backend images), dialing (every
+//!          outgoing connection, TLS for `https://` URLs), ReadIndex,
 //!          membership changes applied to raft (one at a time; a removed member's node ends)
 //!   ↓
 //! auth     users, roles, key permissions and etcd's rules for them (pure state, no I/O)
