@@ -132,6 +132,10 @@ fn handshakes(
     let (ready, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         while let Some(conn) = incoming.next().await {
+            if ready.is_closed() {
+                // The server stopped serving this listener.
+                return;
+            }
             let stream = match conn {
                 Ok(stream) => stream,
                 Err(e) => {
