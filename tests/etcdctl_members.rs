@@ -363,3 +363,23 @@ fn concurrent_adds_of_one_peer_url_add_one_member() {
     }
     assert_eq!(members(&c.live_endpoints()).len(), 4);
 }
+
+/// Removing the leader through another member answers the client with success: the leader
+/// applies its own removal and lingers (etcd's ten ticks) until the answer is out, then exits.
+#[test]
+fn removing_the_leader_through_a_follower_answers_the_client() {
+    let mut c = Cluster::start(3);
+    let leader = c.leader_index();
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    let id = id_of(&c.endpoint(follower), &c.members[leader].name);
+    let out = ok(&c.endpoint(follower), &["member", "remove", &id]);
+    assert!(
+        out.contains(&format!("Member {id} removed from cluster")),
+        "{out}"
+    );
+    assert!(
+        c.wait_exit(leader, Duration::from_secs(30)).is_some(),
+        "the removed leader still runs"
+    );
+    assert_eq!(members(&c.endpoint(follower)).len(), 2);
+}

@@ -42,6 +42,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A removed member lingers this long before it exits, as etcd does (ten ticks), so the
+    // answers to what it applied last reach their clients: above all the MemberRemove that
+    // removed it, when it was the leader that applied it.
+    let linger = config.heartbeat * 10;
     let member = match detcd::server::start(config).await {
         Ok(m) => m,
         Err(e) => {
@@ -58,6 +62,9 @@ async fn main() -> ExitCode {
             // hide the failure from clients and operators.
             tracing::error!(%reason, "raft node stopped; exiting");
             eprintln!("detcd: raft node stopped: {reason}");
+            if reason == detcd::raft::RaftError::Removed.to_string() {
+                tokio::time::sleep(linger).await;
+            }
             ExitCode::FAILURE
         }
         _ = detcd::io::signal::interrupted() => {
