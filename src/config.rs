@@ -354,21 +354,20 @@ pub fn url_to_addr(url: &str) -> Result<SocketAddr, ConfigError> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Why a listen URL list cannot be used.
-enum ListenUrlError {
-    Bad(ConfigError),
-    TlsWithoutCert(String),
-}
-
-/// Parses a listen URL list; an `https://` URL needs `tls` to name a certificate and key.
-fn listen_addrs(urls: &str, tls: &TlsFiles) -> Result<Vec<ListenAddr>, ListenUrlError> {
+/// Parses a listen URL list; an `https://` URL needs `tls` to name a certificate and key,
+/// or `without_cert` (which side's error) refuses it.
+fn listen_addrs(
+    urls: &str,
+    tls: &TlsFiles,
+    without_cert: fn(String) -> ConfigError,
+) -> Result<Vec<ListenAddr>, ConfigError> {
     split_list(urls)
         .iter()
         .map(|url| {
-            let addr = url_to_addr(url).map_err(ListenUrlError::Bad)?;
+            let addr = url_to_addr(url)?;
             let secure = url.starts_with("https://");
             if secure && !tls.has_certificate() {
-                return Err(ListenUrlError::TlsWithoutCert(url.clone()));
+                return Err(without_cert(url.clone()));
             }
             Ok(ListenAddr { addr, tls: secure })
         })
@@ -456,18 +455,18 @@ impl Flags {
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name))),
-            listen_client: listen_addrs(&self.listen_client_urls, &client_tls).map_err(
-                |e| match e {
-                    ListenUrlError::Bad(e) => e,
-                    ListenUrlError::TlsWithoutCert(url) => ConfigError::ClientTlsWithoutCert(url),
-                },
+            listen_client: listen_addrs(
+                &self.listen_client_urls,
+                &client_tls,
+                ConfigError::ClientTlsWithoutCert,
             )?,
             client_tls,
             advertise_client_urls: split_list(&self.advertise_client_urls),
-            listen_peer: listen_addrs(&self.listen_peer_urls, &peer_tls).map_err(|e| match e {
-                ListenUrlError::Bad(e) => e,
-                ListenUrlError::TlsWithoutCert(url) => ConfigError::PeerTlsWithoutCert(url),
-            })?,
+            listen_peer: listen_addrs(
+                &self.listen_peer_urls,
+                &peer_tls,
+                ConfigError::PeerTlsWithoutCert,
+            )?,
             peer_tls,
             advertise_peer_urls,
             initial_cluster,

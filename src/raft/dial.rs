@@ -147,7 +147,7 @@ impl DialEndpoint {
 }
 
 #[cfg(not(madsim))]
-mod tls_client {
+pub(crate) mod tls_client {
     use super::{DialError, TlsClientSettings};
     use hyper_util::rt::TokioIo;
     use rustls_pki_types::pem::PemObject;
@@ -162,15 +162,17 @@ mod tls_client {
         }
     }
 
-    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-        // As on the server side (server::tls): ring, without post-quantum key exchange.
+    /// The crypto of every TLS connection, client and server side: ring rather than
+    /// aws-lc-rs (no C toolchain beyond the machine's); rustls 0.23.48 deprecates ring's
+    /// provider only for lacking post-quantum key exchange, which no etcd client asks for.
+    pub fn ring_provider() -> rustls::crypto::CryptoProvider {
         #[allow(deprecated)]
-        Arc::new(rustls::crypto::ring::default_provider())
+        rustls::crypto::ring::default_provider()
     }
 
     /// The rustls client configuration for `settings`.
     pub fn config(settings: &TlsClientSettings) -> Result<Arc<rustls::ClientConfig>, DialError> {
-        let provider = provider();
+        let provider = Arc::new(ring_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
         let builder = if settings.skip_verify {

@@ -170,11 +170,7 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .key_file
         .as_deref()
         .ok_or(TlsError::Missing("--key-file"))?;
-    // ring rather than aws-lc-rs: no C toolchain beyond the one the machine has; rustls
-    // 0.23.48 deprecates ring's provider only for lacking post-quantum key exchange, which no
-    // etcd client asks for.
-    #[allow(deprecated)]
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = crate::raft::dial::tls_client::ring_provider();
     if !files.cipher_suites.is_empty() {
         provider.cipher_suites = cipher_suites(&files.cipher_suites)?;
     }
