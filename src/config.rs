@@ -112,6 +112,15 @@ pub struct Flags {
         allow_negative_numbers = true
     )]
     pub quota_backend_bytes: i64,
+    /// Auth token provider: `simple` (etcd's default; `jwt` is not built yet).
+    #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
+    pub auth_token: String,
+    /// Seconds a simple token lives after its last use.
+    #[arg(long, env = "ETCD_AUTH_TOKEN_TTL", default_value_t = 300)]
+    pub auth_token_ttl: u64,
+    /// bcrypt cost of password hashes (4 to 31).
+    #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = 10)]
+    pub bcrypt_cost: u32,
     /// Logger: `zap` (JSON lines, etcd's default) or `capnslog` (plain text).
     #[arg(long, env = "ETCD_LOGGER", default_value = "zap")]
     pub logger: String,
@@ -279,6 +288,26 @@ pub struct ServerConfig {
     pub auto_compaction: AutoCompaction,
     /// Max ops per txn branch.
     pub max_txn_ops: usize,
+    /// Tokens and password hashing.
+    pub auth: AuthConfig,
+}
+
+/// How auth hands out tokens and hashes passwords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// How long a simple token lives after its last use (`--auth-token-ttl`).
+    pub token_ttl: Duration,
+    /// `--bcrypt-cost`.
+    pub bcrypt_cost: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            token_ttl: crate::auth::tokens::DEFAULT_TTL,
+            bcrypt_cost: bcrypt::DEFAULT_COST,
+        }
+    }
 }
 
 /// A flag value that cannot be used.
@@ -323,6 +352,12 @@ pub enum ConfigError {
         /// Election timeout.
         election: u64,
     },
+    /// An `--auth-token` provider detcd does not have.
+    #[error("unknown token type {0:?}: detcd supports --auth-token simple")]
+    AuthToken(String),
+    /// A `--bcrypt-cost` bcrypt refuses.
+    #[error("invalid bcrypt-cost: {0} (must be between 4 and 31)")]
+    BcryptCost(u32),
 }
 
 /// Splits a comma-separated flag value, dropping empty items.
@@ -423,6 +458,12 @@ impl Flags {
                 election: self.election_timeout,
             });
         }
+        if self.auth_token.split(',').next() != Some("simple") {
+            return Err(ConfigError::AuthToken(self.auth_token.clone()));
+        }
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(ConfigError::BcryptCost(self.bcrypt_cost));
+        }
         let cluster_state = match self.initial_cluster_state.as_str() {
             "new" => ClusterState::New,
             "existing" => ClusterState::Existing,
@@ -484,6 +525,10 @@ impl Flags {
                 &self.auto_compaction_mode,
                 &self.auto_compaction_retention,
             )?,
+            auth: AuthConfig {
+                token_ttl: Duration::from_secs(self.auth_token_ttl),
+                bcrypt_cost: self.bcrypt_cost,
+            },
             name: self.name,
         })
     }

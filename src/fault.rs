@@ -65,11 +65,14 @@ pub enum Bug {
     /// A member asked for its vote by a second candidate of the term it already voted in
     /// forgets the first vote, so two candidates can both win the term.
     VoteTwice,
+    /// A txn is checked for its ops' permissions but not its compares', so a user learns the
+    /// value of a key it may not read through a compare's outcome.
+    AuthSkipsTxnCompare,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 21] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -90,6 +93,7 @@ impl Bug {
         Bug::MemberTableKeepsRemoved,
         Bug::ConfChangeSkipQuorum,
         Bug::VoteTwice,
+        Bug::AuthSkipsTxnCompare,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -115,6 +119,7 @@ impl Bug {
             Bug::MemberTableKeepsRemoved => "member-table-keeps-removed",
             Bug::ConfChangeSkipQuorum => "conf-change-skip-quorum",
             Bug::VoteTwice => "vote-twice",
+            Bug::AuthSkipsTxnCompare => "auth-skips-txn-compare",
         }
     }
 

@@ -221,6 +221,11 @@ impl SimCluster {
                 catch_up_entries: params.catch_up_entries,
                 max_request_bytes: 1_572_864,
                 max_txn_ops: 128,
+                // bcrypt's cheapest cost: the simulator checks rules, not hash strength.
+                auth: detcd::config::AuthConfig {
+                    bcrypt_cost: 4,
+                    ..Default::default()
+                },
                 quota_bytes: params.quota_bytes,
                 // Its compactions would not be in the checked history.
                 auto_compaction: detcd::server::auto_compact::AutoCompaction::Off,

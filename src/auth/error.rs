@@ -53,6 +53,9 @@ pub enum AuthError {
     /// A request checked against an auth revision older than the store's.
     #[error("etcdserver: revision of auth store is old")]
     AuthOldRevision,
+    /// RoleGrantPermission without a permission.
+    #[error("etcdserver: permission not given")]
+    PermissionNotGiven,
     /// A password given for a user added with `--no-password`.
     #[error("etcdserver: authentication failed, password was given for no password user")]
     NoPasswordUser,
@@ -67,7 +70,8 @@ impl AuthError {
             | AuthError::RoleEmpty
             | AuthError::AuthFailed
             | AuthError::AuthOldRevision
-            | AuthError::NoPasswordUser => Code::InvalidArgument,
+            | AuthError::NoPasswordUser
+            | AuthError::PermissionNotGiven => Code::InvalidArgument,
             AuthError::PermissionDenied => Code::PermissionDenied,
             AuthError::InvalidAuthToken => Code::Unauthenticated,
             _ => Code::FailedPrecondition,

@@ -7,6 +7,8 @@
 pub mod error;
 pub mod perms;
 pub mod store;
+pub mod tokens;
 
 pub use error::AuthError;
-pub use store::{AuthChange, AuthStore, PermKind, Permission};
+pub use store::{AuthChange, AuthInfo, AuthStore, PermKind, Permission};
+pub use tokens::TokenTable;

@@ -88,6 +88,17 @@ impl Default for AuthStore {
     }
 }
 
+/// Who a request comes from, as auth checks see it: the user a token or certificate named and
+/// the auth revision at which it was identified. `Default` is a caller without credentials (no
+/// user, revision 0), which every check refuses while auth is enabled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// The user name (empty: none given).
+    pub user: String,
+    /// The auth revision the caller was identified at (0: not identified).
+    pub revision: u64,
+}
+
 /// A change to the auth state (passwords already hashed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthChange {
@@ -290,6 +301,56 @@ impl AuthStore {
     /// Whether `user` has the `root` role (admin calls need it).
     pub fn is_root(&self, user: &str) -> bool {
         self.users.get(user).is_some_and(|u| u.roles.contains(ROOT))
+    }
+
+    /// etcd's check of one key operation by `who`: nothing while auth is disabled; otherwise
+    /// a caller without credentials is refused (`user name is empty`), a check made against an
+    /// older auth revision must be made again (`revision of auth store is old`), and the user
+    /// needs `wanted` on the whole range.
+    pub fn check_op(
+        &self,
+        who: &AuthInfo,
+        wanted: PermKind,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<(), AuthError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.check_current(who)?;
+        match self.permitted(&who.user, wanted, key, range_end) {
+            true => Ok(()),
+            false => Err(AuthError::PermissionDenied),
+        }
+    }
+
+    /// etcd's check of an admin call (auth and member management, defragment, hashes,
+    /// snapshots): the caller needs the `root` role while auth is enabled.
+    pub fn check_admin(&self, who: &AuthInfo) -> Result<(), AuthError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if who.user.is_empty() {
+            return Err(AuthError::UserEmpty);
+        }
+        if !self.users.contains_key(&who.user) {
+            return Err(AuthError::UserNotFound);
+        }
+        match self.is_root(&who.user) {
+            true => Ok(()),
+            false => Err(AuthError::PermissionDenied),
+        }
+    }
+
+    /// Refuses a caller without credentials, or one identified at an older auth revision.
+    pub fn check_current(&self, who: &AuthInfo) -> Result<(), AuthError> {
+        if who.revision == 0 {
+            return Err(AuthError::UserEmpty);
+        }
+        if who.revision < self.revision {
+            return Err(AuthError::AuthOldRevision);
+        }
+        Ok(())
     }
 
     /// Checks a password against `user`'s hash (Authenticate).

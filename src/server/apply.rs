@@ -3,9 +3,10 @@
 //! Entries hold a protobuf `detcdpb.InternalRequest`; applying one mutates the MVCC store or the
 //! member table deterministically (same log ⇒ same state and same results on every member).
 //! Lock order (see [`lock_rank`](super::lock_rank)): `store`, then `leases`, then `membership`,
-//! then `alarms`, then the leader's expiry clock (`ServerCore::clock`); every guard is taken through
-//! [`Ranked::acquire`], which panics on an out-of-order acquisition in debug builds. Guards are
-//! never held across an await, and preferably never two at once. The backend's own locks (redb's
+//! then `alarms`, then `auth` (store, then tokens), then the leader's expiry clock
+//! (`ServerCore::clock`); every guard is taken through [`Ranked::acquire`], which panics on an
+//! out-of-order acquisition in debug builds. Guards are never held across an await, and
+//! preferably never two at once. The backend's own locks (redb's
 //! writer lock, taken only by this apply path) rank after all of these: a flush commits while
 //! holding the store's write lock, so readers see history and key index change together; the
 //! fsync of a durable flush runs after that lock is released.
@@ -20,11 +21,14 @@
 //! quota check went.
 
 use super::alarm::{self, Alarms};
+use super::auth::apply as auth_apply;
+use super::auth::state::AuthState;
 use super::backend_state::{self, BackendImage, Loaded};
 use super::error::RequestError;
 use super::lock_rank::{Rank, Ranked};
 use super::membership::Membership;
 use super::txn;
+use crate::auth::AuthInfo;
 use crate::lease::Lessor;
 use crate::mvcc::Store;
 use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
@@ -43,9 +47,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The state every member replicates, shared with the RPC handlers.
 ///
-/// Its four locks rank `store` < `leases` < `membership` < `alarms` (< `ServerCore`'s expiry
-/// clock): a
-/// thread holding one may only take a later one ([`super::lock_rank`]).
+/// Its locks rank `store` < `leases` < `membership` < `alarms` < `auth` (its store, then its
+/// tokens) < `ServerCore`'s expiry clock: a thread holding one may only take a later one
+/// ([`super::lock_rank`]).
 pub struct ReplicatedState {
     /// The MVCC store; rank [`Rank::Store`] (first).
     store: RwLock<Store>,
@@ -55,6 +59,8 @@ pub struct ReplicatedState {
     membership: RwLock<Membership>,
     /// The raised alarms; rank [`Rank::Alarms`] (after the member table).
     alarms: RwLock<Alarms>,
+    /// Users, roles and tokens; ranks [`Rank::Auth`] and [`Rank::Tokens`] (after the alarms).
+    pub auth: AuthState,
     /// Woken after every apply that moves the revision (watchers wait on it). A `Notify`, not
     /// a `watch` channel: tokio's `watch` picks among wakers with a process-global RNG, which
     /// would break simulation replay.
@@ -81,6 +87,7 @@ impl ReplicatedState {
                 leases: Lessor::default(),
                 membership: None,
                 alarms: Alarms::default(),
+                auth: Default::default(),
                 consistent_index: 0,
             },
             membership,
@@ -96,6 +103,7 @@ impl ReplicatedState {
             leases: RwLock::new(loaded.leases),
             membership: RwLock::new(loaded.membership.unwrap_or(bootstrap)),
             alarms: RwLock::new(loaded.alarms),
+            auth: AuthState::new(loaded.auth),
             revision_changed: tokio::sync::Notify::new(),
             compaction_drained: tokio::sync::Notify::new(),
             announced,
@@ -331,7 +339,16 @@ impl EtcdStateMachine {
         self.state.publish_applied(&store, index);
     }
 
-    fn apply_request(&mut self, request: Request) -> ApplyResult {
+    /// Applies `request`; `who` sent it (None: the server itself), checked first while auth is
+    /// enabled.
+    fn apply_request(&mut self, request: Request, who: Option<&AuthInfo>) -> ApplyResult {
+        if let (Some(who), true) = (who, self.state.auth.enabled()) {
+            auth_apply::check_write(&self.state, who, &request)?;
+        }
+        if let Request::Auth(bytes) = &request {
+            auth_apply::apply(&self.state, &mut self.batch, who, bytes)?;
+            return Ok(Applied::Done);
+        }
         if alarm::cost(&request) > 0 && self.state.alarms().no_space() {
             #[cfg(madsim)]
             if crate::fault::active(crate::fault::Bug::NoSpaceKeepsWrite) {
@@ -403,6 +420,8 @@ impl EtcdStateMachine {
                 }))
             }
             Request::Alarm(a) => Ok(Applied::Alarm(self.apply_alarm(&a))),
+            // Applied before the space check (auth needs no space).
+            Request::Auth(_) => Ok(Applied::Done),
             Request::MemberAttributes(a) => {
                 self.state
                     .membership_mut()
@@ -425,8 +444,12 @@ impl StateMachine for EtcdStateMachine {
         let result = match InternalRequest::decode(data) {
             Ok(InternalRequest {
                 request: Some(request),
-            }) => self.apply_request(request),
-            Ok(InternalRequest { request: None }) => Ok(Applied::Done),
+                auth_header,
+            }) => {
+                let who = auth_header.as_ref().map(auth_apply::caller_of);
+                self.apply_request(request, who.as_ref())
+            }
+            Ok(InternalRequest { request: None, .. }) => Ok(Applied::Done),
             Err(e) => {
                 tracing::error!(index, error = %e, "undecodable raft entry skipped");
                 Err(RequestError::Internal(format!(
@@ -495,6 +518,7 @@ impl StateMachine for EtcdStateMachine {
                 *self.state.membership_mut() = membership;
             }
             *self.state.alarms_mut() = loaded.alarms;
+            self.state.auth.update(|auth| *auth = loaded.auth);
             self.state.publish_applied(&store, index);
         }
         // Outside the store lock: the listener takes the transport's locks.

@@ -117,7 +117,7 @@ async fn compact(core: &ServerCore, revision: i64, retention: &str) {
         revision,
         physical: false,
     });
-    match core.propose(request).await {
+    match core.propose_own(request).await {
         Ok(_) => tracing::info!(revision, "finished auto-compaction"),
         Err(e) => tracing::warn!(revision, error = %e, "auto-compaction failed"),
     }

@@ -8,6 +8,7 @@
 //!   holds is not stored: it is rebuilt from the keys' own lease fields, as etcd does.
 //! * `members/members`: the member table (bincode).
 //! * `alarm/<member id: 8 bytes big endian><alarm type: 4 bytes big endian>`: a raised alarm.
+//! * `auth/store`: the whole auth state (bincode; users and roles are few and small).
 //!
 //! Invariant: after [`load`], the store, lease table and member table are exactly what the last
 //! durable flush committed, and the returned index is the consistent index of that flush. A
@@ -16,6 +17,7 @@
 
 use super::alarm::Alarms;
 use super::membership::Membership;
+use crate::auth::AuthStore;
 use crate::lease::Lessor;
 use crate::mvcc::Store;
 use crate::raft::{ImageChunks, SnapshotImage};
@@ -23,6 +25,7 @@ use crate::storage::{dump, Backend, Batch, Bucket, ReadView, StorageError};
 
 const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 const MEMBERS: &[u8] = b"members";
+const AUTH: &[u8] = b"store";
 
 /// State rebuilt from a backend.
 pub struct Loaded {
@@ -34,6 +37,8 @@ pub struct Loaded {
     pub membership: Option<Membership>,
     /// Raised alarms.
     pub alarms: Alarms,
+    /// Users, roles and the auth switch.
+    pub auth: AuthStore,
     /// Raft index the state reflects.
     pub consistent_index: u64,
 }
@@ -91,6 +96,7 @@ pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
     let view = backend.read()?;
     let consistent_index = consistent_index(&view)?;
     let membership = membership_in(&view)?;
+    let auth = auth_in(&view)?;
     let mut leases = Lessor::default();
     for item in view.range(Bucket::Lease, &[], None)? {
         let (id, ttl) = item?;
@@ -113,6 +119,7 @@ pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
         leases,
         membership,
         alarms: Alarms::from_pairs(raised),
+        auth,
         consistent_index,
     })
 }
@@ -127,6 +134,31 @@ pub fn membership_in(view: &ReadView) -> Result<Option<Membership>, StorageError
         )),
         None => Ok(None),
     }
+}
+
+/// The auth state stored in `view` (the initial one if none was stored).
+pub fn auth_in(view: &ReadView) -> Result<AuthStore, StorageError> {
+    match view.get(Bucket::Auth, AUTH)? {
+        Some(b) => Ok(
+            bincode::serde::decode_from_slice(&b, bincode::config::standard())
+                .map_err(|e| corrupt(format!("auth state: {e}")))?
+                .0,
+        ),
+        None => Ok(AuthStore::default()),
+    }
+}
+
+/// The `auth` pair of an auth state.
+pub fn auth_pair(auth: &AuthStore) -> (Vec<u8>, Vec<u8>) {
+    let bytes = bincode::serde::encode_to_vec(auth, bincode::config::standard())
+        .expect("an auth state always encodes");
+    (AUTH.to_vec(), bytes)
+}
+
+/// Records the auth state in `batch`.
+pub fn put_auth(batch: &mut Batch, auth: &AuthStore) {
+    let (key, value) = auth_pair(auth);
+    batch.put(Bucket::Auth, key, value);
 }
 
 /// The lease id and TTL of a `lease` pair.

@@ -34,12 +34,35 @@ pub const ACTIVE_WINDOW: Duration = Duration::from_secs(5);
 /// The Cluster service.
 pub struct ClusterService {
     core: Arc<ServerCore>,
+    /// Whether callers are peers relaying a client's change (already checked by the member
+    /// the client called) rather than clients.
+    for_peers: bool,
 }
 
 impl ClusterService {
-    /// Serves Cluster on `core`.
+    /// Serves Cluster to clients on `core`: member changes need the `root` role while auth
+    /// is enabled (etcd 3.4's rule).
     pub fn new(core: Arc<ServerCore>) -> Self {
-        ClusterService { core }
+        ClusterService {
+            core,
+            for_peers: false,
+        }
+    }
+
+    /// Serves Cluster to peers on `core` (the peer port), which relay changes clients sent.
+    pub fn for_peers(core: Arc<ServerCore>) -> Self {
+        ClusterService {
+            core,
+            for_peers: true,
+        }
+    }
+
+    /// Refuses a client's member change unless it may make admin calls.
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if !self.for_peers {
+            self.core.admin(request)?;
+        }
+        Ok(())
     }
 
     fn members(&self) -> Vec<Member> {
@@ -147,6 +170,7 @@ impl Cluster for ClusterService {
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
         self.core.refuse_on_learner()?;
+        self.admit(&request)?;
         let r = request.into_inner();
         if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_add(r)).await;
@@ -177,6 +201,7 @@ impl Cluster for ClusterService {
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
         self.core.refuse_on_learner()?;
+        self.admit(&request)?;
         let r = request.into_inner();
         if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_remove(r)).await;
@@ -198,6 +223,7 @@ impl Cluster for ClusterService {
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
         self.core.refuse_on_learner()?;
+        self.admit(&request)?;
         let r = request.into_inner();
         if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_update(r)).await;
@@ -227,6 +253,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        self.admit(&request)?;
         let r = request.into_inner();
         if let Some(mut leader) = self.leader().await? {
             return relay(self.core.request_timeout, leader.member_promote(r)).await;

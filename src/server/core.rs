@@ -3,12 +3,14 @@
 //! linearizable read point — both bounded by the request timeout.
 
 use super::apply::{Applied, ReplicatedState};
+use super::auth::apply::header_of;
 use super::error::RequestError;
 use super::lock_rank::{Rank, Ranked};
 use super::validate::{self, Limits};
+use crate::auth::AuthInfo;
 use crate::io::Disk;
 use crate::lease::ExpiryClock;
-use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
+use crate::pb::detcdpb::{internal_request::Request, AuthHeader, InternalRequest};
 use crate::pb::etcdserverpb::ResponseHeader;
 use crate::raft::transport::HeardFrom;
 use crate::raft::{RaftHandle, RaftStatus};
@@ -50,6 +52,10 @@ pub struct ServerCore {
     pub strict_reconfig: bool,
     /// How this member dials its peers (TLS for `https://` peer URLs).
     pub dialer: crate::raft::dial::Dialer,
+    /// `--client-cert-auth`: a client certificate's common name names the caller.
+    pub client_cert_auth: bool,
+    /// `--bcrypt-cost`: how hard password hashes are to compute.
+    pub bcrypt_cost: u32,
 }
 
 impl ServerCore {
@@ -105,19 +111,37 @@ impl ServerCore {
             .configure(|e| e.connect_timeout(Duration::from_secs(1))))
     }
 
-    /// Replicates a client's `request` and returns what applying it produced on this member.
-    /// A request that needs space is refused first when the quota would be exceeded
-    /// ([`super::alarm`]); a learner refuses every request.
-    pub async fn propose(&self, request: Request) -> Result<Applied, RequestError> {
+    /// Replicates a request `who` sent and returns what applying it produced on this member
+    /// (where auth checks it again, see [`super::auth::apply`]). A request that needs space
+    /// is refused first when the quota would be exceeded ([`super::alarm`]); a learner refuses
+    /// every request.
+    pub async fn propose(&self, who: &AuthInfo, request: Request) -> Result<Applied, RequestError> {
+        self.refuse_on_learner()?;
+        self.check_quota(&request).await?;
+        self.send(Some(header_of(who)), request).await
+    }
+
+    /// Replicates one of the server's own requests (lease expiry, auto compaction) with the
+    /// learner and quota checks of [`ServerCore::propose`], and no auth check.
+    pub async fn propose_own(&self, request: Request) -> Result<Applied, RequestError> {
         self.refuse_on_learner()?;
         self.check_quota(&request).await?;
         self.replicate(request).await
     }
 
-    /// Replicates `request` without a quota or learner check (the server's own requests).
+    /// Replicates one of the server's own requests without a quota, learner or auth check.
     pub(super) async fn replicate(&self, request: Request) -> Result<Applied, RequestError> {
+        self.send(None, request).await
+    }
+
+    async fn send(
+        &self,
+        auth_header: Option<AuthHeader>,
+        request: Request,
+    ) -> Result<Applied, RequestError> {
         let data = InternalRequest {
             request: Some(request),
+            auth_header,
         }
         .encode_to_vec();
         validate::size(data.len(), &self.limits)?;

@@ -36,14 +36,17 @@ impl Election for ElectionService {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
+        let who = self.core.caller(&request)?;
         let r = request.into_inner();
         let key = recipe::own_key(&r.name, r.lease);
-        let (created, existing) = recipe::create_key(&self.core, &key, &r.value, r.lease).await?;
+        let (created, existing) =
+            recipe::create_key(&self.core, &who, &key, &r.value, r.lease).await?;
         if existing.is_some_and(|v| v != r.value.as_ref()) {
-            recipe::put_if_created_at(&self.core, &key, created, &r.value, r.lease).await?;
+            recipe::put_if_created_at(&self.core, &who, &key, created, &r.value, r.lease).await?;
         }
-        let guard = recipe::AbandonGuard::new(self.core.clone(), key.clone(), created);
-        recipe::wait_for_turn(&self.core, &recipe::prefix(&r.name), &key, created).await?;
+        let guard = recipe::AbandonGuard::new(self.core.clone(), who.clone(), key.clone(), created);
+        let prefix = recipe::prefix(&r.name);
+        recipe::wait_for_turn(&self.core, &who, &prefix, &key, created).await?;
         guard.disarm();
         let revision = self.core.state.store().current_revision();
         Ok(Response::new(CampaignResponse {
@@ -61,11 +64,12 @@ impl Election for ElectionService {
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        let who = self.core.caller(&request)?;
         let r = request.into_inner();
         let leader = r.leader.ok_or(RequestError::MissingLeaderKey)?;
+        let (key, rev, lease) = (&leader.key, leader.rev, leader.lease);
         let (ok, header) =
-            recipe::put_if_created_at(&self.core, &leader.key, leader.rev, &r.value, leader.lease)
-                .await?;
+            recipe::put_if_created_at(&self.core, &who, key, rev, &r.value, lease).await?;
         if !ok {
             return Err(RequestError::ElectionNotLeader.into());
         }
@@ -78,8 +82,9 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        let who = self.core.caller(&request)?;
         let prefix = recipe::prefix(&request.into_inner().name);
-        let kv = recipe::holder(&self.core, &prefix)
+        let kv = recipe::holder(&self.core, &who, &prefix)
             .await?
             .ok_or(RequestError::ElectionNoLeader)?;
         let revision = self.core.state.store().current_revision();
@@ -95,7 +100,9 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let who = self.core.caller(&request)?;
         let prefix = recipe::prefix(&request.into_inner().name);
+        recipe::check_prefix_read(&self.core, &who, &prefix)?;
         let core = self.core.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let mut observer = Observer {
@@ -117,11 +124,12 @@ impl Election for ElectionService {
         &self,
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        let who = self.core.caller(&request)?;
         let leader = request
             .into_inner()
             .leader
             .ok_or(RequestError::MissingLeaderKey)?;
-        let header = recipe::delete_key(&self.core, &leader.key, leader.rev).await?;
+        let header = recipe::delete_key(&self.core, &who, &leader.key, leader.rev).await?;
         Ok(Response::new(ResignResponse {
             header: self.core.complete(header),
         }))

@@ -87,6 +87,9 @@ pub enum RequestError {
     /// A request a learner does not serve (writes, linearizable reads).
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    /// Refused by auth (etcd's texts and codes, see [`crate::auth::AuthError`]).
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// An RPC detcd does not serve yet.
     #[error("{0} is not implemented by detcd yet")]
     Unimplemented(&'static str),
@@ -109,6 +112,7 @@ impl RequestError {
             NotLeader | BadLeaderTransferee => Code::FailedPrecondition,
             Unimplemented(_) => Code::Unimplemented,
             Membership(e) => e.code(),
+            Auth(e) => e.code(),
             NotSupportedForLearner => Code::Unavailable,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             SessionExpired | MissingLeaderKey | ElectionNotLeader | ElectionNoLeader => {

@@ -10,6 +10,7 @@
 use super::apply::Applied;
 use super::core::ServerCore;
 use super::error::RequestError;
+use crate::auth::PermKind;
 use crate::io::clock;
 use crate::pb::detcdpb::internal_request::Request as Internal;
 use crate::pb::detcdpb::lease_forward_client::LeaseForwardClient;
@@ -148,6 +149,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let who = self.core.caller(&request)?;
         let mut r = request.into_inner();
         if r.ttl > MAX_LEASE_TTL {
             return Err(RequestError::LeaseTtlTooLarge.into());
@@ -161,7 +163,7 @@ impl Lease for LeaseService {
                 }
             };
         }
-        match self.core.propose(Internal::LeaseGrant(r)).await? {
+        match self.core.propose(&who, Internal::LeaseGrant(r)).await? {
             Applied::LeaseGrant(mut resp) => {
                 if self.is_leader() {
                     self.core.clock().renew(resp.id, resp.ttl, clock::now());
@@ -177,11 +179,9 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        match self
-            .core
-            .propose(Internal::LeaseRevoke(request.into_inner()))
-            .await?
-        {
+        let who = self.core.caller(&request)?;
+        let revoke = Internal::LeaseRevoke(request.into_inner());
+        match self.core.propose(&who, revoke).await? {
             Applied::LeaseRevoke(mut resp) => {
                 resp.header = self.core.complete(resp.header);
                 Ok(Response::new(resp))
@@ -216,7 +216,20 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let mut resp = self.time_to_live(request.into_inner()).await?;
+        let who = self.core.caller(&request)?;
+        let r = request.into_inner();
+        if r.keys {
+            // Listing a lease's keys needs read permission on each (etcd 3.5's rule).
+            let keys: Vec<Vec<u8>> = match self.core.state.leases().get(r.id) {
+                Some(lease) => lease.keys.iter().cloned().collect(),
+                None => Vec::new(),
+            };
+            self.core.check_read(&who, |auth, who| {
+                keys.iter()
+                    .try_for_each(|k| auth.check_op(who, PermKind::Read, k, &[]))
+            })?;
+        }
+        let mut resp = self.time_to_live(r).await?;
         resp.header = self.core.complete(resp.header);
         Ok(Response::new(resp))
     }
@@ -328,7 +341,7 @@ pub async fn run_expiry(core: Arc<ServerCore>) {
                     return;
                 }
                 let revoke = Internal::LeaseRevoke(LeaseRevokeRequest { id });
-                if let Err(e) = core.propose(revoke).await {
+                if let Err(e) = core.propose_own(revoke).await {
                     tracing::debug!(lease = id, error = %e, "revoking an expired lease failed");
                 }
             });

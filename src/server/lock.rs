@@ -26,11 +26,13 @@ impl LockService {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let who = self.core.caller(&request)?;
         let r = request.into_inner();
         let key = recipe::own_key(&r.name, r.lease);
-        let (created, _) = recipe::create_key(&self.core, &key, b"", r.lease).await?;
-        let guard = recipe::AbandonGuard::new(self.core.clone(), key.clone(), created);
-        recipe::wait_for_turn(&self.core, &recipe::prefix(&r.name), &key, created).await?;
+        let (created, _) = recipe::create_key(&self.core, &who, &key, b"", r.lease).await?;
+        let guard = recipe::AbandonGuard::new(self.core.clone(), who.clone(), key.clone(), created);
+        let prefix = recipe::prefix(&r.name);
+        recipe::wait_for_turn(&self.core, &who, &prefix, &key, created).await?;
         guard.disarm();
         let revision = self.core.state.store().current_revision();
         Ok(Response::new(LockResponse {
@@ -43,7 +45,8 @@ impl Lock for LockService {
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
-        let header = recipe::delete_key(&self.core, &request.into_inner().key, 0).await?;
+        let who = self.core.caller(&request)?;
+        let header = recipe::delete_key(&self.core, &who, &request.into_inner().key, 0).await?;
         Ok(Response::new(UnlockResponse {
             header: self.core.complete(header),
         }))

@@ -2,7 +2,8 @@
 //! run time in debug and test builds.
 //!
 //! The order is [`Rank::Store`] → [`Rank::Leases`] → [`Rank::Membership`] → [`Rank::Alarms`] →
-//! [`Rank::Expiry`] (the store lock, the lease-table, member-table and alarm locks of
+//! [`Rank::Auth`] → [`Rank::Tokens`] → [`Rank::Expiry`] (the store lock, the lease-table,
+//! member-table, alarm, auth and token locks of
 //! [`ReplicatedState`](super::apply::ReplicatedState), then the leader's expiry clock of
 //! [`ServerCore`](super::core::ServerCore)): while holding one of them a thread may only take a
 //! lock of a higher rank. Taking the same lock twice is out of order too — a std `RwLock` queues
@@ -30,6 +31,10 @@ pub enum Rank {
     Membership,
     /// `ReplicatedState::alarms`.
     Alarms,
+    /// `ReplicatedState::auth` (users, roles, the auth switch).
+    Auth,
+    /// `ReplicatedState::tokens` (the member's live auth tokens).
+    Tokens,
     /// `ServerCore::expiry` (the leader's lease clock).
     Expiry,
 }

@@ -123,6 +123,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
+        let who = self.core.caller(&request)?;
         let r = request.into_inner();
         // etcd's alarm responses carry no header (its applier builds them bare); clients and
         // etcdctl's printers expect that.
@@ -142,7 +143,7 @@ impl Maintenance for MaintenanceService {
                 alarms,
             }));
         }
-        match self.core.propose(Internal::Alarm(r)).await? {
+        match self.core.propose(&who, Internal::Alarm(r)).await? {
             Applied::Alarm(resp) => Ok(Response::new(resp)),
             other => {
                 Err(RequestError::Internal(format!("unexpected apply result {other:?}")).into())
@@ -180,8 +181,9 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        self.core.admin(&request)?;
         // The store's write lock keeps apply and every reader (and so every backend read view)
         // away while the file is rewritten.
         let store = self.core.state.store_mut();
@@ -195,7 +197,8 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(DefragmentResponse { header: None }))
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.core.admin(&request)?;
         // As etcd commits its backend first: the hash covers everything applied so far.
         let export = self.settled_export().await?;
         let revision = self.core.state.store().current_revision();
@@ -213,6 +216,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        self.core.admin(&request)?;
         let (planned, revision) = self.plan_hash(request.into_inner().revision)?;
         let (hash, compact_revision) = snapshot::off_task(move || planned.compute())
             .await
@@ -228,8 +232,9 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.core.admin(&request)?;
         let export = self.settled_export().await?;
         let header = self.core.header(self.core.state.store().current_revision());
         Ok(Response::new(snapshot_stream(export, header)))

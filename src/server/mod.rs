@@ -7,6 +7,7 @@
 
 pub mod alarm;
 pub mod apply;
+pub mod auth;
 #[cfg(not(madsim))]
 mod authority;
 pub mod auto_compact;
@@ -32,7 +33,6 @@ pub mod snapshot;
 #[cfg(not(madsim))]
 pub mod tls;
 pub mod txn;
-pub mod unserved;
 pub mod validate;
 pub mod watch;
 
@@ -265,7 +265,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         heard_from: heard_from.clone(),
         strict_reconfig: config.strict_reconfig_check,
         dialer,
+        client_cert_auth: config.client_tls.client_cert_auth,
+        bcrypt_cost: config.auth.bcrypt_cost,
     });
+    core.state.auth.set_token_ttl(config.auth.token_ttl);
 
     let mut tasks = Vec::new();
     for listener in peer_listeners {
@@ -280,7 +283,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         ))
         .max_decoding_message_size(MAX_PEER_MESSAGE);
         let forward = LeaseForwardServer::new(lease::LeaseService::new(core.clone()));
-        let members = ClusterServer::new(cluster::ClusterService::new(core.clone()));
+        let members = ClusterServer::new(cluster::ClusterService::for_peers(core.clone()));
         let router = listen::server()
             .add_service(service)
             .add_service(forward)
@@ -416,7 +419,7 @@ async fn serve_clients(
             LeaseServer::new(lease::LeaseService::new(core.clone()))
                 .max_decoding_message_size(limit),
         )
-        .add_service(AuthServer::new(unserved::Unserved))
+        .add_service(AuthServer::new(auth::AuthService::new(core.clone())))
         .add_service(
             LockServer::new(lock::LockService::new(core.clone())).max_decoding_message_size(limit),
         )

@@ -9,6 +9,7 @@
 use super::apply::Applied;
 use super::core::ServerCore;
 use super::error::RequestError;
+use crate::auth::{AuthInfo, AuthStore, PermKind};
 use crate::mvcc::KeyValue;
 use crate::pb::detcdpb::internal_request::Request as Internal;
 use crate::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
@@ -56,9 +57,14 @@ fn compare_create(key: &[u8], revision: i64) -> Compare {
     }
 }
 
-/// Runs a txn through raft.
-pub async fn txn(core: &ServerCore, t: TxnRequest) -> Result<TxnResponse, RequestError> {
-    match core.propose(Internal::Txn(t)).await? {
+/// Runs a txn through raft as `who` (the recipes act with their client's permissions, as
+/// etcd's do).
+pub async fn txn(
+    core: &ServerCore,
+    who: &AuthInfo,
+    t: TxnRequest,
+) -> Result<TxnResponse, RequestError> {
+    match core.propose(who, Internal::Txn(t)).await? {
         Applied::Txn(resp) => Ok(resp),
         other => Err(RequestError::Internal(format!("unexpected {other:?}"))),
     }
@@ -68,6 +74,7 @@ pub async fn txn(core: &ServerCore, t: TxnRequest) -> Result<TxnResponse, Reques
 /// whether it already existed (with its value).
 pub async fn create_key(
     core: &ServerCore,
+    who: &AuthInfo,
     key: &[u8],
     value: &[u8],
     lease: i64,
@@ -84,6 +91,7 @@ pub async fn create_key(
     };
     let resp = txn(
         core,
+        who,
         TxnRequest {
             compare: vec![compare_create(key, 0)],
             success: vec![RequestOp {
@@ -110,6 +118,7 @@ pub async fn create_key(
 /// Puts `value` on `key` only if its create revision is still `revision`; false otherwise.
 pub async fn put_if_created_at(
     core: &ServerCore,
+    who: &AuthInfo,
     key: &[u8],
     revision: i64,
     value: &[u8],
@@ -123,6 +132,7 @@ pub async fn put_if_created_at(
     };
     let resp = txn(
         core,
+        who,
         TxnRequest {
             compare: vec![compare_create(key, revision)],
             success: vec![RequestOp {
@@ -138,6 +148,7 @@ pub async fn put_if_created_at(
 /// Deletes `key` only if its create revision is still `revision` (0: unconditionally).
 pub async fn delete_key(
     core: &ServerCore,
+    who: &AuthInfo,
     key: &[u8],
     revision: i64,
 ) -> Result<Option<ResponseHeader>, RequestError> {
@@ -152,6 +163,7 @@ pub async fn delete_key(
     };
     let resp = txn(
         core,
+        who,
         TxnRequest {
             compare,
             success: vec![RequestOp {
@@ -166,17 +178,34 @@ pub async fn delete_key(
 
 /// The key under `prefix` with the lowest create revision (the holder / leader), read
 /// linearizably.
-pub async fn holder(core: &ServerCore, prefix: &[u8]) -> Result<Option<KeyValue>, RequestError> {
+pub async fn holder(
+    core: &ServerCore,
+    who: &AuthInfo,
+    prefix: &[u8],
+) -> Result<Option<KeyValue>, RequestError> {
     core.linearizable_read().await?;
+    check_prefix_read(core, who, prefix)?;
     let store = core.state.store();
     let all = store.range(prefix, &prefix_end(prefix), 0, 0)?;
     Ok(all.kvs.into_iter().min_by_key(|kv| kv.create_revision))
+}
+
+/// Refuses `who` unless it may read every key under `prefix`.
+pub fn check_prefix_read(
+    core: &ServerCore,
+    who: &AuthInfo,
+    prefix: &[u8],
+) -> Result<(), RequestError> {
+    let end = prefix_end(prefix);
+    let read = |auth: &AuthStore, who: &AuthInfo| auth.check_op(who, PermKind::Read, prefix, &end);
+    Ok(core.check_read(who, read)?)
 }
 
 /// Waits until the contender whose key was created at `mine` holds the lowest create revision
 /// under `prefix`. Fails if its key disappears meanwhile (its lease expired or was revoked).
 pub async fn wait_for_turn(
     core: &Arc<ServerCore>,
+    who: &AuthInfo,
     prefix: &[u8],
     key: &[u8],
     mine: i64,
@@ -189,7 +218,7 @@ pub async fn wait_for_turn(
         let changed = core.state.revision_changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        match holder(core, prefix).await? {
+        match holder(core, who, prefix).await? {
             Some(kv) if kv.create_revision == mine && kv.key == key => return Ok(()),
             Some(_) => {}
             None => return Err(RequestError::SessionExpired),
@@ -212,6 +241,7 @@ pub async fn wait_for_turn(
 /// disconnected), as etcd's recipes do.
 pub struct AbandonGuard {
     core: Arc<ServerCore>,
+    who: AuthInfo,
     key: Vec<u8>,
     revision: i64,
     armed: bool,
@@ -219,9 +249,10 @@ pub struct AbandonGuard {
 
 impl AbandonGuard {
     /// Guards the key created at `revision`.
-    pub fn new(core: Arc<ServerCore>, key: Vec<u8>, revision: i64) -> Self {
+    pub fn new(core: Arc<ServerCore>, who: AuthInfo, key: Vec<u8>, revision: i64) -> Self {
         AbandonGuard {
             core,
+            who,
             key,
             revision,
             armed: true,
@@ -237,13 +268,14 @@ impl AbandonGuard {
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
         if self.armed {
-            let (core, key, revision) = (
+            let (core, who, key, revision) = (
                 self.core.clone(),
+                std::mem::take(&mut self.who),
                 std::mem::take(&mut self.key),
                 self.revision,
             );
             tokio::spawn(async move {
-                let _ = delete_key(&core, &key, revision).await;
+                let _ = delete_key(&core, &who, &key, revision).await;
             });
         }
     }

@@ -11,8 +11,10 @@
 //! A stream's watchers live until the client drops the response stream (or it errors); a client
 //! that only half-closes its request side keeps receiving events, as with etcd.
 
+use super::auth::identity::Credentials;
 use super::core::ServerCore;
 use super::range::to_proto;
+use crate::auth::{AuthInfo, AuthStore, PermKind};
 use crate::mvcc::{Event, EventKind, MvccError};
 use crate::pb::etcdserverpb::watch_create_request::FilterType;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
@@ -39,6 +41,9 @@ const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 const WATCH_PAGE_RECORDS: usize = 1000;
 #[cfg(madsim)]
 const WATCH_PAGE_RECORDS: usize = 3;
+/// The cancel reason of a watch its sender may not read (etcd's, a gRPC error's text).
+const PERMISSION_DENIED: &str =
+    "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
 /// The id etcd puts on responses that belong to no watcher (progress replies).
 const NO_WATCH_ID: i64 = -1;
 
@@ -63,8 +68,10 @@ impl Watch for WatchService {
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let credentials = self.core.credentials(&request);
         let session = Session {
             core: self.core.clone(),
+            credentials,
             out: tx,
             watchers: BTreeMap::new(),
             next_id: 0,
@@ -81,6 +88,8 @@ type Out = mpsc::Sender<Result<WatchResponse, Status>>;
 /// One client stream and its watchers.
 struct Session {
     core: Arc<ServerCore>,
+    /// What the stream presented: each create is checked as its sender is then.
+    credentials: Credentials,
     out: Out,
     watchers: BTreeMap<i64, JoinHandle<()>>,
     next_id: i64,
@@ -149,6 +158,18 @@ impl Session {
                 })
                 .await;
         }
+        if !self.permitted(&c) {
+            return self
+                .send(WatchResponse {
+                    header: Some(self.core.header(revision)),
+                    watch_id: id,
+                    created: true,
+                    canceled: true,
+                    cancel_reason: PERMISSION_DENIED.into(),
+                    ..Default::default()
+                })
+                .await;
+        }
         let next = if c.start_revision > 0 {
             c.start_revision
         } else {
@@ -174,6 +195,17 @@ impl Session {
         }
         self.watchers.insert(id, tokio::spawn(watcher.run()));
         true
+    }
+
+    /// Whether the stream's sender may read what `c` watches (etcd checks at creation).
+    fn permitted(&self, c: &WatchCreateRequest) -> bool {
+        let Ok(who) = self.core.identify(&self.credentials) else {
+            return false;
+        };
+        let read = |auth: &AuthStore, who: &AuthInfo| {
+            auth.check_op(who, PermKind::Read, &c.key, &c.range_end)
+        };
+        self.core.check_read(&who, read).is_ok()
     }
 
     async fn cancel(&mut self, id: i64) -> bool {

@@ -53,16 +53,19 @@ pub enum Bucket {
     Members,
     /// Raised alarms.
     Alarm,
+    /// Users, roles and the auth switch.
+    Auth,
 }
 
 impl Bucket {
     /// Every bucket, in a fixed order.
-    pub const ALL: [Bucket; 5] = [
+    pub const ALL: [Bucket; 6] = [
         Bucket::Key,
         Bucket::Meta,
         Bucket::Lease,
         Bucket::Members,
         Bucket::Alarm,
+        Bucket::Auth,
     ];
 
     /// A one-byte name of the bucket for encodings (never 0).
@@ -73,6 +76,7 @@ impl Bucket {
             Bucket::Lease => 3,
             Bucket::Members => 4,
             Bucket::Alarm => 5,
+            Bucket::Auth => 6,
         }
     }
 
@@ -88,6 +92,7 @@ impl Bucket {
             Bucket::Lease => "lease",
             Bucket::Members => "members",
             Bucket::Alarm => "alarm",
+            Bucket::Auth => "auth",
         })
     }
 }
