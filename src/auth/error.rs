@@ -56,8 +56,9 @@ pub enum AuthError {
     /// RoleGrantPermission without a permission.
     #[error("etcdserver: permission not given")]
     PermissionNotGiven,
-    /// A password given for a user added with `--no-password`.
-    #[error("etcdserver: authentication failed, password was given for no password user")]
+    /// A password given for a user added with `--no-password` (etcd has no gRPC error for
+    /// it: it reaches clients as `Unknown` with the auth package's text).
+    #[error("auth: authentication failed, password was given for no password user")]
     NoPasswordUser,
 }
 
@@ -70,10 +71,11 @@ impl AuthError {
             | AuthError::RoleEmpty
             | AuthError::AuthFailed
             | AuthError::AuthOldRevision
-            | AuthError::NoPasswordUser
-            | AuthError::PermissionNotGiven => Code::InvalidArgument,
+            | AuthError::PermissionNotGiven
+            | AuthError::InvalidAuthMgmt => Code::InvalidArgument,
             AuthError::PermissionDenied => Code::PermissionDenied,
             AuthError::InvalidAuthToken => Code::Unauthenticated,
+            AuthError::NoPasswordUser => Code::Unknown,
             _ => Code::FailedPrecondition,
         }
     }

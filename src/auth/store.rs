@@ -252,7 +252,10 @@ impl AuthStore {
                     Some(existing) => existing.kind = permission.kind,
                     None => entry.permissions.push(permission.clone()),
                 }
-                entry.permissions.sort();
+                // etcd keeps a role's permissions ordered by key, then range end.
+                entry
+                    .permissions
+                    .sort_by(|a, b| (&a.key, &a.range_end).cmp(&(&b.key, &b.range_end)));
             }
             AuthChange::RoleRevokePermission {
                 role,

@@ -80,23 +80,12 @@ pub struct Cli {
     /// identify secure client using this TLS key file
     #[arg(long, global = true, env = "ETCDCTL_KEY", default_value = "")]
     pub key: String,
-    /// accepted for compatibility (authentication is not supported)
-    #[arg(
-        long,
-        global = true,
-        env = "ETCDCTL_USER",
-        default_value = "",
-        hide = true
-    )]
+    /// username[:password] for authentication (prompt if password is not supplied)
+    #[arg(long, global = true, env = "ETCDCTL_USER", default_value = "")]
     pub user: String,
-    /// accepted for compatibility (authentication is not supported)
-    #[arg(
-        long,
-        global = true,
-        env = "ETCDCTL_PASSWORD",
-        default_value = "",
-        hide = true
-    )]
+    /// password for authentication (if this option is used, --user option shouldn't include
+    /// password)
+    #[arg(long, global = true, env = "ETCDCTL_PASSWORD", default_value = "")]
     pub password: String,
     /// skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)
     #[arg(long, global = true, env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY", num_args = 0..=1,
@@ -157,6 +146,15 @@ pub enum Command {
     /// Membership related commands
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Enable or disable authentication
+    #[command(subcommand)]
+    Auth(super::cli_auth::AuthCommand),
+    /// User related commands
+    #[command(subcommand)]
+    User(super::cli_auth::UserCommand),
+    /// Role related commands
+    #[command(subcommand)]
+    Role(super::cli_auth::RoleCommand),
     /// Endpoint related commands
     Endpoint(EndpointArgs),
     /// Transfers leadership to another etcd cluster member.

@@ -38,7 +38,10 @@ async fn keep_alive_loop(mut conn: Conn, lease: i64, ttl: i64, done: oneshot::Se
             continue;
         }
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-        let Ok(resp) = LeaseClient::new(ch).lease_keep_alive(stream).await else {
+        let Ok(resp) = LeaseClient::new(ch)
+            .lease_keep_alive(super::conn::authorized(stream))
+            .await
+        else {
             conn.fail_over();
             continue;
         };
@@ -205,7 +208,7 @@ async fn observe(
 ) -> CtlResult {
     let ch = conn.channel(None).await.map_err(CtlError::Failed)?;
     let mut stream = ElectionClient::new(ch)
-        .observe(LeaderRequest { name })
+        .observe(super::conn::authorized(LeaderRequest { name }))
         .await
         .map_err(|s| CtlError::Failed(status_text(&s)))?
         .into_inner();

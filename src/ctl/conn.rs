@@ -2,16 +2,71 @@
 //! dialled within `--dial-timeout` or answers `Unavailable`), unary calls bounded by
 //! `--command-timeout` (failing as `context deadline exceeded`, like clientv3), and
 //! unbounded waits for the long-running commands (watch, keep-alive, lock, elect).
+//!
+//! With `--user`, the first connection authenticates and every request then carries the token
+//! (as clientv3 does, under the `token` metadata key; see [`authorized`]); a request refused for
+//! an invalid token or an old auth revision authenticates again and is retried once. The token
+//! is process-wide: detcdctl runs one command, as one user, per process.
 
 use super::error::{is_connection_failure, status_text};
 use super::tls::ClientTls;
+use crate::pb::etcdserverpb::{auth_client::AuthClient, AuthenticateRequest};
 use std::future::Future;
+use std::sync::RwLock;
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
 /// The text clientv3 reports when the command timeout expires.
 pub const DEADLINE: &str = "context deadline exceeded";
+
+/// The token every request carries once `--user` authenticated.
+static TOKEN: RwLock<Option<String>> = RwLock::new(None);
+
+/// `message` as a request carrying the token, if there is one.
+pub fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let token = TOKEN.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(value) = token.and_then(|t| t.parse().ok()) {
+        request.metadata_mut().insert("token", value);
+    }
+    request
+}
+
+/// Set when `--user` could not authenticate: etcdctl then fails creating its client, with
+/// ExitBadConnection.
+static AUTHENTICATION_FAILED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `--user` failed to authenticate.
+pub fn authentication_failed() -> bool {
+    AUTHENTICATION_FAILED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn set_token(token: Option<String>) {
+    *TOKEN.write().unwrap_or_else(|e| e.into_inner()) = token;
+}
+
+fn has_token() -> bool {
+    TOKEN.read().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
+/// Whether a refusal is cured by authenticating again (clientv3's rule).
+fn needs_new_token(s: &tonic::Status) -> bool {
+    matches!(
+        s.message(),
+        "etcdserver: invalid auth token" | "etcdserver: revision of auth store is old"
+    )
+}
+
+/// A user name and password (`--user`, `--password`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
 
 /// A client over the configured endpoints.
 #[derive(Clone)]
@@ -22,6 +77,7 @@ pub struct Conn {
     next: usize,
     channel: Option<Channel>,
     tls: ClientTls,
+    credentials: Option<Credentials>,
 }
 
 impl Conn {
@@ -34,7 +90,14 @@ impl Conn {
             next: 0,
             channel: None,
             tls: ClientTls::default(),
+            credentials: None,
         }
+    }
+
+    /// The same client, authenticating as `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Conn {
+        self.credentials = credentials;
+        self
     }
 
     /// The same client, dialling with `tls`.
@@ -50,7 +113,9 @@ impl Conn {
 
     /// A client over other endpoints, with the same timeouts.
     pub fn with_endpoints(&self, endpoints: Vec<String>) -> Conn {
-        Conn::new(endpoints, self.dial_timeout, self.command_timeout).with_tls(self.tls.clone())
+        Conn::new(endpoints, self.dial_timeout, self.command_timeout)
+            .with_tls(self.tls.clone())
+            .with_credentials(self.credentials.clone())
     }
 
     /// A client for one endpoint only, with the same timeouts.
@@ -87,6 +152,7 @@ impl Conn {
                     .endpoint(&ep)?
                     .configure(|e| e.connect_timeout(limit));
                 if let Ok(Ok(ch)) = tokio::time::timeout(limit, endpoint.connect()).await {
+                    self.authenticate(&ch).await?;
                     self.channel = Some(ch.clone());
                     return Ok(ch);
                 }
@@ -101,6 +167,42 @@ impl Conn {
             }
             tokio::time::sleep(pause).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// With `--user`, connects and authenticates now (etcdctl does so when it creates its
+    /// client, before a command reads its input); a failure is ExitBadConnection.
+    pub async fn authenticate_now(&mut self) -> Result<(), super::error::CtlError> {
+        if self.credentials.is_some() {
+            let deadline = self.deadline();
+            self.channel(Some(deadline))
+                .await
+                .map_err(super::error::CtlError::BadConnection)?;
+        }
+        Ok(())
+    }
+
+    /// Gets a token over `ch` if `--user` was given and there is none yet.
+    async fn authenticate(&self, ch: &Channel) -> Result<(), String> {
+        let (Some(c), false) = (&self.credentials, has_token()) else {
+            return Ok(());
+        };
+        let request = AuthenticateRequest {
+            name: c.user.clone(),
+            password: c.password.clone(),
+        };
+        let mut client = AuthClient::new(ch.clone());
+        let call = client.authenticate(request);
+        match tokio::time::timeout(self.command_timeout, call).await {
+            Ok(Ok(resp)) => {
+                set_token(Some(resp.into_inner().token));
+                Ok(())
+            }
+            Ok(Err(s)) => {
+                AUTHENTICATION_FAILED.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(status_text(&s))
+            }
+            Err(_) => Err(DEADLINE.into()),
         }
     }
 
@@ -131,6 +233,7 @@ impl Conn {
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        let mut fresh_token = false;
         loop {
             let ch = self.channel(deadline).await?;
             let result = match deadline {
@@ -153,6 +256,12 @@ impl Conn {
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(s) if needs_new_token(&s) && self.credentials.is_some() && !fresh_token => {
+                    fresh_token = true;
+                    set_token(None);
+                    let ch = self.channel(deadline).await?;
+                    self.authenticate(&ch).await?;
                 }
                 Err(s) => return Err(status_text(&s)),
             }

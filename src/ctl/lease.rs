@@ -90,7 +90,7 @@ async fn renew_once(ctx: &mut Ctx, id: i64) -> Result<LeaseKeepAliveResponse, St
         .map_err(|e| e.to_string())?;
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let mut resp = LeaseClient::new(ch)
-        .lease_keep_alive(stream)
+        .lease_keep_alive(super::conn::authorized(stream))
         .await
         .map_err(|s| super::error::status_text(&s))?
         .into_inner();

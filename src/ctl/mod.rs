@@ -19,12 +19,18 @@ macro_rules! rpc {
     ($client:ident, $method:ident, $req:expr) => {
         |ch| {
             let req = $req.clone();
-            async move { $client::new(ch).$method(req).await }
+            async move {
+                $client::new(ch)
+                    .$method($crate::ctl::conn::authorized(req))
+                    .await
+            }
         }
     };
 }
 
+pub mod auth;
 pub mod cli;
+pub mod cli_auth;
 pub mod cluster;
 pub mod concurrency;
 pub mod conn;
@@ -121,19 +127,61 @@ pub async fn main() -> u8 {
             return e.exit_code();
         }
     };
+    let credentials = match credentials(&cli.user, &cli.password) {
+        Ok(c) => c,
+        Err(e) => {
+            e.report();
+            return e.exit_code();
+        }
+    };
     let mut ctx = Ctx {
         env: std::cell::RefCell::new(Some(env::check(&matches, watch))),
-        conn: Conn::new(cli.endpoints, cli.dial_timeout, cli.command_timeout).with_tls(tls),
+        conn: Conn::new(cli.endpoints, cli.dial_timeout, cli.command_timeout)
+            .with_tls(tls)
+            .with_credentials(credentials),
         write_out: cli.write_out,
         hex: cli.hex,
     };
     match run(&mut ctx, cli.command).await {
         Ok(()) => 0,
         Err(e) => {
+            let e = match conn::authentication_failed() {
+                true => e.with_code(error::CtlError::BadConnection),
+                false => e,
+            };
             e.report();
             e.exit_code()
         }
     }
+}
+
+/// etcdctl's reading of `--user` and `--password`: `name:password`, or `name` with
+/// `--password`, or `name` alone and the password asked for.
+fn credentials(user: &str, password: &str) -> CtlResult<Option<conn::Credentials>> {
+    if user.is_empty() {
+        return Ok(None);
+    }
+    let (user, password) = match (password.is_empty(), user.split_once(':')) {
+        (true, Some((name, password))) => (name.to_owned(), password.to_owned()),
+        (true, None) => {
+            eprint!("Password: ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| error::CtlError::Failed(e.to_string()))?;
+            (
+                user.to_owned(),
+                line.trim_end_matches(['\n', '\r']).to_owned(),
+            )
+        }
+        (false, Some(_)) => {
+            return Err(error::CtlError::BadArgs(format!(
+                "username contains ':' while --password is given: {user}"
+            )))
+        }
+        (false, None) => (user.to_owned(), password.to_owned()),
+    };
+    Ok(Some(conn::Credentials { user, password }))
 }
 
 async fn run(ctx: &mut Ctx, command: Command) -> CtlResult {
@@ -156,6 +204,9 @@ async fn run(ctx: &mut Ctx, command: Command) -> CtlResult {
         Command::Lock(a) => concurrency::lock(ctx, a).await,
         Command::Elect(a) => concurrency::elect(ctx, a).await,
         Command::Member(command) => member::run(ctx, command).await,
+        Command::Auth(command) => auth::auth(ctx, command).await,
+        Command::User(command) => auth::user(ctx, command).await,
+        Command::Role(command) => auth::role(ctx, command).await,
         Command::Endpoint(a) => {
             if a.cluster {
                 member::use_cluster_endpoints(ctx).await?;

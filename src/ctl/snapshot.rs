@@ -86,7 +86,7 @@ pub async fn save(ctx: &mut Ctx, args: &[String]) -> CtlResult {
         let channel = ctx.conn.channel(Some(deadline)).await?;
         let mut stream = MaintenanceClient::new(channel)
             .max_decoding_message_size(usize::MAX)
-            .snapshot(SnapshotRequest {})
+            .snapshot(super::conn::authorized(SnapshotRequest {}))
             .await
             .map_err(|s| super::error::status_text(&s))?
             .into_inner();

@@ -325,6 +325,7 @@ pub async fn run(ctx: &mut Ctx, a: TxnArgs) -> CtlResult {
         ));
     }
     let display = ctx.display()?;
+    ctx.conn.authenticate_now().await?;
     let req = read_txn(&mut std::io::stdin().lock(), a.interactive)?;
     let resp = ctx
         .conn

@@ -159,7 +159,10 @@ async fn watch_stream(
         return Ok(Some(0));
     }
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let mut resp = match WatchClient::new(ch).watch(stream).await {
+    let mut resp = match WatchClient::new(ch)
+        .watch(super::conn::authorized(stream))
+        .await
+    {
         Ok(r) => r.into_inner(),
         Err(_) => return Ok(Some(0)),
     };

@@ -545,3 +545,31 @@ pub fn fails(endpoints: &str, args: &[&str]) -> String {
     );
     stderr(&out)
 }
+
+/// Output with ids, terms and client-side retry noise blanked.
+pub fn normalize_ids(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("{\"level\":\"warn\""))
+        .map(|l| {
+            let mut out = l.to_string();
+            for pat in [
+                "\"cluster_id\":",
+                "\"member_id\":",
+                "\"raft_term\":",
+                "\"ClusterID\" : ",
+                "\"MemberID\" : ",
+                "\"RaftTerm\" : ",
+            ] {
+                if let Some(start) = out.find(pat) {
+                    let from = start + pat.len();
+                    let end = out[from..]
+                        .find(|c: char| !c.is_ascii_digit())
+                        .map_or(out.len(), |e| from + e);
+                    out.replace_range(from..end, "N");
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

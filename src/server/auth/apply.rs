@@ -3,8 +3,8 @@
 //! client write gets at its point in the log.
 //!
 //! Invariants: passwords arrive hashed and tokens chosen (bcrypt salts and tokens are random,
-//! so the proposer picks them and every member applies the same); an auth change other than
-//! AuthEnable needs the `root` role while auth is enabled (etcd's rule); a change is persisted
+//! so the proposer picks them and every member applies the same); every auth change needs the
+//! `root` role while auth is enabled (etcd's rule, AuthEnable included); a change is persisted
 //! in the batch of its entry; deleting a user or changing its password, and disabling auth,
 //! forget the tokens it invalidates. A client write whose proposer identified its caller at an
 //! older auth revision than the one at its point in the log fails with `revision of auth store
@@ -79,7 +79,7 @@ pub fn apply(
     match AuthRequest::decode(bytes)? {
         AuthRequest::Change(change) => {
             state.auth.update(|auth| -> Result<(), AuthError> {
-                if let (Some(who), false) = (who, change == AuthChange::Enable) {
+                if let Some(who) = who {
                     auth.check_admin(who)?;
                 }
                 auth.apply(&change)?;

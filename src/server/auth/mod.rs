@@ -117,7 +117,7 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthEnableRequest>,
     ) -> Result<Response<pb::AuthEnableResponse>, Status> {
-        let who = self.core.caller(&request)?;
+        let who = self.admin(&request)?;
         let header = Some(self.change(&who, AuthChange::Enable).await?);
         Ok(Response::new(pb::AuthEnableResponse { header }))
     }
