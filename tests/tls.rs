@@ -365,3 +365,57 @@ fn peers_replicate_over_tls_and_refuse_a_foreign_certificate() {
     let log = std::fs::read_to_string(dir.path().join("m2.log")).unwrap_or_default();
     assert!(log.contains("TLS handshake failed"), "{log}");
 }
+
+/// With `--client-cert-auth` and auth enabled, the certificate's common name is the user when
+/// no token is given (etcd's rule), for the real etcdctl and for detcdctl.
+#[test]
+fn a_client_certificate_names_the_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Authority::new(dir.path(), "ca");
+    let (server_crt, server_key) = ca.sign("server", "detcd");
+    let (root_crt, root_key) = ca.sign("root", "root");
+    let (alice_crt, alice_key) = ca.sign("alice", "alice");
+    let member = TlsMember::start(dir.path(), &server_crt, &server_key, &ca.ca_file());
+    let ep = member.endpoint.clone();
+    let flags = |crt: &str, key: &str| {
+        vec![
+            format!("--cacert={}", ca.ca_file()),
+            format!("--cert={crt}"),
+            format!("--key={key}"),
+        ]
+    };
+    let (root, alice) = (flags(&root_crt, &root_key), flags(&alice_crt, &alice_key));
+    wait_until(Duration::from_secs(30), || {
+        etcdctl(&ep, &root, &["endpoint", "health"])
+            .status
+            .success()
+    });
+    for args in [
+        &["user", "add", "root:pw"][..],
+        &["user", "add", "alice", "--no-password"],
+        &["role", "add", "reader"],
+        &["role", "grant-permission", "reader", "read", "k"],
+        &["user", "grant-role", "alice", "reader"],
+        &["put", "k", "v"],
+        &["auth", "enable"],
+    ] {
+        let out = etcdctl(&ep, &root, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    for tool in [etcdctl, detcdctl] {
+        let got = tool(&ep, &alice, &["get", "k", "--print-value-only"]);
+        assert_eq!(stdout(&got), "v\n", "{}", stderr(&got));
+        let denied = tool(&ep, &alice, &["put", "k", "w"]);
+        assert!(!denied.status.success());
+        assert!(
+            stderr(&denied).contains("etcdserver: permission denied"),
+            "{}",
+            stderr(&denied)
+        );
+        let put = tool(&ep, &root, &["put", "k", "v"]);
+        assert_eq!(stdout(&put), "OK\n", "{}", stderr(&put));
+        // A token overrides the certificate: alice with root's password is refused.
+        let wrong = tool(&ep, &alice, &["--user=root:nope", "get", "k"]);
+        assert!(!wrong.status.success());
+    }
+}

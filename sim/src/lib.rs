@@ -5,12 +5,13 @@
 //! Modules: [`cluster`] (members as nodes, kill/crash/restart), [`faults`] (seeded schedules),
 //! [`workload`] (clients recording a [`history`]), [`checkers`] (one property each, with
 //! [`linearizability`] the main one), [`runner`] (one seed end to end; quota runs add the
-//! operator of `quota_operator`), [`trace`].
+//! operator of `quota_operator`; every run ends with the [`auth_phase`]), [`trace`].
 
 #[cfg(not(madsim))]
 compile_error!("detcd-sim only means something in a simulator build: use scripts/sim.sh or RUSTFLAGS=\"--cfg madsim\"");
 
 mod absence;
+pub mod auth_phase;
 mod backups;
 pub mod checkers;
 pub mod cluster;

@@ -3,6 +3,7 @@
 //! (liveness phase), read every key, and run every checker. The verdict carries a hash of the
 //! whole trace so a replay can be compared bit for bit.
 
+use crate::auth_phase;
 use crate::backups;
 use crate::checkers::{
     availability, convergence, coordination as coordination_checks, elections, served_revision,
@@ -424,6 +425,20 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     trace.event("coordination phase over; all healed".into());
+    let auth_node = handle
+        .create_node()
+        .name("auth")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 10, 1)))
+        .build();
+    let auth = auth_node
+        .spawn(auth_phase::run(members))
+        .await
+        .unwrap_or_default();
+    failures.extend(auth.violations.iter().map(|v| format!("auth: {v}")));
+    trace.event(format!(
+        "auth phase: {} permitted writes, {} refused (permitted ones: {:?})",
+        auth.permitted_ok, auth.refused, auth.permitted_refusals
+    ));
 
     let states = match convergence::check(&cluster, Duration::from_secs(30)).await {
         Ok(states) => states,

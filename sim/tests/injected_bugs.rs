@@ -250,3 +250,13 @@ fn a_member_voting_twice_in_a_term_is_caught() {
         SeedOptions::new(0).chaos,
     );
 }
+
+#[test]
+fn a_txn_compare_read_without_permission_is_caught() {
+    assert_caught_within(
+        Bug::AuthSkipsTxnCompare,
+        Some("auth"),
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
+}
