@@ -54,6 +54,36 @@ struct Args {
     /// Keys one `scan` reads.
     #[arg(long, default_value_t = 1000)]
     scan_keys: u64,
+    /// `name:password`: authenticate once, then send every request with the token.
+    #[arg(long)]
+    user: Option<String>,
+}
+
+/// The token every request carries (`--user`).
+type Token = Option<tonic::metadata::AsciiMetadataValue>;
+
+/// `message` as a request with `token`.
+fn with<T>(token: &Token, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(t) = token {
+        request.metadata_mut().insert("token", t.clone());
+    }
+    request
+}
+
+/// A token for `user` (`name:password`) from the server behind `channel`.
+async fn authenticate(
+    channel: Channel,
+    user: &str,
+) -> Result<Token, Box<dyn std::error::Error + Send + Sync>> {
+    use detcd::pb::etcdserverpb::{auth_client::AuthClient, AuthenticateRequest};
+    let (name, password) = user.split_once(':').ok_or("--user wants name:password")?;
+    let request = AuthenticateRequest {
+        name: name.into(),
+        password: password.into(),
+    };
+    let token = AuthClient::new(channel).authenticate(request).await?;
+    Ok(Some(token.into_inner().token.parse()?))
 }
 
 fn key(i: u64, size: usize) -> Vec<u8> {
@@ -67,7 +97,7 @@ fn key(i: u64, size: usize) -> Vec<u8> {
 async fn connect(
     endpoints: &[String],
     n: usize,
-) -> Result<Vec<KvClient<Channel>>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Vec<Channel>, Box<dyn std::error::Error + Send + Sync>> {
     let settings = detcd::raft::dial::TlsClientSettings {
         skip_verify: true,
         ..Default::default()
@@ -77,7 +107,7 @@ async fn connect(
     for i in 0..n {
         let ep = &endpoints[i % endpoints.len()];
         let channel = dialer.endpoint(ep)?.connect().await?;
-        out.push(KvClient::new(channel).max_decoding_message_size(usize::MAX));
+        out.push(channel);
     }
     Ok(out)
 }
@@ -94,17 +124,25 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     let endpoints: Vec<String> = args.endpoints.split(',').map(str::to_string).collect();
-    let clients = connect(&endpoints, args.conns.max(1)).await?;
+    let channels = connect(&endpoints, args.conns.max(1)).await?;
+    let token = match &args.user {
+        Some(user) => authenticate(channels[0].clone(), user).await?,
+        None => None,
+    };
+    let clients: Vec<KvClient<Channel>> = channels
+        .into_iter()
+        .map(|ch| KvClient::new(ch).max_decoding_message_size(usize::MAX))
+        .collect();
     let value = vec![b'v'; args.val_size];
     if matches!(args.workload, Workload::Range | Workload::RangeSerializable) {
         let mut c = clients[0].clone();
         for i in 0..args.key_space.min(1000) {
-            c.put(PutRequest {
+            let put = PutRequest {
                 key: key(i, args.key_size).into(),
                 value: value.clone().into(),
                 ..Default::default()
-            })
-            .await?;
+            };
+            c.put(with(&token, put)).await?;
         }
     }
     let next = Arc::new(AtomicU64::new(0));
@@ -116,6 +154,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let next = next.clone();
         let errors = errors.clone();
         let value = value.clone();
+        let token = token.clone();
         let (total, key_size, key_space, workload, scan_keys) = (
             args.total,
             args.key_size,
@@ -133,32 +172,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 let k = key(n.wrapping_mul(2_654_435_761) % key_space.max(1), key_size);
                 let t = Instant::now();
                 let ok = match workload {
-                    Workload::Put => client
-                        .put(PutRequest {
+                    Workload::Put => {
+                        let put = PutRequest {
                             key: k.into(),
                             value: value.clone().into(),
                             ..Default::default()
-                        })
-                        .await
-                        .is_ok(),
-                    Workload::Range | Workload::RangeSerializable => client
-                        .range(RangeRequest {
+                        };
+                        client.put(with(&token, put)).await.is_ok()
+                    }
+                    Workload::Range | Workload::RangeSerializable => {
+                        let get = RangeRequest {
                             key: key(n % key_space.clamp(1, 1000), key_size).into(),
                             serializable: matches!(workload, Workload::RangeSerializable),
                             ..Default::default()
-                        })
-                        .await
-                        .is_ok(),
+                        };
+                        client.range(with(&token, get)).await.is_ok()
+                    }
                     Workload::Scan => {
                         let from = n.wrapping_mul(2_654_435_761) % key_space.max(1);
-                        client
-                            .range(RangeRequest {
-                                key: key(from, key_size).into(),
-                                range_end: key(from + scan_keys, key_size).into(),
-                                ..Default::default()
-                            })
-                            .await
-                            .is_ok()
+                        let scan = RangeRequest {
+                            key: key(from, key_size).into(),
+                            range_end: key(from + scan_keys, key_size).into(),
+                            ..Default::default()
+                        };
+                        client.range(with(&token, scan)).await.is_ok()
                     }
                 };
                 lat.push(t.elapsed());

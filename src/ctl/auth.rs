@@ -19,6 +19,16 @@ fn bad_args(text: &str) -> CtlError {
     CtlError::BadArgs(text.into())
 }
 
+/// The one name argument of `command` (etcdctl's error when there is not exactly one).
+fn one_name<'a>(args: &'a [String], command: &str, what: &str) -> CtlResult<&'a String> {
+    match args {
+        [name] => Ok(name),
+        _ => Err(CtlError::BadArgs(format!(
+            "{command} command requires {what} name as its argument"
+        ))),
+    }
+}
+
 /// Runs one auth RPC (`rpc!(AuthClient, method, request)`), answering `-w json` with the
 /// header (and `extra` fields) and `-w simple` with `simple`'s text.
 async fn call<T, F, Fut>(ctx: &mut Ctx, rpc: F) -> CtlResult<T>
@@ -124,11 +134,7 @@ pub async fn user(ctx: &mut Ctx, command: UserCommand) -> CtlResult {
             new_user_password,
             no_password,
         } => {
-            let [arg] = args.as_slice() else {
-                return Err(bad_args(
-                    "user add command requires user name as its argument",
-                ));
-            };
+            let arg = one_name(&args, "user add", "user")?;
             let (name, password) = if no_password {
                 (arg.clone(), String::new())
             } else if !new_user_password.is_empty() {
@@ -158,11 +164,7 @@ pub async fn user(ctx: &mut Ctx, command: UserCommand) -> CtlResult {
             )
         }
         UserCommand::Delete { args } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "user delete command requires user name as its argument",
-                ));
-            };
+            let name = one_name(&args, "user delete", "user")?;
             let request = pb::AuthUserDeleteRequest { name: name.clone() };
             let resp = call(ctx, rpc!(AuthClient, user_delete, request)).await?;
             print(
@@ -173,11 +175,7 @@ pub async fn user(ctx: &mut Ctx, command: UserCommand) -> CtlResult {
             )
         }
         UserCommand::Get { args, detail } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "user get command requires user name as its argument",
-                ));
-            };
+            let name = one_name(&args, "user get", "user")?;
             let request = pb::AuthUserGetRequest { name: name.clone() };
             let resp = call(ctx, rpc!(AuthClient, user_get, request)).await?;
             let mut simple = format!("User: {name}\n");
@@ -217,11 +215,7 @@ pub async fn user(ctx: &mut Ctx, command: UserCommand) -> CtlResult {
             )
         }
         UserCommand::Passwd { args, interactive } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "user passwd command requires user name as its argument",
-                ));
-            };
+            let name = one_name(&args, "user passwd", "user")?;
             let password = match interactive {
                 true => read_password(Some("Password of new user: "))?,
                 false => read_password(None)?,
@@ -335,11 +329,7 @@ fn perm_range(key: &str, end: Option<&String>, prefix: bool, from_key: bool) -> 
 pub async fn role(ctx: &mut Ctx, command: RoleCommand) -> CtlResult {
     match command {
         RoleCommand::Add { args } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "role add command requires role name as its argument",
-                ));
-            };
+            let name = one_name(&args, "role add", "role")?;
             let request = pb::AuthRoleAddRequest { name: name.clone() };
             let resp = call(ctx, rpc!(AuthClient, role_add, request)).await?;
             print(
@@ -350,11 +340,7 @@ pub async fn role(ctx: &mut Ctx, command: RoleCommand) -> CtlResult {
             )
         }
         RoleCommand::Delete { args } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "role delete command requires role name as its argument",
-                ));
-            };
+            let name = one_name(&args, "role delete", "role")?;
             let request = pb::AuthRoleDeleteRequest { role: name.clone() };
             let resp = call(ctx, rpc!(AuthClient, role_delete, request)).await?;
             print(
@@ -365,11 +351,7 @@ pub async fn role(ctx: &mut Ctx, command: RoleCommand) -> CtlResult {
             )
         }
         RoleCommand::Get { args } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "role get command requires role name as its argument",
-                ));
-            };
+            let name = one_name(&args, "role get", "role")?;
             let request = pb::AuthRoleGetRequest { role: name.clone() };
             let resp = call(ctx, rpc!(AuthClient, role_get, request)).await?;
             let perms = resp.perm.iter().map(perm_json).collect();

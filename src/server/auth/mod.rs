@@ -84,7 +84,8 @@ fn new_token(counter: u64) -> String {
     format!("{letters}.{counter}")
 }
 
-fn permission_of(p: &authpb::Permission) -> Permission {
+/// A permission from the wire.
+pub fn permission_of(p: &authpb::Permission) -> Permission {
     let kind = match authpb::permission::Type::try_from(p.perm_type) {
         Ok(authpb::permission::Type::Write) => PermKind::Write,
         Ok(authpb::permission::Type::Readwrite) => PermKind::ReadWrite,

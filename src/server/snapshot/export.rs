@@ -10,11 +10,13 @@
 use prost::Message as _;
 use serde::Serialize;
 
-use super::StoredLease;
+use super::{auth_buckets, StoredLease};
 use crate::mvcc::{compaction_to_etcd, record_to_etcd, stored_compaction};
 use crate::pb::etcdserverpb::AlarmMember;
 use crate::server::apply::ReplicatedState;
-use crate::server::backend_state::{alarm_of_key, consistent_index, lease_of_pair, membership_in};
+use crate::server::backend_state::{
+    alarm_of_key, auth_in, consistent_index, lease_of_pair, membership_in,
+};
 use crate::storage::backend::Pair;
 use crate::storage::bolt::write::{BucketSource, PairIter};
 use crate::storage::{Bucket, ReadView, StorageError};
@@ -102,7 +104,9 @@ impl EtcdExport {
                 pairs.sort();
                 pairs
             }
-            "auth" => vec![(b"authRevision".to_vec(), 1u64.to_be_bytes().to_vec())],
+            "auth" => auth_buckets::to_buckets(&auth_in(&self.view)?).0,
+            "authUsers" => auth_buckets::to_buckets(&auth_in(&self.view)?).1,
+            "authRoles" => auth_buckets::to_buckets(&auth_in(&self.view)?).2,
             "cluster" => vec![(b"clusterVersion".to_vec(), CLUSTER_VERSION.into())],
             "lease" => {
                 let mut pairs = Vec::new();

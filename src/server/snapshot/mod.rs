@@ -10,6 +10,7 @@
 //! it; the file is written and hashed as it is sent, never held whole in memory (on the server,
 //! at most a few chunks and the page plan of [`crate::storage::bolt::write`]).
 
+pub mod auth_buckets;
 pub mod export;
 pub mod restore;
 

@@ -22,12 +22,15 @@ use std::path::{Path, PathBuf};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
-use super::{StoredLease, HASH_BYTES};
+use super::{auth_buckets, StoredLease, HASH_BYTES};
+use crate::auth::AuthStore;
 use crate::io::{Disk, DiskError, RandomFile};
 use crate::mvcc::Store;
 use crate::mvcc::{compaction_from_etcd, compaction_pair, record_from_etcd};
 use crate::pb::etcdserverpb::AlarmMember;
-use crate::server::backend_state::{alarm_key, consistent_index_pair, lease_pair, membership_pair};
+use crate::server::backend_state::{
+    alarm_key, auth_pair, consistent_index_pair, lease_pair, membership_pair,
+};
 use crate::server::membership::Membership;
 use crate::server::{BACKEND_CACHE_BYTES, BACKEND_FILE};
 use crate::storage::bolt::read::BoltFile;
@@ -150,8 +153,8 @@ pub fn verify_hash(path: &Path) -> Result<(), SnapshotError> {
 }
 
 /// A pair of the snapshot's bucket `bucket` in detcd's form, or `None` for what a restore
-/// leaves out (the old member table, cluster version, auth until it exists, and meta, which is
-/// written afresh).
+/// leaves out (the old member table, cluster version, the auth buckets, read beforehand, and
+/// meta, which is written afresh).
 fn convert(bucket: &[u8], k: &[u8], v: &[u8]) -> Result<Option<BucketPair>, String> {
     Ok(match bucket {
         b"key" => {
@@ -194,18 +197,30 @@ pub fn restore(
     let status = status(path)?;
     let bolt = BoltFile::open(open(path)?)?;
     let mut compacted = None;
+    let mut auth = AuthStore::default();
     for (name, root) in bolt.buckets()? {
         if name == b"meta" {
             for pair in bolt.pairs(root) {
                 let (k, v) = pair?;
                 compacted = compacted.max(compaction_from_etcd(&k, &v));
             }
+        } else if name.starts_with(b"auth") {
+            for pair in bolt.pairs(root) {
+                let (k, v) = pair?;
+                auth_buckets::from_buckets(&mut auth, &name, &k, &v).map_err(|reason| {
+                    StorageError::Corrupt {
+                        path: "snapshot".into(),
+                        offset: 0,
+                        reason,
+                    }
+                })?;
+            }
         }
     }
     refuse_existing(data_dir)?;
     let disk = Disk::new(data_dir.join("member"));
     disk.create_dir_all("snap")?;
-    let written = write_backend(&disk, &bolt, membership, compacted);
+    let written = write_backend(&disk, &bolt, membership, compacted, &auth);
     if written.is_err() {
         let _ = disk.remove(BACKEND_FILE);
     }
@@ -283,12 +298,14 @@ fn write_backend(
     bolt: &BoltFile,
     membership: &Membership,
     compacted: Option<i64>,
+    auth: &AuthStore,
 ) -> Result<(), SnapshotError> {
     let backend = Backend::open(disk, BACKEND_FILE, BACKEND_CACHE_BYTES)?;
     let buckets = bolt.buckets()?;
     let mut fixed = vec![
         (Bucket::Meta, consistent_index_pair(0)),
         (Bucket::Members, membership_pair(membership)),
+        (Bucket::Auth, auth_pair(auth)),
     ];
     if let Some(compacted) = compacted {
         fixed.push((Bucket::Meta, compaction_pair(compacted)));
