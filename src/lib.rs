@@ -5,6 +5,8 @@
 //! Layers (arrows point down, never up):
 //! ```text
 //! server   gRPC services, validation, etcd error texts, the replicated state machine,
+//!          auth on every call (callers from tokens or certificates, reads checked where
+//!          served, writes at apply),
 //!          etcd-format snapshots (the backend as etcd's buckets, restore into a data dir),
 //!          membership (etcd's rules for conf changes, bootstrap / join / restart identity),
 //!          the client connections' HTTP/2 `:authority` normalisation, TLS on the listeners
@@ -16,7 +18,8 @@
 //!          outgoing connection, TLS for `https://` URLs), ReadIndex,
 //!          membership changes applied to raft (one at a time; a removed member's node ends)
 //!   ↓
-//! auth     users, roles, key permissions and etcd's rules for them (pure state, no I/O)
+//! auth     users, roles, key permissions and etcd's rules for them, simple tokens (pure
+//!          state: no I/O, no clock of its own)
 //!   ↓
 //! mvcc     revisions, key index (in RAM), range/put/delete/txn/compact over history kept
 //!          in the storage backend

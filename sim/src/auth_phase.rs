@@ -1,7 +1,8 @@
-//! The auth phase (run once the cluster is healed, after the coordination phase): an operator
-//! sets up users and roles through the real Auth service and enables auth; a user then works
-//! through every member with a token, while the operator revokes one of its permissions; then
-//! auth is disabled again, so the checks that follow read as before.
+//! The auth phase (the last of a run, once the watchers are checked): on the healed cluster an
+//! operator sets up users and roles through the real Auth service and enables auth; a user
+//! then works through every member with a token while faults are injected and the operator
+//! revokes one of its permissions; once healed, the user works a little more, and auth is
+//! disabled again.
 //!
 //! What it checks ([`AuthLog::violations`]):
 //! * a read of a key the user may not read never succeeds;
@@ -208,68 +209,132 @@ async fn user_op(kind: u32, member: usize, token: &str) -> Result<(), tonic::Sta
     }
 }
 
-/// Runs the phase on a cluster of `members`; returns what it saw.
-pub async fn run(members: usize) -> AuthLog {
-    let mut log = AuthLog::default();
-    if let Err(e) = set_up(members).await {
-        log.violations.push(format!("setting up auth failed: {e}"));
-        return log;
+/// The phase in progress: the user's and root's tokens, and what was seen so far.
+pub struct AuthSession {
+    members: usize,
+    user: String,
+    root: String,
+    revoked: bool,
+    ops: usize,
+    /// What the phase saw.
+    pub log: AuthLog,
+}
+
+/// Sets auth up and enables it on a healthy cluster of `members`; `Err` is a violation (the
+/// cluster could not do it).
+pub async fn prepare(members: usize) -> Result<AuthSession, String> {
+    set_up(members)
+        .await
+        .map_err(|e| format!("setting up auth failed: {e}"))?;
+    let user = token(members, "u")
+        .await
+        .map_err(|e| format!("authenticating failed: {e}"))?;
+    let root = token(members, "root")
+        .await
+        .map_err(|e| format!("authenticating failed: {e}"))?;
+    Ok(AuthSession {
+        members,
+        user,
+        root,
+        revoked: false,
+        ops: 0,
+        log: AuthLog::default(),
+    })
+}
+
+/// Whether a refusal means the member no longer knows the token (it restarted).
+fn token_lost(status: &tonic::Status) -> bool {
+    status.message() == "etcdserver: invalid auth token"
+}
+
+impl AuthSession {
+    /// Revokes the user's permission on [`REVOKED`] as root; from its acknowledgement on, a
+    /// write there must fail. A retry that finds it revoked already counts as acknowledged.
+    async fn revoke(&mut self) {
+        let revoke = pb::AuthRoleRevokePermissionRequest {
+            role: "app".into(),
+            key: REVOKED.as_bytes().to_vec().into(),
+            range_end: Default::default(),
+        };
+        let root = self.root.clone();
+        let call = |ch| {
+            let req = with_token(revoke.clone(), &root);
+            async move { AuthClient::new(ch).role_revoke_permission(req).await }
+        };
+        let acked = retry(self.members, Duration::from_secs(20), call).await;
+        self.revoked = match acked {
+            Ok(_) => true,
+            Err(e) => e == "etcdserver: permission is not granted to the role",
+        };
     }
-    let (user, root) = match (token(members, "u").await, token(members, "root").await) {
-        (Ok(u), Ok(r)) => (u, r),
-        (Err(e), _) | (_, Err(e)) => {
-            log.violations.push(format!("authenticating failed: {e}"));
-            return log;
-        }
-    };
-    let mut rng = madsim::rand::thread_rng();
-    let mut revoked = false;
-    for n in 0..40 {
-        if n == 20 {
-            let revoke = pb::AuthRoleRevokePermissionRequest {
-                role: "app".into(),
-                key: REVOKED.as_bytes().to_vec().into(),
-                range_end: Default::default(),
-            };
-            let revoke = |ch| {
-                let req = with_token(revoke.clone(), &root);
-                async move { AuthClient::new(ch).role_revoke_permission(req).await }
-            };
-            let acked = retry(members, Duration::from_secs(20), revoke).await;
-            revoked = acked.is_ok();
-        }
-        let kind = rng.gen_range(0..4u32);
-        let member = rng.gen_range(0..members);
-        let result = user_op(kind, member, &user).await;
-        match (kind, result) {
-            (0, Ok(())) => log.permitted_ok += 1,
-            (1, Ok(())) => log.violations.push(format!(
-                "member {member} served a read of {SECRET} without permission"
-            )),
-            (2, Ok(())) => log.violations.push(format!(
-                "member {member} ran a txn comparing {SECRET} without read permission"
-            )),
-            (3, Ok(())) if revoked => log.violations.push(format!(
-                "member {member} wrote {REVOKED} after its permission was revoked"
-            )),
-            (_, Ok(())) => {}
-            (0, Err(e)) => {
-                log.refused += 1;
-                log.permitted_refusals.push(e.message().to_string());
+
+    /// Runs `count` of the user's operations on random members (the 20th of the phase
+    /// revokes first), authenticating again when a restarted member lost the token.
+    pub async fn work(&mut self, count: usize) {
+        let mut rng = madsim::rand::thread_rng();
+        for _ in 0..count {
+            self.ops += 1;
+            if self.ops == 20 {
+                self.revoke().await;
             }
-            (_, Err(_)) => log.refused += 1,
+            let kind = rng.gen_range(0..4u32);
+            let member = rng.gen_range(0..self.members);
+            let result = user_op(kind, member, &self.user).await;
+            let log = &mut self.log;
+            match (kind, result) {
+                (0, Ok(())) => log.permitted_ok += 1,
+                (1, Ok(())) => log.violations.push(format!(
+                    "member {member} served a read of {SECRET} without permission"
+                )),
+                (2, Ok(())) => log.violations.push(format!(
+                    "member {member} ran a txn comparing {SECRET} without read permission"
+                )),
+                (3, Ok(())) if self.revoked => log.violations.push(format!(
+                    "member {member} wrote {REVOKED} after its permission was revoked"
+                )),
+                (_, Ok(())) => {}
+                (_, Err(e)) => {
+                    log.refused += 1;
+                    if kind == 0 {
+                        log.permitted_refusals.push(e.message().to_string());
+                    }
+                    if token_lost(&e) {
+                        if let Ok(t) = token(self.members, "u").await {
+                            self.user = t;
+                        }
+                    }
+                }
+            }
         }
     }
-    if log.permitted_ok == 0 {
-        log.violations
-            .push("no permitted write succeeded: the phase checked nothing".into());
+
+    /// Ends the phase on a healed cluster: permitted writes must have succeeded, and auth is
+    /// disabled again.
+    pub async fn finish(mut self) -> AuthLog {
+        self.work(10).await;
+        if self.log.permitted_ok == 0 {
+            self.log
+                .violations
+                .push("no permitted write succeeded: the phase checked nothing".into());
+        }
+        let root = match token(self.members, "root").await {
+            Ok(t) => t,
+            Err(e) => {
+                self.log
+                    .violations
+                    .push(format!("authenticating root failed: {e}"));
+                return self.log;
+            }
+        };
+        let disable = |ch| {
+            let req = with_token(pb::AuthDisableRequest {}, &root);
+            async move { AuthClient::new(ch).auth_disable(req).await }
+        };
+        if let Err(e) = retry(self.members, Duration::from_secs(20), disable).await {
+            self.log
+                .violations
+                .push(format!("disabling auth failed: {e}"));
+        }
+        self.log
     }
-    let disable = |ch| {
-        let req = with_token(pb::AuthDisableRequest {}, &root);
-        async move { AuthClient::new(ch).auth_disable(req).await }
-    };
-    if let Err(e) = retry(members, Duration::from_secs(20), disable).await {
-        log.violations.push(format!("disabling auth failed: {e}"));
-    }
-    log
 }

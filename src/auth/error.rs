@@ -81,6 +81,19 @@ impl AuthError {
     }
 }
 
+impl AuthError {
+    /// The status etcd's Maintenance service answers a refused admin call with: the auth
+    /// package's own error, which no gRPC error stands for there (`Unknown`, `auth: ...`).
+    pub fn unconverted(&self) -> tonic::Status {
+        let text = self.to_string();
+        let text = match text.strip_prefix("etcdserver: ") {
+            Some(rest) => format!("auth: {rest}"),
+            None => text,
+        };
+        tonic::Status::unknown(text)
+    }
+}
+
 impl From<AuthError> for tonic::Status {
     fn from(e: AuthError) -> tonic::Status {
         tonic::Status::new(e.code(), e.to_string())

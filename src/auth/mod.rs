@@ -1,8 +1,8 @@
 //! Users, roles and permissions as etcd 3.4 defines them: the replicated auth state and its
-//! rules ([`store`]), permission checks over key ranges ([`perms`]) and etcd's errors
-//! ([`error`]). Pure and deterministic: no I/O, no clock, no randomness (passwords are hashed
-//! by the caller before a change is proposed). Not yet wired to the server: the Auth service,
-//! tokens and enforcement on every call come next (issue 11).
+//! rules ([`store`]), permission checks over key ranges ([`perms`]), simple tokens
+//! ([`tokens`]) and etcd's errors ([`error`]). Pure and deterministic: no I/O, no clock of its
+//! own (callers pass the time), no randomness (passwords are hashed and tokens chosen by the
+//! caller before a request is proposed). The server wires it in (`server::auth`).
 
 pub mod error;
 pub mod perms;

@@ -183,7 +183,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        self.core.admin(&request)?;
+        self.core.admin(&request).map_err(|e| e.unconverted())?;
         // The store's write lock keeps apply and every reader (and so every backend read view)
         // away while the file is rewritten.
         let store = self.core.state.store_mut();
@@ -198,7 +198,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        self.core.admin(&request)?;
+        self.core.admin(&request).map_err(|e| e.unconverted())?;
         // As etcd commits its backend first: the hash covers everything applied so far.
         let export = self.settled_export().await?;
         let revision = self.core.state.store().current_revision();
@@ -216,7 +216,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        self.core.admin(&request)?;
+        self.core.admin(&request).map_err(|e| e.unconverted())?;
         let (planned, revision) = self.plan_hash(request.into_inner().revision)?;
         let (hash, compact_revision) = snapshot::off_task(move || planned.compute())
             .await
@@ -234,7 +234,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        self.core.admin(&request)?;
+        self.core.admin(&request).map_err(|e| e.unconverted())?;
         let export = self.settled_export().await?;
         let header = self.core.header(self.core.state.store().current_revision());
         Ok(Response::new(snapshot_stream(export, header)))
