@@ -112,7 +112,8 @@ pub struct Flags {
         allow_negative_numbers = true
     )]
     pub quota_backend_bytes: i64,
-    /// Auth token provider: `simple` (etcd's default; `jwt` is not built yet).
+    /// Auth token provider: `simple` (etcd's default) or
+    /// `jwt,pub-key=<file>,priv-key=<file>,sign-method=<alg>[,ttl=<duration>]`.
     #[arg(long, env = "ETCD_AUTH_TOKEN", default_value = "simple")]
     pub auth_token: String,
     /// Seconds a simple token lives after its last use.
@@ -299,6 +300,8 @@ pub struct AuthConfig {
     pub token_ttl: Duration,
     /// `--bcrypt-cost`.
     pub bcrypt_cost: u32,
+    /// `--auth-token jwt,...`: JWT tokens instead of simple ones.
+    pub jwt: Option<crate::server::auth::jwt::JwtOptions>,
 }
 
 impl Default for AuthConfig {
@@ -306,6 +309,7 @@ impl Default for AuthConfig {
         AuthConfig {
             token_ttl: crate::auth::tokens::DEFAULT_TTL,
             bcrypt_cost: bcrypt::DEFAULT_COST,
+            jwt: None,
         }
     }
 }
@@ -352,9 +356,12 @@ pub enum ConfigError {
         /// Election timeout.
         election: u64,
     },
-    /// An `--auth-token` provider detcd does not have.
-    #[error("unknown token type {0:?}: detcd supports --auth-token simple")]
+    /// An `--auth-token` provider etcd does not have.
+    #[error("unknown token type {0:?}: --auth-token takes simple or jwt,...")]
     AuthToken(String),
+    /// Bad `--auth-token jwt,...` options.
+    #[error(transparent)]
+    Jwt(#[from] crate::server::auth::jwt::JwtError),
     /// A `--bcrypt-cost` bcrypt refuses.
     #[error("invalid bcrypt-cost: {0} (must be between 4 and 31)")]
     BcryptCost(u32),
@@ -458,9 +465,11 @@ impl Flags {
                 election: self.election_timeout,
             });
         }
-        if self.auth_token.split(',').next() != Some("simple") {
-            return Err(ConfigError::AuthToken(self.auth_token.clone()));
-        }
+        let jwt = match self.auth_token.split_once(',') {
+            _ if self.auth_token == "simple" => None,
+            Some(("jwt", options)) => Some(crate::server::auth::jwt::JwtOptions::parse(options)?),
+            _ => return Err(ConfigError::AuthToken(self.auth_token.clone())),
+        };
         if !(4..=31).contains(&self.bcrypt_cost) {
             return Err(ConfigError::BcryptCost(self.bcrypt_cost));
         }
@@ -528,6 +537,7 @@ impl Flags {
             auth: AuthConfig {
                 token_ttl: Duration::from_secs(self.auth_token_ttl),
                 bcrypt_cost: self.bcrypt_cost,
+                jwt,
             },
             name: self.name,
         })

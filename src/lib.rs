@@ -32,8 +32,10 @@
 //! io       the only module that touches files (std in production, a crash-modelling
 //!          in-memory disk in simulation)
 //! ```
-//! `pb` holds the generated protobuf code; `config` parses etcd's flags; `ctl` is detcdctl (a
-//! client of the server's API; its `snapshot status | restore` call the server layer's reader).
+//! `pb` holds the generated protobuf code; `config` parses etcd's flags; `gofmt` holds Go's
+//! formatting conventions (durations, quoting, integers) that flags and outputs follow; `ctl`
+//! is detcdctl (a client of the server's API; its `snapshot status | restore` call the server
+//! layer's reader).
 //! Simulation builds only: `fault` (injectable bugs) and `observe` (facts for the checkers).
 
 pub mod auth;
@@ -41,6 +43,7 @@ pub mod config;
 pub mod ctl;
 #[cfg(madsim)]
 pub mod fault;
+pub mod gofmt;
 pub mod io;
 pub mod lease;
 pub mod mvcc;

@@ -2,7 +2,7 @@
 //! variables) and every subcommand's flags, as clap derive types. Boolean flags take Go's
 //! optional `=true|false` form.
 
-use super::gofmt;
+use crate::gofmt;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::time::Duration;
 

@@ -4,9 +4,9 @@
 //! list, reported in completion order; any unhealthy endpoint → `unhealthy cluster`).
 
 use super::error::{CtlError, CtlResult};
-use super::gofmt::{duration_string, human_bytes};
 use super::json::{self, Obj};
 use super::{fields, Ctx};
+use crate::gofmt::{duration_string, human_bytes};
 use crate::pb::etcdserverpb::kv_client::KvClient;
 use crate::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::pb::etcdserverpb::{

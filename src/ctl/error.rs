@@ -121,7 +121,7 @@ pub fn cobra_error(e: &clap::Error) -> String {
         }
         ErrorKind::InvalidSubcommand => format!(
             "unknown command {} for \"etcdctl\"",
-            super::gofmt::quote(ctx(ContextKind::InvalidSubcommand).as_bytes())
+            crate::gofmt::quote(ctx(ContextKind::InvalidSubcommand).as_bytes())
         ),
         ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
             let flag = ctx(ContextKind::InvalidArg);
@@ -132,8 +132,8 @@ pub fn cobra_error(e: &clap::Error) -> String {
                 .unwrap_or_else(|| "invalid syntax".to_string());
             format!(
                 "invalid argument {} for {} flag: {reason}",
-                super::gofmt::quote(value.as_bytes()),
-                super::gofmt::quote(flag.as_bytes())
+                crate::gofmt::quote(value.as_bytes()),
+                crate::gofmt::quote(flag.as_bytes())
             )
         }
         _ => e

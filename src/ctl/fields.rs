@@ -1,8 +1,8 @@
 //! `-w fields`: etcdctl's `"Name" : value` lines for every response type (headers,
 //! key/values with an optional `Prev` prefix, lease, member and endpoint records).
 
-use super::gofmt::{quote, string_list};
 use super::simple::event_type;
+use crate::gofmt::{quote, string_list};
 use crate::pb::etcdserverpb::{
     response_op, AlarmResponse, DeleteRangeResponse, HashKvResponse, LeaseGrantResponse,
     LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse, MemberListResponse,

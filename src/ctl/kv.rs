@@ -4,8 +4,8 @@
 
 use super::cli::{CompactionArgs, DelArgs, GetArgs, PutArgs};
 use super::error::{CtlError, CtlResult};
-use super::gofmt::parse_int;
 use super::Ctx;
+use crate::gofmt::parse_int;
 use crate::pb::etcdserverpb::kv_client::KvClient;
 use crate::pb::etcdserverpb::range_request::{SortOrder, SortTarget};
 use crate::pb::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest};
@@ -65,7 +65,7 @@ pub fn get_request(a: &GetArgs) -> CtlResult<RangeRequest> {
         c => {
             return Err(CtlError::BadFeature(format!(
                 "unknown consistency flag {}",
-                super::gofmt::quote(c.as_bytes())
+                crate::gofmt::quote(c.as_bytes())
             )))
         }
     };

@@ -3,8 +3,8 @@
 //! every TTL/3, ending with `lease … expired or revoked.` when the server reports TTL ≤ 0).
 
 use super::error::{CtlError, CtlResult};
-use super::gofmt::parse_int;
 use super::Ctx;
+use crate::gofmt::parse_int;
 use crate::pb::etcdserverpb::lease_client::LeaseClient;
 use crate::pb::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,

@@ -83,7 +83,7 @@ fn id_arg(args: &[String]) -> CtlResult<u64> {
     let [arg] = args else {
         return Err(CtlError::BadArgs("member ID is not provided".into()));
     };
-    super::gofmt::parse_uint(arg, 16)
+    crate::gofmt::parse_uint(arg, 16)
         .map_err(|e| CtlError::BadArgs(format!("bad member ID arg ({e}), expecting ID in Hex")))
 }
 
@@ -269,17 +269,17 @@ async fn add(ctx: &mut Ctx, args: Vec<String>, peer_urls: &str, learner: bool) -
     text.push('\n');
     text.push_str(&format!(
         "ETCD_NAME={}\n",
-        super::gofmt::quote(name.as_bytes())
+        crate::gofmt::quote(name.as_bytes())
     ));
     let cluster = conf.join(",");
     text.push_str(&format!(
         "ETCD_INITIAL_CLUSTER={}\n",
-        super::gofmt::quote(cluster.as_bytes())
+        crate::gofmt::quote(cluster.as_bytes())
     ));
     let advertise = member.peer_ur_ls.join(",");
     text.push_str(&format!(
         "ETCD_INITIAL_ADVERTISE_PEER_URLS={}\n",
-        super::gofmt::quote(advertise.as_bytes())
+        crate::gofmt::quote(advertise.as_bytes())
     ));
     text.push_str("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n");
     super::display::stdout(&text);
@@ -336,7 +336,7 @@ pub async fn move_leader(ctx: &mut Ctx, args: &[String]) -> CtlResult {
             "move-leader command needs 1 argument".into(),
         ));
     };
-    let target = super::gofmt::parse_uint(arg, 16).map_err(CtlError::BadArgs)?;
+    let target = crate::gofmt::parse_uint(arg, 16).map_err(CtlError::BadArgs)?;
     let display = ctx.display()?;
     let mut leader = None;
     for ep in ctx.conn.endpoints().to_vec() {

@@ -8,7 +8,6 @@
 //! conn       endpoints, dial/command timeouts, fail-over, unary calls
 //! error      CtlError with etcdctl's exit codes; gRPC status and cobra parse-error texts
 //! display    -w dispatcher; simple / fields / json / table printers in their own files
-//! gofmt      Go formatting conventions (%q, durations, ParseInt errors, humanize)
 //! kv txn watch lease concurrency cluster maintenance snapshot   the commands
 //! ```
 //! [`main`] parses `std::env::args`, runs the command and returns the process exit code.
@@ -38,7 +37,6 @@ pub mod display;
 pub mod env;
 pub mod error;
 pub mod fields;
-pub mod gofmt;
 pub mod json;
 pub mod kv;
 pub mod lease;

@@ -2,7 +2,7 @@
 //! `key\nvalue` pairs (optionally `--hex` or value-only), `OK`, deletion counts,
 //! `SUCCESS`/`FAILURE` blocks, watch events, lease sentences and comma-joined table rows.
 
-use super::gofmt::{hex_escape, string_list};
+use crate::gofmt::{hex_escape, string_list};
 use crate::pb::etcdserverpb::{
     response_op, AlarmResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseTimeToLiveResponse, PutResponse, RangeResponse, TxnResponse,

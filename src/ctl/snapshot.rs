@@ -10,10 +10,10 @@ use futures::StreamExt as _;
 
 use super::cli::RestoreArgs;
 use super::error::{CtlError, CtlResult};
-use super::gofmt::human_bytes;
 use super::json::{self, Obj};
 use super::{display, Ctx};
 use crate::config::{initial_cluster, split_list};
+use crate::gofmt::human_bytes;
 use crate::io::Disk;
 use crate::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::pb::etcdserverpb::SnapshotRequest;

@@ -5,9 +5,9 @@
 
 use super::cli::{TxnArgs, TxnOp};
 use super::error::{CtlError, CtlResult};
-use super::gofmt::{parse_int, quote};
 use super::kv::{del_request, get_request, put_request};
 use super::Ctx;
+use crate::gofmt::{parse_int, quote};
 use crate::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::pb::etcdserverpb::kv_client::KvClient;
 use crate::pb::etcdserverpb::{request_op, Compare, RequestOp, TxnRequest};

@@ -6,9 +6,9 @@
 use super::cli::WatchArgs;
 use super::display::Display;
 use super::error::{CtlError, CtlResult};
-use super::gofmt::quote;
 use super::simple::event_type;
 use super::Ctx;
+use crate::gofmt::quote;
 use crate::pb::etcdserverpb::watch_client::WatchClient;
 use crate::pb::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest, WatchResponse};
 use std::time::Duration;

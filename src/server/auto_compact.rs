@@ -56,7 +56,7 @@ impl AutoCompaction {
             "periodic" => match retention.parse::<u64>() {
                 Ok(hours) => AutoCompaction::Periodic(Duration::from_secs(hours * 3600)),
                 Err(_) => AutoCompaction::Periodic(
-                    crate::ctl::gofmt::parse_duration(retention).map_err(|_| bad())?,
+                    crate::gofmt::parse_duration(retention).map_err(|_| bad())?,
                 ),
             },
             "revision" => AutoCompaction::Revision(retention.parse().map_err(|_| bad())?),
@@ -90,7 +90,7 @@ async fn periodic(core: Arc<ServerCore>, retention: Duration) {
     let kept = (retention.as_nanos() / sample_every.as_nanos().max(1)) as usize + 1;
     let mut samples: VecDeque<i64> = VecDeque::with_capacity(kept);
     let mut since_compaction = Duration::ZERO;
-    let label = crate::ctl::gofmt::duration_string(retention);
+    let label = crate::gofmt::duration_string(retention);
     loop {
         samples.push_back(core.state.store().current_revision());
         if samples.len() > kept {

@@ -126,6 +126,9 @@ pub enum StartError {
     /// The data directory could not be created.
     #[error("data dir: {0}")]
     DataDir(#[from] crate::io::DiskError),
+    /// The `--auth-token jwt,...` keys cannot be used.
+    #[error(transparent)]
+    Jwt(#[from] auth::jwt::JwtError),
     /// A client or peer address could not be bound.
     #[error(transparent)]
     Listen(#[from] listen::ListenError),
@@ -269,6 +272,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         bcrypt_cost: config.auth.bcrypt_cost,
     });
     core.state.auth.set_token_ttl(config.auth.token_ttl);
+    if let Some(options) = &config.auth.jwt {
+        core.state.auth.use_jwt(auth::jwt::JwtKeys::load(options)?);
+    }
 
     let mut tasks = Vec::new();
     for listener in peer_listeners {

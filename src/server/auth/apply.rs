@@ -31,7 +31,7 @@ pub enum AuthRequest {
     Authenticate {
         /// The user.
         user: String,
-        /// The token the proposer chose.
+        /// The simple token the proposer chose (empty with JWT tokens).
         token: String,
         /// The auth revision at which the proposer checked the password.
         checked_at: u64,
@@ -112,8 +112,11 @@ pub fn apply(
                     return Err(AuthError::AuthFailed.into());
                 }
             }
-            let now = tokio::time::Instant::now();
-            state.auth.tokens().assign(token, user, now);
+            // A JWT is signed by the proposer once this applied: no token to hand out here.
+            if !token.is_empty() {
+                let now = tokio::time::Instant::now();
+                state.auth.tokens().assign(token, user, now);
+            }
         }
     }
     Ok(())

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod check;
 pub mod identity;
+pub mod jwt;
 pub mod state;
 
 use self::apply::AuthRequest;
@@ -174,7 +175,11 @@ impl Auth for AuthService {
             if !matches!(matches, Ok(true)) {
                 return Err(AuthError::AuthFailed.into());
             }
-            let token = new_token(self.core.state.applied_index());
+            let jwt = self.core.state.auth.jwt();
+            let token = match jwt {
+                Some(_) => String::new(),
+                None => new_token(self.core.state.applied_index()),
+            };
             let authenticate = AuthRequest::Authenticate {
                 user: r.name.clone(),
                 token: token.clone(),
@@ -183,10 +188,16 @@ impl Auth for AuthService {
             let request = Internal::Auth(authenticate.encode().into());
             match self.core.propose(&AuthInfo::default(), request).await {
                 Ok(_) => {
+                    let token = match jwt {
+                        Some(keys) => keys
+                            .issue(&r.name, checked_at)
+                            .map_err(|e| RequestError::Internal(e.to_string()))?,
+                        None => token,
+                    };
                     return Ok(Response::new(pb::AuthenticateResponse {
                         header: Some(self.header()),
                         token,
-                    }))
+                    }));
                 }
                 Err(RequestError::Auth(AuthError::AuthOldRevision)) => continue,
                 Err(e) => return Err(e.into()),

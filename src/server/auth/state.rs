@@ -1,15 +1,16 @@
 //! The auth part of the replicated state: the auth store (users, roles, the switch) and this
-//! member's live tokens, each behind its own ranked lock ([`Rank::Auth`], then
+//! member's live simple tokens (or its JWT keys), each behind its own ranked lock ([`Rank::Auth`], then
 //! [`Rank::Tokens`]), plus a copy of the switch that the fast path reads without a lock.
 //!
 //! Invariant: `enabled` equals `store.enabled` whenever neither lock is held for writing (it
 //! is stored under the store's write lock), so a request that finds auth disabled costs one
 //! atomic load.
 
+use super::jwt::JwtKeys;
 use crate::auth::{AuthInfo, AuthStore, TokenTable};
 use crate::server::lock_rank::{Rank, Ranked};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// Users, roles and tokens of one member.
@@ -17,6 +18,8 @@ pub struct AuthState {
     store: RwLock<AuthStore>,
     tokens: Mutex<TokenTable>,
     enabled: AtomicBool,
+    /// Set with `--auth-token jwt,...`: tokens are JWTs, not entries of `tokens`.
+    jwt: OnceLock<JwtKeys>,
 }
 
 impl AuthState {
@@ -26,7 +29,18 @@ impl AuthState {
             enabled: AtomicBool::new(store.enabled),
             store: RwLock::new(store),
             tokens: Mutex::new(TokenTable::default()),
+            jwt: OnceLock::new(),
         }
+    }
+
+    /// Makes tokens JWTs signed and verified with `keys` (once, at start).
+    pub fn use_jwt(&self, keys: JwtKeys) {
+        let _ = self.jwt.set(keys);
+    }
+
+    /// The JWT keys, with `--auth-token jwt,...`.
+    pub fn jwt(&self) -> Option<&JwtKeys> {
+        self.jwt.get()
     }
 
     /// Sets how long a token lives past its last use (`--auth-token-ttl`); forgets tokens.
@@ -64,8 +78,12 @@ impl AuthState {
         })
     }
 
-    /// Who `token` identifies now: its user at the current auth revision.
+    /// Who `token` identifies now: a simple token's user at the current auth revision, or
+    /// the user and revision a JWT names.
     pub fn identify(&self, token: &str) -> Option<AuthInfo> {
+        if let Some(keys) = self.jwt() {
+            return keys.verify(token);
+        }
         let user = self.tokens().user_of(token, tokio::time::Instant::now())?;
         let revision = self.store().revision;
         Some(AuthInfo { user, revision })

@@ -1,4 +1,4 @@
-//! Go formatting conventions etcdctl's output depends on, re-implemented: `%q` quoting
+//! Go formatting conventions etcd's flags and etcdctl's output depend on, re-implemented: `%q` quoting
 //! (`strconv.Quote`), `--hex` byte escaping, `strconv.ParseInt` and `time.ParseDuration` with
 //! their error texts, `time.Duration.String()`, and go-humanize's SI byte sizes.
 
