@@ -55,6 +55,18 @@ fn print(
     Ok(())
 }
 
+/// Prints a list of names: one per line, or as the JSON field `field`.
+fn print_names(
+    ctx: &Ctx,
+    header: Option<&ResponseHeader>,
+    field: &str,
+    names: &[String],
+) -> CtlResult {
+    let simple: String = names.iter().map(|n| format!("{n}\n")).collect();
+    let json = names.iter().map(|n| super::json::string(n)).collect();
+    print(ctx, header, |o| o.list_omit(field, json), simple)
+}
+
 /// A password read as etcdctl reads one: a line from stdin (etcdctl asks the terminal when
 /// `interactive`; detcdctl reads the line either way, after the prompt).
 fn read_password(prompt: Option<&str>) -> CtlResult<String> {
@@ -205,14 +217,7 @@ pub async fn user(ctx: &mut Ctx, command: UserCommand) -> CtlResult {
                 return Err(bad_args("user list command requires no arguments"));
             }
             let resp = call(ctx, rpc!(AuthClient, user_list, pb::AuthUserListRequest {})).await?;
-            let simple: String = resp.users.iter().map(|u| format!("{u}\n")).collect();
-            let users = resp.users.iter().map(|u| super::json::string(u)).collect();
-            print(
-                ctx,
-                resp.header.as_ref(),
-                |o| o.list_omit("users", users),
-                simple,
-            )
+            print_names(ctx, resp.header.as_ref(), "users", &resp.users)
         }
         UserCommand::Passwd { args, interactive } => {
             let name = one_name(&args, "user passwd", "user")?;
@@ -368,14 +373,7 @@ pub async fn role(ctx: &mut Ctx, command: RoleCommand) -> CtlResult {
                 return Err(bad_args("role list command requires no arguments"));
             }
             let resp = call(ctx, rpc!(AuthClient, role_list, pb::AuthRoleListRequest {})).await?;
-            let simple: String = resp.roles.iter().map(|r| format!("{r}\n")).collect();
-            let roles = resp.roles.iter().map(|r| super::json::string(r)).collect();
-            print(
-                ctx,
-                resp.header.as_ref(),
-                |o| o.list_omit("roles", roles),
-                simple,
-            )
+            print_names(ctx, resp.header.as_ref(), "roles", &resp.roles)
         }
         RoleCommand::GrantPermission {
             args,
