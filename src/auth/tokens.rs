@@ -15,11 +15,17 @@ use tokio::time::Instant;
 /// etcd's default `--auth-token-ttl` (seconds).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
+/// How often [`TokenTable::assign`] drops expired tokens.
+const PURGE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The live tokens of one member.
 #[derive(Debug)]
 pub struct TokenTable {
     ttl: Duration,
     tokens: HashMap<String, Live>,
+    /// When expired tokens were last dropped (at most once a second, so handing out many
+    /// tokens stays linear).
+    purged: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -34,12 +40,16 @@ impl TokenTable {
         TokenTable {
             ttl,
             tokens: HashMap::new(),
+            purged: None,
         }
     }
 
     /// Makes `token` name `user` from `now` on.
     pub fn assign(&mut self, token: String, user: String, now: Instant) {
-        self.tokens.retain(|_, t| t.expires > now);
+        if self.purged.is_none_or(|at| now >= at + PURGE_INTERVAL) {
+            self.tokens.retain(|_, t| t.expires > now);
+            self.purged = Some(now);
+        }
         let expires = now + self.ttl;
         self.tokens.insert(token, Live { user, expires });
     }
