@@ -383,3 +383,50 @@ fn jwt_tokens_work_on_every_member_and_go_stale_on_auth_changes() {
         assert_eq!(got, "1\n");
     }
 }
+
+/// `--auth-token-ttl`: a simple token unused for longer than the TTL is refused as
+/// `invalid auth token`, while one in use lives on.
+#[test]
+fn simple_tokens_expire_after_the_ttl_unless_used() {
+    use detcd::pb::etcdserverpb::{auth_client::AuthClient, kv_client::KvClient};
+    use detcd::pb::etcdserverpb::{AuthenticateRequest, RangeRequest};
+    let c = Cluster::start_with(1, &["--auth-token-ttl=2"]);
+    let ep = c.endpoint(0);
+    for args in [&["user", "add", "root:rootpw"][..], &["auth", "enable"]] {
+        common::ok(&ep, args);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{ep}"))
+            .unwrap()
+            .connect_lazy();
+        let login = || AuthenticateRequest {
+            name: "root".into(),
+            password: "rootpw".into(),
+        };
+        let mut auth = AuthClient::new(channel.clone());
+        let idle = auth.authenticate(login()).await.unwrap().into_inner().token;
+        let busy = auth.authenticate(login()).await.unwrap().into_inner().token;
+        let get = |token: &str| {
+            let mut request = tonic::Request::new(RangeRequest {
+                key: b"k".to_vec().into(),
+                ..Default::default()
+            });
+            request
+                .metadata_mut()
+                .insert("token", token.parse().unwrap());
+            let mut kv = KvClient::new(channel.clone());
+            async move { kv.range(request).await }
+        };
+        get(&idle).await.unwrap();
+        let start = std::time::Instant::now();
+        // Use `busy` every 0.5 s, and `idle` not at all, for longer than the TTL.
+        while start.elapsed() < Duration::from_millis(2500) {
+            get(&busy).await.expect("a token in use stays valid");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let expired = get(&idle).await.expect_err("an idle token expires");
+        assert_eq!(expired.message(), "etcdserver: invalid auth token");
+        get(&busy).await.expect("a token in use stays valid");
+    });
+}
