@@ -42,7 +42,6 @@ run() { # bench args -> throughput
   "$bench" "$@" --total "$total" --clients 64 --conns 8 --endpoints "$url" |
     awk '{for(i=1;i<=NF;i++) if ($i ~ /^throughput=/) {sub("throughput=","",$i); print $i}}'
 }
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A results
 for r in $(seq 1 "$rounds"); do

@@ -45,7 +45,6 @@ for r in $(seq 1 "$rounds"); do
     stop_cluster
   done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-32s %12s %12s %8s\n' "workload (3 members, req/s)" etcd detcd ratio
 for w in put1 put64 get64 sget64; do
   e=$(echo "${results[etcd,$w]}" | median); d=$(echo "${results[detcd,$w]}" | median)

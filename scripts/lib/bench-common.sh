@@ -1,7 +1,8 @@
 # Shared by the scripts/bench-*.sh benchmarks (sourced, not run): builds detcd and the load
 # generator, makes a scratch directory removed on exit (every member or load still running in
 # the background is stopped then), and starts members of etcd or detcd.
-# Sets: bench (the load generator), work (scratch dir); launch sets launched, start_member pid.
+# Sets: bench (the load generator), work (scratch dir); launch sets launched, start_member pid;
+# median prints the median of the numbers on its input.
 bash scripts/setup.sh >/dev/null
 cargo build --release --quiet --bin detcd --bin detcd-bench
 bench=target/release/detcd-bench
@@ -80,3 +81,6 @@ last_key() { printf '%016d' $(( ($1 - 1) * 2654435761 % $2 )); }
 
 # User + system CPU ticks of process $1 so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# The median of the whitespace-separated numbers on stdin.
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -345,21 +345,17 @@ impl EtcdStateMachine {
         if let (Some(who), true) = (who, self.state.auth.enabled()) {
             auth_apply::check_write(&self.state, who, &request)?;
         }
-        if let Request::Auth(bytes) = &request {
-            auth_apply::apply(&self.state, &mut self.batch, who, bytes)?;
-            return Ok(Applied::Done);
-        }
         if alarm::cost(&request) > 0 && self.state.alarms().no_space() {
             #[cfg(madsim)]
             if crate::fault::active(crate::fault::Bug::NoSpaceKeepsWrite) {
-                let _ = self.apply_unchecked(request);
+                let _ = self.apply_unchecked(request, who);
             }
             return Err(RequestError::NoSpace);
         }
-        self.apply_unchecked(request)
+        self.apply_unchecked(request, who)
     }
 
-    fn apply_unchecked(&mut self, request: Request) -> ApplyResult {
+    fn apply_unchecked(&mut self, request: Request, who: Option<&AuthInfo>) -> ApplyResult {
         match request {
             Request::Put(p) => txn::put(
                 &mut self.state.store_mut(),
@@ -420,8 +416,10 @@ impl EtcdStateMachine {
                 }))
             }
             Request::Alarm(a) => Ok(Applied::Alarm(self.apply_alarm(&a))),
-            // Applied before the space check (auth needs no space).
-            Request::Auth(_) => Ok(Applied::Done),
+            Request::Auth(bytes) => {
+                auth_apply::apply(&self.state, &mut self.batch, who, &bytes)?;
+                Ok(Applied::Done)
+            }
             Request::MemberAttributes(a) => {
                 self.state
                     .membership_mut()

@@ -218,7 +218,7 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let who = self.core.caller(&request)?;
         let r = request.into_inner();
-        if r.keys {
+        if r.keys && self.core.state.auth.enabled() {
             // Listing a lease's keys needs read permission on each (etcd 3.5's rule).
             let keys: Vec<Vec<u8>> = match self.core.state.leases().get(r.id) {
                 Some(lease) => lease.keys.iter().cloned().collect(),

@@ -44,6 +44,13 @@ impl MaintenanceService {
         Ok((planned, store.current_revision()))
     }
 
+    /// Refuses a caller without the `root` role while auth is on, with the bare error etcd's
+    /// Maintenance service answers then (see [`crate::auth::AuthError::unconverted`]).
+    fn admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        self.core.admin(request).map_err(|e| e.unconverted())?;
+        Ok(())
+    }
+
     /// A view of the backend once it reflects every entry applied when this was called (the
     /// apply task commits its batches within a few milliseconds).
     async fn settled_export(&self) -> Result<EtcdExport, Status> {
@@ -183,7 +190,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        self.core.admin(&request).map_err(|e| e.unconverted())?;
+        self.admin(&request)?;
         // The store's write lock keeps apply and every reader (and so every backend read view)
         // away while the file is rewritten.
         let store = self.core.state.store_mut();
@@ -198,7 +205,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        self.core.admin(&request).map_err(|e| e.unconverted())?;
+        self.admin(&request)?;
         // As etcd commits its backend first: the hash covers everything applied so far.
         let export = self.settled_export().await?;
         let revision = self.core.state.store().current_revision();
@@ -216,7 +223,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        self.core.admin(&request).map_err(|e| e.unconverted())?;
+        self.admin(&request)?;
         let (planned, revision) = self.plan_hash(request.into_inner().revision)?;
         let (hash, compact_revision) = snapshot::off_task(move || planned.compute())
             .await
@@ -234,7 +241,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        self.core.admin(&request).map_err(|e| e.unconverted())?;
+        self.admin(&request)?;
         let export = self.settled_export().await?;
         let header = self.core.header(self.core.state.store().current_revision());
         Ok(Response::new(snapshot_stream(export, header)))

@@ -146,26 +146,21 @@ impl Session {
             self.next_id
         };
         let revision = self.core.state.store().current_revision();
-        if self.watchers.contains_key(&id) || id < 0 {
+        let refusal = if self.watchers.contains_key(&id) || id < 0 {
+            Some("etcdserver: duplicate watch ID")
+        } else if !self.permitted(&c) {
+            Some(PERMISSION_DENIED)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
             return self
                 .send(WatchResponse {
                     header: Some(self.core.header(revision)),
                     watch_id: id,
                     created: true,
                     canceled: true,
-                    cancel_reason: "etcdserver: duplicate watch ID".into(),
-                    ..Default::default()
-                })
-                .await;
-        }
-        if !self.permitted(&c) {
-            return self
-                .send(WatchResponse {
-                    header: Some(self.core.header(revision)),
-                    watch_id: id,
-                    created: true,
-                    canceled: true,
-                    cancel_reason: PERMISSION_DENIED.into(),
+                    cancel_reason: reason.into(),
                     ..Default::default()
                 })
                 .await;

@@ -3,7 +3,8 @@
 //! the replicated state ([`state`]).
 //!
 //! Changes go through raft (passwords hashed here, on the member the client called, before
-//! the proposal; see [`apply`]); reads of users and roles are linearizable and need the `root`
+//! the proposal, once the caller passed the admin check, which apply makes again; see
+//! [`apply`]); reads of users and roles are linearizable and need the `root`
 //! role, except a user reading itself or a role it has (etcd 3.4's rules). Authenticate checks
 //! the password here, then replicates the token it chose, so every member accepts it.
 
@@ -44,12 +45,6 @@ impl AuthService {
     fn header(&self) -> ResponseHeader {
         let revision = self.core.state.store().current_revision();
         self.core.header(revision)
-    }
-
-    /// The caller of `request`, refused unless it may manage auth (checked here before a
-    /// password is hashed; apply checks again).
-    fn admin<T>(&self, request: &Request<T>) -> Result<AuthInfo, Status> {
-        Ok(self.core.admin(request)?)
     }
 
     /// bcrypt of `password` at the member's cost, off the async threads.
@@ -119,7 +114,7 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthEnableRequest>,
     ) -> Result<Response<pb::AuthEnableResponse>, Status> {
-        let who = self.admin(&request)?;
+        let who = self.core.admin(&request)?;
         let header = Some(self.change(&who, AuthChange::Enable).await?);
         Ok(Response::new(pb::AuthEnableResponse { header }))
     }
@@ -128,7 +123,7 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthDisableRequest>,
     ) -> Result<Response<pb::AuthDisableResponse>, Status> {
-        let who = self.admin(&request)?;
+        let who = self.core.admin(&request)?;
         let header = Some(self.change(&who, AuthChange::Disable).await?);
         Ok(Response::new(pb::AuthDisableResponse { header }))
     }
@@ -209,7 +204,7 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthUserAddRequest>,
     ) -> Result<Response<pb::AuthUserAddResponse>, Status> {
-        let who = self.admin(&request)?;
+        let who = self.core.admin(&request)?;
         let r = request.into_inner();
         if r.name.is_empty() {
             return Err(AuthError::UserEmpty.into());
@@ -282,7 +277,7 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthUserChangePasswordRequest>,
     ) -> Result<Response<pb::AuthUserChangePasswordResponse>, Status> {
-        let who = self.admin(&request)?;
+        let who = self.core.admin(&request)?;
         let r = request.into_inner();
         let password_hash = match r.hashed_password.is_empty() {
             false => r.hashed_password,

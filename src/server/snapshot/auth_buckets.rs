@@ -3,7 +3,7 @@
 //! as the password, roles sorted) and `authRoles` (name → `authpb.Role`). So users, roles and
 //! the switch move between etcd and detcd with `snapshot save` and `snapshot restore`.
 //!
-//! Invariant: [`from_buckets`] of [`to_buckets`] is the state it started from (bcrypt hashes
+//! Invariant: [`from_buckets`] of [`pairs`] is the state it started from (bcrypt hashes
 //! are carried as they are: etcd's and detcd's are the same format).
 
 use crate::auth::store::{Role, User};
@@ -16,45 +16,51 @@ use prost::Message as _;
 const ENABLED: &[u8] = b"authEnabled";
 const REVISION: &[u8] = b"authRevision";
 
-/// The pairs of `auth`, `authUsers` and `authRoles` (each ascending).
-pub fn to_buckets(auth: &AuthStore) -> (Vec<Pair>, Vec<Pair>, Vec<Pair>) {
-    let mut switch = Vec::new();
-    if auth.enabled || auth.revision > 1 {
-        switch.push((ENABLED.to_vec(), vec![u8::from(auth.enabled)]));
+/// The pairs of etcd's bucket `bucket` (`auth`, `authUsers` or `authRoles`; ascending) for
+/// `auth`; none for another bucket.
+pub fn pairs(auth: &AuthStore, bucket: &str) -> Vec<Pair> {
+    match bucket {
+        "auth" => {
+            let mut switch = Vec::new();
+            if auth.enabled || auth.revision > 1 {
+                switch.push((ENABLED.to_vec(), vec![u8::from(auth.enabled)]));
+            }
+            switch.push((REVISION.to_vec(), auth.revision.to_be_bytes().to_vec()));
+            switch
+        }
+        "authUsers" => auth
+            .users
+            .iter()
+            .map(|(name, u)| {
+                let user = authpb::User {
+                    name: name.as_bytes().to_vec().into(),
+                    password: u
+                        .password_hash
+                        .clone()
+                        .unwrap_or_default()
+                        .into_bytes()
+                        .into(),
+                    roles: u.roles.iter().cloned().collect(),
+                    options: Some(authpb::UserAddOptions {
+                        no_password: u.password_hash.is_none(),
+                    }),
+                };
+                (name.as_bytes().to_vec(), user.encode_to_vec())
+            })
+            .collect(),
+        "authRoles" => auth
+            .roles
+            .iter()
+            .map(|(name, r)| {
+                let role = authpb::Role {
+                    name: name.as_bytes().to_vec().into(),
+                    key_permission: r.permissions.iter().map(permission_to_pb).collect(),
+                };
+                (name.as_bytes().to_vec(), role.encode_to_vec())
+            })
+            .collect(),
+        _ => Vec::new(),
     }
-    switch.push((REVISION.to_vec(), auth.revision.to_be_bytes().to_vec()));
-    let users = auth
-        .users
-        .iter()
-        .map(|(name, u)| {
-            let user = authpb::User {
-                name: name.as_bytes().to_vec().into(),
-                password: u
-                    .password_hash
-                    .clone()
-                    .unwrap_or_default()
-                    .into_bytes()
-                    .into(),
-                roles: u.roles.iter().cloned().collect(),
-                options: Some(authpb::UserAddOptions {
-                    no_password: u.password_hash.is_none(),
-                }),
-            };
-            (name.as_bytes().to_vec(), user.encode_to_vec())
-        })
-        .collect();
-    let roles = auth
-        .roles
-        .iter()
-        .map(|(name, r)| {
-            let role = authpb::Role {
-                name: name.as_bytes().to_vec().into(),
-                key_permission: r.permissions.iter().map(permission_to_pb).collect(),
-            };
-            (name.as_bytes().to_vec(), role.encode_to_vec())
-        })
-        .collect();
-    (switch, users, roles)
 }
 
 /// Adds one pair of bucket `bucket` (`auth`, `authUsers` or `authRoles`) to `auth`; other
@@ -134,10 +140,9 @@ mod tests {
         ] {
             auth.apply(&change).unwrap();
         }
-        let (switch, users, roles) = to_buckets(&auth);
         let mut back = AuthStore::default();
-        for (bucket, pairs) in [("auth", switch), ("authUsers", users), ("authRoles", roles)] {
-            for (k, v) in pairs {
+        for bucket in ["auth", "authUsers", "authRoles"] {
+            for (k, v) in pairs(&auth, bucket) {
                 from_buckets(&mut back, bucket.as_bytes(), &k, &v).unwrap();
             }
         }

@@ -104,9 +104,7 @@ impl EtcdExport {
                 pairs.sort();
                 pairs
             }
-            "auth" => auth_buckets::to_buckets(&auth_in(&self.view)?).0,
-            "authUsers" => auth_buckets::to_buckets(&auth_in(&self.view)?).1,
-            "authRoles" => auth_buckets::to_buckets(&auth_in(&self.view)?).2,
+            "auth" | "authUsers" | "authRoles" => auth_buckets::pairs(&auth_in(&self.view)?, name),
             "cluster" => vec![(b"clusterVersion".to_vec(), CLUSTER_VERSION.into())],
             "lease" => {
                 let mut pairs = Vec::new();
