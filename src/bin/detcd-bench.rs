@@ -57,6 +57,10 @@ struct Args {
     /// `name:password`: authenticate once, then send every request with the token.
     #[arg(long)]
     user: Option<String>,
+    /// Write every request's start (ms since the load began) and latency (ms) to this file, one
+    /// request a line, to see when slow requests happen.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
 }
 
 /// The token every request carries (`--user`).
@@ -118,6 +122,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
+}
+
+/// Writes `timed` (start since the load began, latency), sorted by start, as `--trace` wants.
+fn write_trace(path: &std::path::Path, timed: &mut [(Duration, Duration)]) -> std::io::Result<()> {
+    use std::io::Write;
+    timed.sort();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for (at, lat) in timed.iter() {
+        writeln!(
+            out,
+            "{:.3} {:.3}",
+            at.as_secs_f64() * 1e3,
+            lat.as_secs_f64() * 1e3
+        )?;
+    }
+    out.flush()
 }
 
 #[tokio::main]
@@ -198,7 +218,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         client.range(with(&token, scan)).await.is_ok()
                     }
                 };
-                lat.push(t.elapsed());
+                lat.push((t - start, t.elapsed()));
                 if !ok {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -206,11 +226,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             lat
         }));
     }
-    let mut all = Vec::new();
+    let mut timed = Vec::new();
     for t in tasks {
-        all.extend(t.await?);
+        timed.extend(t.await?);
     }
     let elapsed = start.elapsed();
+    if let Some(path) = &args.trace {
+        write_trace(path, &mut timed)?;
+    }
+    let mut all: Vec<Duration> = timed.into_iter().map(|(_, lat)| lat).collect();
     all.sort();
     println!(
         "workload={:?} total={} clients={} conns={} elapsed={:.2}s throughput={:.0} req/s errors={}",

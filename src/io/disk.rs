@@ -143,6 +143,30 @@ impl Disk {
         sync_parent(&path).map_err(|e| DiskError::new(OP, path, e))
     }
 
+    /// Removes file `rel` on a thread of its own and returns at once: for files nothing reads
+    /// any more, whose removal (tens of milliseconds for a large file, most of it the kernel
+    /// dropping its cached pages) nobody should wait for. A failure is logged; the file is then
+    /// left for the owner to find again.
+    pub fn remove_detached(&self, rel: &str) {
+        let (disk, owned) = (self.clone(), rel.to_string());
+        let spawned = std::thread::Builder::new()
+            .name("detcd-remove".into())
+            .spawn(move || disk.remove_logged(&owned));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no thread for a file removal; removing inline");
+            self.remove_logged(rel);
+        }
+    }
+
+    fn remove_logged(&self, rel: &str) {
+        match self.remove(rel) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!(error = %e, "could not remove an obsolete file");
+            }
+            _ => {}
+        }
+    }
+
     /// Renames file `from` to `to` (replacing a file there) and makes it durable.
     pub fn rename(&self, from: &str, to: &str) -> Result<(), DiskError> {
         const OP: &str = "rename";

@@ -384,6 +384,17 @@ impl Disk {
         Ok(())
     }
 
+    /// [`Disk::remove`] without a result, as production's detached removal (done at once here:
+    /// the simulation has no threads); a failure is logged and the file stays.
+    pub fn remove_detached(&self, rel: &str) {
+        match self.remove(rel) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(error = %e, "could not remove an obsolete file");
+            }
+            _ => {}
+        }
+    }
+
     /// Renames file `from` to `to` (replacing a file there), durably. The
     /// inode moves with the name, so an open `AppendFile` stays valid.
     pub fn rename(&self, from: &str, to: &str) -> Result<(), DiskError> {

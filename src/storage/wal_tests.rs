@@ -344,6 +344,18 @@ fn automatic_rotation_by_size() {
     assert_eq!(open(&disk).1, want);
 }
 
+/// The segment names once there are `n` of them (at most 10 s of waiting for detached removals).
+fn segments_once(disk: &Disk, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let names = segments(disk);
+        if names.len() == n || std::time::Instant::now() > deadline {
+            return names;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn rotate_keeps_only_the_new_segment() {
     let (_t, disk) = fresh();
@@ -357,7 +369,8 @@ fn rotate_keeps_only_the_new_segment() {
     wal.append(4, b"unsynced, superseded").unwrap();
     let base = vec![Record::new(200, "snap"), Record::new(201, "hs"), rec(11)];
     wal.rotate(&base).unwrap();
-    let names = segments(&disk);
+    // The old segments go in the background.
+    let names = segments_once(&disk, 1);
     assert_eq!(names.len(), 1, "{names:?}");
     assert_eq!(*wal.segments().start(), *wal.segments().end());
     wal.append(3, b"later-1").unwrap();
@@ -391,6 +404,7 @@ fn interrupted_rotate_discards_old_segments() {
     let base = vec![Record::new(1, "base")];
     wal.rotate(&base).unwrap();
     drop(wal);
+    assert_eq!(segments_once(&disk, 1).len(), 1);
     // Crash before the old segments were deleted: put them back.
     for (name, bytes) in &old[1..] {
         disk.write_atomic(&format!("wal/{name}"), bytes).unwrap();

@@ -49,8 +49,9 @@ impl<O: Send + 'static> RaftNode<O> {
 
     /// Every `snapshot_count` entries: once the applier has flushed that far durably, records
     /// a snapshot point there (metadata only: the state itself is in the machine's backend) and
-    /// compacts the raft log behind it.
+    /// compacts the raft log behind it, a step at each call.
     pub(super) fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
+        self.storage.compact_step()?;
         let point = self.apply.durable.min(self.handed_out);
         if point < self.last_snapshot_index + self.config.snapshot_count {
             return Ok(());
