@@ -169,3 +169,22 @@ fn what_is_not_http2_or_does_not_decode_passes_through_unchanged() {
     broken.extend(frame(0x0, 0, 1, b"after"));
     assert_eq!(rewrite(&broken, 5), broken);
 }
+
+#[test]
+fn a_connection_whose_first_block_is_valid_passes_through_unchanged() {
+    let mut encoder = Encoder::new();
+    let good = request("localhost:2379", "/etcdserverpb.KV/Put");
+    let later = request("http://127.0.0.1:2379", "/etcdserverpb.KV/Range");
+    let mut input = PREFACE.to_vec();
+    input.extend(frame(HEADERS, END_HEADERS, 1, &encode(&mut encoder, &good)));
+    input.extend(frame(0x0, END_STREAM, 1, b"\0\0\0\0\x03abc"));
+    input.extend(frame(
+        HEADERS,
+        END_HEADERS,
+        3,
+        &encode(&mut encoder, &later),
+    ));
+    for step in [1, 7, 4096] {
+        assert_eq!(rewrite(&input, step), input, "step {step}");
+    }
+}
