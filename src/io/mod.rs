@@ -72,6 +72,17 @@ impl DiskError {
 /// Normalises a root-relative path to `a/b/c` form (`""` is the root
 /// itself). Empty and `.` components are dropped; absolute paths and `..`
 /// are rejected.
+/// The end of a detached removal (`Disk::remove_detached`): a failure other than the file being
+/// gone already is logged, and the file stays for its owner to find again.
+fn log_detached_removal(result: Result<(), DiskError>) {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(error = %e, "could not remove an obsolete file");
+        }
+        _ => {}
+    }
+}
+
 pub(crate) fn normalize_rel(rel: &str) -> Result<String, std::io::Error> {
     if rel.starts_with('/') || rel.starts_with('\\') {
         return Err(invalid(format!("absolute path not allowed: {rel:?}")));

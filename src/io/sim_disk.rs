@@ -387,12 +387,7 @@ impl Disk {
     /// [`Disk::remove`] without a result, as production's detached removal (done at once here:
     /// the simulation has no threads); a failure is logged and the file stays.
     pub fn remove_detached(&self, rel: &str) {
-        match self.remove(rel) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!(error = %e, "could not remove an obsolete file");
-            }
-            _ => {}
-        }
+        super::log_detached_removal(self.remove(rel));
     }
 
     /// Renames file `from` to `to` (replacing a file there), durably. The
