@@ -6,7 +6,7 @@
 #![cfg(not(madsim))]
 
 mod common;
-use common::{etcdctl, ok, stdout, wait_until, Cluster};
+use common::{etcdctl, ok, status_fields, stdout, wait_until, Cluster};
 use std::time::Duration;
 
 fn serializable_get(c: &Cluster, member: usize, key: &str) -> String {
@@ -57,6 +57,32 @@ fn any_single_member_can_fail_and_rejoin() {
             );
         }
     }
+}
+
+/// As etcd does on SIGTERM, a leader stopped cleanly first hands leadership to a live voter:
+/// the moment it has exited the others already follow a new leader, instead of serving no
+/// writes until an election timeout (1 s) has passed.
+#[test]
+fn a_leader_stopped_cleanly_hands_leadership_over_first() {
+    let mut c = Cluster::start(3);
+    c.wait_writable();
+    let leader = c.leader_index();
+    assert!(c.terminate(leader).success());
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let ids: Vec<String> = others
+        .iter()
+        .map(|&i| status_fields(&c.endpoint(i))["MemberID"].clone())
+        .collect();
+    for &i in &others {
+        let status = status_fields(&c.endpoint(i));
+        assert!(
+            ids.contains(&status["Leader"]),
+            "member {i} follows {:?} right after the leader stopped; live members are {ids:?}",
+            status["Leader"]
+        );
+    }
+    assert!(c.log(leader).contains("leadership transfer finished"));
+    ok(&c.live_endpoints(), &["put", "after-handoff", "1"]);
 }
 
 #[test]

@@ -46,6 +46,9 @@ async fn main() -> ExitCode {
     // answers to what it applied last reach their clients: above all the MemberRemove that
     // removed it, when it was the leader that applied it.
     let linger = config.heartbeat * 10;
+    // A leader stopped cleanly first hands leadership to a voter heard from within an
+    // election timeout (a live one).
+    let recently_heard = config.election_timeout;
     let member = match detcd::server::start(config).await {
         Ok(m) => m,
         Err(e) => {
@@ -69,6 +72,7 @@ async fn main() -> ExitCode {
         }
         _ = detcd::io::signal::interrupted() => {
             tracing::info!("received a stop signal; shutting down");
+            member.core.hand_off_leadership(recently_heard).await;
             raft.stop().await;
             ExitCode::SUCCESS
         }

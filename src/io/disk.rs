@@ -20,6 +20,10 @@ use std::sync::Arc;
 
 use super::{normalize_rel, DiskError};
 
+/// Bytes a detached removal cuts off a file per step, and the pause after each step.
+const SHRINK_STEP: u64 = 4 << 20;
+const SHRINK_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Suffix of the temporary file `write_atomic` renames into place. Names
 /// ending in it are hidden from `Disk::list`.
 const ATOMIC_TMP_SUFFIX: &str = ".atomic-tmp";
@@ -144,18 +148,40 @@ impl Disk {
     }
 
     /// Removes file `rel` on a thread of its own and returns at once: for files nothing reads
-    /// any more, whose removal (an unlink and a directory fsync; 35–40 ms for two WAL segments
-    /// under a write load) nobody should wait for. A failure is logged; the file is then left
-    /// for the owner to find again.
+    /// any more, whose removal (35–40 ms for two WAL segments under a write load, done at once)
+    /// nobody should wait for; it is shrunk in steps first (`shrink_and_remove`). A failure is
+    /// logged; the file, or what is left of it, is then left for the owner to find again.
     pub fn remove_detached(&self, rel: &str) {
         let (disk, owned) = (self.clone(), rel.to_string());
         let spawned = std::thread::Builder::new()
             .name("detcd-remove".into())
-            .spawn(move || super::log_detached_removal(disk.remove(&owned)));
+            .spawn(move || super::log_detached_removal(disk.shrink_and_remove(&owned)));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "no thread for a file removal; removing inline");
             super::log_detached_removal(self.remove(rel));
         }
+    }
+
+    /// Shrinks file `rel` a step at a time, then unlinks it, without a directory fsync. One
+    /// unlink of a 100 MB segment stalled the WAL's next fsync 20–40 ms (the journal commit
+    /// waits for the whole truncation); steps of [`SHRINK_STEP`] bytes with a short pause
+    /// between them let other commits through. A crash part way leaves a shorter file or the
+    /// file itself, both obsolete, so the removal need not be durable.
+    fn shrink_and_remove(&self, rel: &str) -> Result<(), DiskError> {
+        const OP: &str = "remove";
+        let path = self.resolve(OP, rel)?;
+        let result = (|| {
+            let file = OpenOptions::new().write(true).open(&path)?;
+            let mut len = file.metadata()?.len();
+            while len > SHRINK_STEP {
+                len -= SHRINK_STEP;
+                file.set_len(len)?;
+                std::thread::sleep(SHRINK_PAUSE);
+            }
+            drop(file);
+            fs::remove_file(&path)
+        })();
+        result.map_err(|e| DiskError::new(OP, path, e))
     }
 
     /// Renames file `from` to `to` (replacing a file there) and makes it durable.

@@ -1,8 +1,8 @@
 //! File-system boundary of detcd: the only module allowed to touch a disk.
 //!
 //! Owns the [`Disk`] handle (a cheap, clonable handle rooted at a data
-//! directory) and the [`AppendFile`] and [`RandomFile`] handles it hands out. Two backends share
-//! one API:
+//! directory) and the [`AppendFile`] and [`RandomFile`] handles it hands out, and the
+//! [`Worker`] that runs disk work off the caller's task. Two backends share one API:
 //!
 //! * `disk` (`cfg(not(madsim))`): `std::fs` with real `fsync` of files and
 //!   directories.
@@ -18,6 +18,7 @@
 //!   are [`AppendFile::append`], whose bytes are durable only after a
 //!   successful [`AppendFile::sync`], and [`RandomFile`] writes and length
 //!   changes, durable only after a successful [`RandomFile::sync`].
+//!   [`Disk::remove_detached`] returns at once and its removal need not be durable.
 //! * `write_atomic` is all-or-nothing across crashes.
 //! * `list` returns names sorted bytewise and never shows `write_atomic`
 //!   temporaries.
@@ -40,6 +41,8 @@ pub use sim_disk::{crash, flip_bit, set_faults, AppendFile, Disk, DiskFaults, Ra
 
 pub mod clock;
 pub mod signal;
+mod worker;
+pub use worker::Worker;
 
 #[cfg(test)]
 mod tests;

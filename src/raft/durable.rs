@@ -101,10 +101,17 @@ impl DurableLog {
         self.disk.settle().await;
     }
 
-    /// Records in the commit mark that everything up to `commit` is committed and durable in
-    /// the WAL (the caller has synced it). A no-op unless `commit` is past the mark.
+    /// Has the commit mark record, without waiting, that everything up to `commit` is
+    /// committed and durable in the WAL (the caller has synced it). A no-op unless `commit` is
+    /// past the mark; fails if an earlier refresh of the mark failed.
     pub fn mark_committed(&mut self, commit: u64) -> Result<(), RaftError> {
         self.mark.advance(commit)?;
+        Ok(())
+    }
+
+    /// Like [`DurableLog::mark_committed`], waiting until the mark is durable (a clean stop).
+    pub fn mark_committed_now(&mut self, commit: u64) -> Result<(), RaftError> {
+        self.mark.advance_now(commit)?;
         Ok(())
     }
 

@@ -24,8 +24,8 @@
 //! everything up to the recovered commit index before it returns, so the member serves nothing
 //! older than it had acknowledged. Membership changes are applied to raft itself when they are
 //! handed out (raft needs them at once); the machine's member table follows in apply order.
-//! The commit mark ([`super::commit_mark`]) is refreshed every few ticks, after snapshots and on
-//! a clean stop.
+//! The commit mark ([`super::commit_mark`]) is refreshed every few ticks and after snapshots
+//! without waiting, and on a clean stop waiting for it.
 //!
 //! A storage failure ends the node (either task; the other follows) and records why in the
 //! shared status; the server then stops serving (the binary exits, as etcd does) rather than
@@ -373,7 +373,7 @@ impl<O: Send + 'static> RaftNode<O> {
         let (flushed, rx) = oneshot::channel();
         self.send_to_applier(ApplyWork::Stop(flushed))?;
         rx.await.map_err(|_| RaftError::Stopped)??;
-        self.durable.mark_committed(self.durable_commit)?;
+        self.durable.mark_committed_now(self.durable_commit)?;
         tracing::info!(commit = self.durable_commit, "raft node stopped cleanly");
         let _ = done.send(());
         Ok(())

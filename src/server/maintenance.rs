@@ -270,18 +270,7 @@ impl Maintenance for MaintenanceService {
             // Already the leader: nothing moves, and etcd answers with no header.
             return Ok(Response::new(MoveLeaderResponse { header: None }));
         }
-        self.core
-            .raft
-            .transfer_leader(target)
-            .await
-            .map_err(RequestError::from)?;
-        let deadline = tokio::time::Instant::now() + self.core.request_timeout;
-        while self.core.status().leader != target {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RequestError::LeaderTransferTimeout.into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.core.transfer_leadership(target).await?;
         Ok(Response::new(MoveLeaderResponse {
             header: Some(self.core.header(0)),
         }))

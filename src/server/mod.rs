@@ -20,6 +20,7 @@ pub mod error;
 #[cfg(not(madsim))]
 pub mod grpc_limit;
 pub mod kv;
+pub mod leadership;
 pub mod lease;
 pub mod listen;
 pub mod lock;

@@ -282,14 +282,8 @@ impl Cluster {
                 if self.procs[i].is_none() {
                     continue;
                 }
-                let out = etcdctl(&self.endpoint(i), &["endpoint", "status", "-w", "fields"]);
-                let text = stdout(&out);
-                let field = |name: &str| {
-                    text.lines()
-                        .find(|l| l.starts_with(&format!("\"{name}\"")))
-                        .and_then(|l| l.split(':').nth(1))
-                        .map(|v| v.trim().to_string())
-                };
+                let status = status_fields(&self.endpoint(i));
+                let field = |name: &str| status.get(name).cloned();
                 if let (Some(id), Some(leader)) = (field("MemberID"), field("Leader")) {
                     if id == leader && id != "0" {
                         found = Some(i);
@@ -334,6 +328,21 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// `etcdctl endpoint status -w fields` of one endpoint, by field name (empty if it fails).
+pub fn status_fields(endpoint: &str) -> std::collections::BTreeMap<String, String> {
+    let out = etcdctl(endpoint, &["endpoint", "status", "-w", "fields"]);
+    stdout(&out)
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            Some((
+                name.trim().trim_matches('"').to_string(),
+                value.trim().to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// The etcd binary to compare with (`ETCD_BIN` overrides `etcd`).
