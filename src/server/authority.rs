@@ -20,8 +20,9 @@
 //!
 //! A connection whose first header block needs no change passes through unchanged from then
 //! on: gRPC clients send one `:authority` for every call on a connection, and decoding and
-//! re-encoding every block cost a third of the server's CPU under a put load (the HPACK
-//! decoder builds its Huffman table for every string).
+//! re-encoding every block cost a third of the server's CPU under a put load. On connections
+//! that are rewritten, Huffman-coded strings are decoded first by [`super::hpack_raw`] (the
+//! HPACK decoder used here builds its Huffman table for every string).
 //!
 //! Invariant: the bytes h2 reads are a valid HTTP/2 stream exactly when the client's were. A
 //! header block that does not decode switches the connection to pass-through, so h2 sees the
@@ -216,7 +217,10 @@ impl Rewriter {
     /// Decodes a whole block and emits it re-encoded.
     fn finish_block(&mut self, block: Block) {
         let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let decoded = self.decoder.decode_with_cb(&block.fragment, |name, value| {
+        let Some(plain) = super::hpack_raw::without_huffman(&block.fragment) else {
+            return self.give_up(&block.raw);
+        };
+        let decoded = self.decoder.decode_with_cb(&plain, |name, value| {
             fields.push((name.into_owned(), value.into_owned()))
         });
         if decoded.is_err() {
