@@ -19,6 +19,7 @@ pub mod election;
 pub mod error;
 #[cfg(not(madsim))]
 pub mod grpc_limit;
+#[cfg(not(madsim))]
 mod hpack_raw;
 pub mod kv;
 pub mod leadership;
