@@ -9,6 +9,7 @@
 //!          served, writes at apply),
 //!          etcd-format snapshots (the backend as etcd's buckets, restore into a data dir),
 //!          membership (etcd's rules for conf changes, bootstrap / join / restart identity),
+//!          leadership moves (MoveLeader, the hand-off of a leader stopped cleanly),
 //!          the client connections' HTTP/2 `:authority` normalisation, TLS on the listeners
 //!          (rustls; certificates from the flags, generated, or reloaded when rotated)
 //!   ↓
@@ -30,7 +31,7 @@
 //!          file format (etcd's), written and read page by page
 //!   ↓
 //! io       the only module that touches files (std in production, a crash-modelling
-//!          in-memory disk in simulation)
+//!          in-memory disk in simulation), and the worker that takes disk work off a task
 //! ```
 //! `pb` holds the generated protobuf code; `config` parses etcd's flags; `gofmt` holds Go's
 //! formatting conventions (durations, quoting, integers) that flags and outputs follow; `ctl`

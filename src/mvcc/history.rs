@@ -465,12 +465,16 @@ pub(crate) fn for_each_outline(
     mut f: impl FnMut(Outline<'_>),
 ) -> Result<(), StorageError> {
     backend.read()?.for_each(Bucket::Key, |k, v| {
-        let o = outline(k, v).map_err(|reason| StorageError::Corrupt {
-            path: "snap/db".into(),
-            offset: 0,
-            reason,
-        })?;
-        f(o);
+        f(outline_of(k, v)?);
         Ok::<(), StorageError>(())
+    })
+}
+
+/// The outline of the history record stored as `key` → `value`.
+pub(crate) fn outline_of<'a>(key: &[u8], value: &'a [u8]) -> Result<Outline<'a>, StorageError> {
+    outline(key, value).map_err(|reason| StorageError::Corrupt {
+        path: "snap/db".into(),
+        offset: 0,
+        reason,
     })
 }

@@ -61,7 +61,9 @@ use serde::{Deserialize, Serialize};
 
 pub use etcd_form::{compaction_from_etcd, compaction_to_etcd, record_from_etcd, record_to_etcd};
 pub use revision::Revision;
-pub use store::{compaction_pair, stored_compaction, EventPage, PlannedHash, PlannedRange, Store};
+pub use store::{
+    compaction_pair, stored_compaction, EventPage, IndexBuilder, PlannedHash, PlannedRange, Store,
+};
 #[cfg(test)]
 pub use store::{SnapshotRecord, StoreSnapshot};
 pub use txn::WriteTxn;

@@ -51,10 +51,12 @@ use crate::mvcc::{Event, EventKind, KeyValue, MvccError};
 #[cfg(test)]
 mod checks;
 mod reads;
+mod rebuild;
 #[cfg(test)]
 mod snapshot_form;
 use crate::storage::{Backend, Batch, Bucket, ReadView, StorageError};
 pub use reads::{EventPage, PlannedHash, PlannedRange};
+pub use rebuild::IndexBuilder;
 #[cfg(test)]
 pub use snapshot_form::{SnapshotRecord, StoreSnapshot};
 
@@ -176,40 +178,9 @@ impl Store {
     pub fn open_with_leases(
         backend: Backend,
     ) -> Result<(Store, BTreeMap<Vec<u8>, i64>), StorageError> {
-        let compacted = stored_compaction(&backend.read()?)?;
-        let mut store = Store::empty(backend.clone());
-        let mut newest = 1;
-        let mut leased = BTreeMap::new();
-        let mut orphans = Vec::new();
-        history::for_each_outline(&backend, |o| {
-            store.bytes += o.size;
-            if !store.index_record(o.rev, o.key, o.tombstone) {
-                // Left by a compaction cut short: part of a key's history already deleted.
-                orphans.push(o.rev);
-                return;
-            }
-            newest = newest.max(o.rev.main);
-            if o.lease != 0 && !o.tombstone {
-                leased.insert(o.key.to_vec(), o.lease);
-            } else {
-                leased.remove(o.key);
-            }
-        })?;
-        store.current = newest.max(compacted);
-        store.compacted = compacted;
-        // Above the compaction point every record fits some key's history; one that does not
-        // is kept (unreadable, as it always was) rather than deleted.
-        let (orphans, misfits): (Vec<Revision>, Vec<Revision>) =
-            orphans.into_iter().partition(|rev| rev.main <= compacted);
-        if let Some(first) = misfits.first() {
-            tracing::warn!(count = misfits.len(), %first, "records that fit no key's history");
-        }
-        // Finishes a compaction a crash cut short (does nothing after a finished one).
-        let leftovers = store.compact_index(compacted);
-        store
-            .history
-            .remove(orphans.into_iter().chain(leftovers).collect());
-        Ok((store, leased))
+        let mut builder = IndexBuilder::new(backend.clone());
+        history::for_each_outline(&backend, |o| builder.add(o))?;
+        builder.finish()
     }
 
     /// The backend holding the history.

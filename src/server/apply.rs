@@ -30,7 +30,7 @@ use super::membership::Membership;
 use super::txn;
 use crate::auth::AuthInfo;
 use crate::lease::Lessor;
-use crate::mvcc::Store;
+use crate::mvcc::{IndexBuilder, Store};
 use crate::pb::detcdpb::{internal_request::Request, InternalRequest};
 use crate::pb::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse,
@@ -38,7 +38,7 @@ use crate::pb::etcdserverpb::{
     TxnResponse,
 };
 use crate::raft::{RestoreError, SnapshotImage, StateMachine};
-use crate::storage::{dump, Backend, Batch, StorageError};
+use crate::storage::{dump, Backend, Batch, Bucket, StorageError};
 use prost::Message as _;
 use raft::eraftpb::{ConfChangeV2, ConfState};
 use std::io::Read;
@@ -495,8 +495,17 @@ impl StateMachine for EtcdStateMachine {
             // Readers wait until the store, the tables and the index change together.
             let mut store = self.state.store_mut();
             let backend = store.backend().clone();
-            let pairs = backend.replace_all(dump::read(image)?)?;
-            let loaded = backend_state::load(backend)?;
+            // The key index is built from the history records as they go into the backend.
+            let mut key_index = IndexBuilder::new(backend.clone());
+            let image_pairs = dump::read(image)?.map(|item| {
+                let (bucket, key, value) = item?;
+                if bucket == Bucket::Key {
+                    key_index.add_record(&key, &value)?;
+                }
+                Ok((bucket, key, value))
+            });
+            let pairs = backend.replace_all(image_pairs)?;
+            let loaded = backend_state::load_indexed(backend, key_index)?;
             if loaded.consistent_index != index {
                 return Err(RestoreError::IndexMismatch {
                     image: loaded.consistent_index,

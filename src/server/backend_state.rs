@@ -19,9 +19,10 @@ use super::alarm::Alarms;
 use super::membership::Membership;
 use crate::auth::AuthStore;
 use crate::lease::Lessor;
-use crate::mvcc::Store;
+use crate::mvcc::{IndexBuilder, Store};
 use crate::raft::{ImageChunks, SnapshotImage};
 use crate::storage::{dump, Backend, Batch, Bucket, ReadView, StorageError};
+use std::collections::BTreeMap;
 
 const CONSISTENT_INDEX: &[u8] = b"consistent_index";
 const MEMBERS: &[u8] = b"members";
@@ -93,6 +94,21 @@ impl SnapshotImage for BackendImage {
 
 /// Rebuilds the replicated state from `backend`.
 pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
+    let indexed = Store::open_with_leases(backend.clone())?;
+    load_with(backend, indexed)
+}
+
+/// Rebuilds the replicated state from `backend`, whose key index `index` was fed every
+/// history record as they were stored (a snapshot image being loaded).
+pub fn load_indexed(backend: Backend, index: IndexBuilder) -> Result<Loaded, StorageError> {
+    load_with(backend, index.finish()?)
+}
+
+/// The replicated state in `backend`, given its store and the keys holding leases.
+fn load_with(
+    backend: Backend,
+    (store, leased): (Store, BTreeMap<Vec<u8>, i64>),
+) -> Result<Loaded, StorageError> {
     let view = backend.read()?;
     let consistent_index = consistent_index(&view)?;
     let membership = membership_in(&view)?;
@@ -109,8 +125,6 @@ pub fn load(backend: Backend) -> Result<Loaded, StorageError> {
         let (key, _) = item?;
         raised.push(alarm_of_key(&key)?);
     }
-    drop(view);
-    let (store, leased) = Store::open_with_leases(backend)?;
     for (key, lease) in leased {
         leases.reattach(&key, 0, lease);
     }
