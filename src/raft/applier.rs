@@ -12,7 +12,8 @@
 //!   [`ApplyProgress`]: the applied index, and the applied index of its last durable flush. The
 //!   raft task advances raft's applied index from it and compacts its log only behind the
 //!   durable one. A durable flush happens every [`MAX_UNSYNCED_ENTRIES`] applied entries (or
-//!   `--snapshot-count`, if smaller), after a restore and at a clean stop.
+//!   `--snapshot-count`, if smaller) or [`MAX_UNSYNCED_BYTES`] of entry data, after a restore
+//!   and at a clean stop.
 //! - A confirmed read is released once the applied index reaches its read index.
 //! - Entries the machine already reflects (replayed from the WAL after a restart) are skipped.
 //! - A storage failure ends the task and records why in the shared status; the raft task sees
@@ -88,6 +89,8 @@ struct Applier<S: StateMachine> {
     reported: ApplyProgress,
     /// Applied entries between two durable flushes.
     durable_every: u64,
+    /// Bytes of entry data applied since the last durable flush.
+    unsynced_bytes: u64,
     unflushed: bool,
     /// A batch was handled since the last tick.
     busy: bool,
@@ -104,6 +107,11 @@ const BATCH: usize = 512;
 /// took ~24 ms (14 MB), 2 500 take ~6 ms (3.6 MB), about etcd's commit every 100 ms at 25 000
 /// puts/s.
 const MAX_UNSYNCED_ENTRIES: u64 = 2_500;
+
+/// Most bytes of entry data applied without an fsync, whatever their count: the backend keeps
+/// the pages of non-durable commits in memory until the next durable one, so 2 500 entries of
+/// 1 MiB would have held 2.5 GB.
+const MAX_UNSYNCED_BYTES: u64 = 4 << 20;
 
 /// Spawns the apply task over `machine` (whose state is durable at its applied index) and
 /// returns the raft task's ends of its channels.
@@ -135,6 +143,7 @@ pub(crate) fn spawn<S: StateMachine>(
         at,
         reported: at,
         durable_every: snapshot_count.clamp(1, MAX_UNSYNCED_ENTRIES),
+        unsynced_bytes: 0,
         unflushed: false,
         busy: false,
         ticks: 0,
@@ -216,6 +225,7 @@ impl<S: StateMachine> Applier<S> {
                 if result.is_ok() {
                     // Changes not flushed yet are superseded by the image, which is durable.
                     self.unflushed = false;
+                    self.unsynced_bytes = 0;
                     self.at.applied = self.at.applied.max(index);
                     self.at.durable = self.at.durable.max(index);
                 }
@@ -244,7 +254,10 @@ impl<S: StateMachine> Applier<S> {
             (None, EntryType::EntryNormal) => Some(self.machine.apply(index, &entry.data)),
             (None, _) => None,
         };
-        self.unflushed |= output.is_some();
+        if output.is_some() {
+            self.unflushed = true;
+            self.unsynced_bytes += entry.data.len() as u64;
+        }
         self.at.applied = self.at.applied.max(index);
         if !fresh {
             // Skipped entries are in the backend's durable state (restart, restore).
@@ -257,13 +270,18 @@ impl<S: StateMachine> Applier<S> {
         }
     }
 
-    /// Commits the batch to the backend (durably every `durable_every` entries), releases the
-    /// reads it made servable and reports progress.
+    /// Commits the batch to the backend (durably every `durable_every` entries or
+    /// [`MAX_UNSYNCED_BYTES`] of them), releases the reads it made servable and reports
+    /// progress.
     fn finish_batch(&mut self) -> Result<(), RaftError> {
         if self.unflushed {
-            let durable = self.at.applied >= self.at.durable + self.durable_every;
+            let durable = self.at.applied >= self.at.durable + self.durable_every
+                || self.unsynced_bytes >= MAX_UNSYNCED_BYTES;
             self.machine.flush(durable)?;
             self.unflushed = false;
+            if durable {
+                self.unsynced_bytes = 0;
+            }
             #[cfg(madsim)]
             let durable = durable || crate::fault::active(crate::fault::Bug::SnapshotPastDurable);
             if durable {

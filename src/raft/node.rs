@@ -138,6 +138,8 @@ pub struct RaftNode<O> {
     config: NodeConfig,
     ticks: u64,
     last_snapshot_index: u64,
+    /// Bytes of entry data and context appended to the log since the last snapshot point.
+    log_bytes_since_point: u64,
     election_timer: ElectionTimer,
     is_learner: bool,
     /// Highest commit index whose hard state and entries are durable in the WAL.
@@ -235,6 +237,7 @@ impl<O: Send + 'static> RaftNode<O> {
             config,
             ticks: 0,
             last_snapshot_index,
+            log_bytes_since_point: 0,
             election_timer,
             is_learner: false,
             durable_commit,
@@ -487,6 +490,10 @@ impl<O: Send + 'static> RaftNode<O> {
             }
         }
         if !ready.entries().is_empty() {
+            let appended: usize = (ready.entries().iter())
+                .map(|e| e.data.len() + e.context.len())
+                .sum();
+            self.log_bytes_since_point += appended as u64;
             self.durable.append_entries(ready.entries())?;
             self.storage.append(ready.entries())?;
         }

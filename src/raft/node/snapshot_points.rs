@@ -10,6 +10,13 @@ use raft::eraftpb::Snapshot;
 use raft::Storage;
 use tokio::sync::oneshot;
 
+/// Bytes of entries the in-memory raft log may gather past a snapshot point before the next
+/// point is taken, also before `--snapshot-count` entries: with 1 KiB values the count alone
+/// let it hold 100+ MB (a quarter of the member's memory at 1 M keys). A point costs the
+/// WAL's new base segment, and followers may still catch up from the log for
+/// `--experimental-snapshot-catchup-entries` behind it.
+const LOG_BYTES_PER_POINT: u64 = 48 << 20;
+
 impl<O: Send + 'static> RaftNode<O> {
     /// Installs a snapshot from the leader: the applier restores the machine from its image
     /// (received into the inbox before raft saw the message), durably, after the entries
@@ -47,13 +54,17 @@ impl<O: Send + 'static> RaftNode<O> {
         Ok(())
     }
 
-    /// Every `snapshot_count` entries: once the applier has flushed that far durably, records
-    /// a snapshot point there (metadata only: the state itself is in the machine's backend) and
-    /// compacts the raft log behind it, a step at each call.
+    /// Every `snapshot_count` entries, or [`LOG_BYTES_PER_POINT`] bytes of them: once the
+    /// applier has flushed that far durably, records a snapshot point there (metadata only:
+    /// the state itself is in the machine's backend) and compacts the raft log behind it, a
+    /// step at each call.
     pub(super) fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
         self.storage.compact_step()?;
         let point = self.apply.durable.min(self.handed_out);
-        if point < self.last_snapshot_index + self.config.snapshot_count {
+        let by_count = point >= self.last_snapshot_index + self.config.snapshot_count;
+        let by_bytes =
+            self.log_bytes_since_point >= LOG_BYTES_PER_POINT && point > self.last_snapshot_index;
+        if !by_count && !by_bytes {
             return Ok(());
         }
         let mut snapshot = Snapshot::default();
@@ -67,6 +78,7 @@ impl<O: Send + 'static> RaftNode<O> {
         let compact_to = point.saturating_sub(self.config.catch_up_entries).max(1);
         self.storage.record_snapshot(snapshot, compact_to)?;
         self.last_snapshot_index = point;
+        self.log_bytes_since_point = 0;
         self.durable.mark_committed(self.durable_commit)?;
         tracing::info!(index = point, "saved snapshot point and compacted raft log");
         Ok(())
