@@ -12,14 +12,14 @@
 //!
 //! The node refreshes the mark every [`MARK_INTERVAL_TICKS`] ticks while the commit index moves
 //! and after each snapshot, through an [`io::Worker`](crate::io::Worker), so the raft task does
-//! not wait for it (a mark later than its index is still true); a clean stop writes it in place
+//! not wait for it (a mark written late is still true); a clean stop writes it in place
 //! and waits. A refresh that fails is reported by the next one, which ends the node. So that a
 //! refresh costs one small in-place write and `fdatasync` (no file creation, rename or
 //! directory fsync, which wait for the file system's journal: up to 42 ms measured under a
-//! write load), the file holds two slots written alternately, each `b"DMRK"`, commit index (u64 LE), CRC32 of the preceding 12
-//! bytes. The recorded mark is the larger of the slots that decode: a crash tears at most the
-//! slot being written, and the other still holds the previous mark. A one-slot file (the format
-//! before) is read as such and rewritten with two.
+//! write load), the file holds two slots written alternately, each `b"DMRK"`, commit index
+//! (u64 LE), CRC32 of the preceding 12 bytes. The recorded mark is the larger of the slots
+//! that decode: a crash tears at most the slot being written, and the other still holds the
+//! previous mark. A one-slot file (the format before) is read as such and rewritten with two.
 
 use crate::io::{Disk, RandomFile, Worker};
 use crate::storage::StorageError;
