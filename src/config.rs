@@ -277,6 +277,9 @@ pub struct ServerConfig {
     pub election_timeout: Duration,
     /// Entries between snapshots.
     pub snapshot_count: u64,
+    /// Bytes of log entries between snapshots, whatever their count (no etcd flag: the
+    /// default is [`crate::raft::DEFAULT_SNAPSHOT_BYTES`]).
+    pub snapshot_bytes: u64,
     /// Whether membership changes that could cost the quorum are refused.
     pub strict_reconfig_check: bool,
     /// Entries kept behind a snapshot.
@@ -525,6 +528,7 @@ impl Flags {
             heartbeat: Duration::from_millis(self.heartbeat_interval),
             election_timeout: Duration::from_millis(self.election_timeout),
             snapshot_count: self.snapshot_count.max(1),
+            snapshot_bytes: crate::raft::DEFAULT_SNAPSHOT_BYTES,
             strict_reconfig_check: self.strict_reconfig_check,
             catch_up_entries: self.experimental_snapshot_catchup_entries,
             max_request_bytes: self.max_request_bytes,

@@ -212,6 +212,8 @@ async fn user_op(kind: u32, member: usize, token: &str) -> Result<(), tonic::Sta
 /// The phase in progress: the user's and root's tokens, and what was seen so far.
 pub struct AuthSession {
     members: usize,
+    /// The members the user's operations go to (all, until `finish` names the serving ones).
+    targets: Vec<usize>,
     user: String,
     root: String,
     revoked: bool,
@@ -234,6 +236,7 @@ pub async fn prepare(members: usize) -> Result<AuthSession, String> {
         .map_err(|e| format!("authenticating failed: {e}"))?;
     Ok(AuthSession {
         members,
+        targets: (0..members).collect(),
         user,
         root,
         revoked: false,
@@ -278,7 +281,7 @@ impl AuthSession {
                 self.revoke().await;
             }
             let kind = rng.gen_range(0..4u32);
-            let member = rng.gen_range(0..self.members);
+            let member = self.targets[rng.gen_range(0..self.targets.len())];
             let result = user_op(kind, member, &self.user).await;
             let log = &mut self.log;
             match (kind, result) {
@@ -308,9 +311,13 @@ impl AuthSession {
         }
     }
 
-    /// Ends the phase on a healed cluster: permitted writes must have succeeded, and auth is
-    /// disabled again.
-    pub async fn finish(mut self) -> AuthLog {
+    /// Ends the phase on a healed cluster whose `serving` members (those not refused at start,
+    /// e.g. after a flipped bit) take the last operations: permitted writes must have
+    /// succeeded, and auth is disabled again.
+    pub async fn finish(mut self, serving: Vec<usize>) -> AuthLog {
+        if !serving.is_empty() {
+            self.targets = serving;
+        }
         self.work(10).await;
         if self.log.permitted_ok == 0 {
             self.log

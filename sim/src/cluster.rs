@@ -217,6 +217,9 @@ impl SimCluster {
                 heartbeat: params.heartbeat,
                 election_timeout: params.election_timeout,
                 snapshot_count: params.snapshot_count,
+                // 24–119 bytes per counted entry, around a simulated entry's size (its 16-byte
+                // context and a small request), so that points come by either rule.
+                snapshot_bytes: params.snapshot_count * (24 + params.snapshot_count % 96),
                 strict_reconfig_check: true,
                 catch_up_entries: params.catch_up_entries,
                 max_request_bytes: 1_572_864,

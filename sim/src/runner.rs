@@ -586,8 +586,12 @@ async fn auth_phase_under_faults(
     }
     let session = work.await;
     heal_and_restart(cluster).await;
+    let serving: Vec<usize> = (0..members).filter(|&i| cluster.is_serving(i)).collect();
     match session {
-        Ok(session) => node.spawn(session.finish()).await.unwrap_or_default(),
+        Ok(session) => node
+            .spawn(session.finish(serving))
+            .await
+            .unwrap_or_default(),
         Err(e) => auth_phase::AuthLog {
             violations: vec![format!("the auth phase panicked: {e}")],
             ..Default::default()

@@ -12,8 +12,8 @@
 //!   [`ApplyProgress`]: the applied index, and the applied index of its last durable flush. The
 //!   raft task advances raft's applied index from it and compacts its log only behind the
 //!   durable one. A durable flush happens every [`MAX_UNSYNCED_ENTRIES`] applied entries (or
-//!   `--snapshot-count`, if smaller) or [`MAX_UNSYNCED_BYTES`] of entry data, after a restore
-//!   and at a clean stop.
+//!   a quarter of `--snapshot-count`, if smaller) or [`MAX_UNSYNCED_BYTES`] of entry data,
+//!   after a restore and at a clean stop.
 //! - A confirmed read is released once the applied index reaches its read index.
 //! - Entries the machine already reflects (replayed from the WAL after a restart) are skipped.
 //! - A storage failure ends the task and records why in the shared status; the raft task sees
@@ -100,8 +100,8 @@ struct Applier<S: StateMachine> {
 /// Most work items handled before the applier commits and reports progress.
 const BATCH: usize = 512;
 
-/// Most applied entries the backend holds without an fsync (fewer with a smaller
-/// `--snapshot-count`): bounds the WAL replay after a crash and the stall of one durable flush,
+/// Most applied entries the backend holds without an fsync (fewer with a small
+/// `--snapshot-count`: a quarter of it): bounds the WAL replay after a crash and the stall of one durable flush,
 /// which delays every reply behind it. redb writes a non-durable commit's pages only at the
 /// next durable one, so a flush writes and syncs all of them: for entries of 1 KiB, 10 000
 /// took ~24 ms (14 MB), 2 500 take ~6 ms (3.6 MB), about etcd's commit every 100 ms at 25 000
@@ -142,7 +142,8 @@ pub(crate) fn spawn<S: StateMachine>(
         progress: progress_tx,
         at,
         reported: at,
-        durable_every: snapshot_count.clamp(1, MAX_UNSYNCED_ENTRIES),
+        // Several durable flushes per snapshot interval, so a point can come by bytes first.
+        durable_every: (snapshot_count / 4).clamp(1, MAX_UNSYNCED_ENTRIES),
         unsynced_bytes: 0,
         unflushed: false,
         busy: false,

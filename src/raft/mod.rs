@@ -18,7 +18,9 @@ pub mod status;
 pub mod storage;
 pub mod transport;
 
-pub use node::{ConfCheck, LeaderProgress, NodeConfig, NodeParts, RaftHandle, RaftNode};
+pub use node::{
+    ConfCheck, LeaderProgress, NodeConfig, NodeParts, RaftHandle, RaftNode, DEFAULT_SNAPSHOT_BYTES,
+};
 pub use status::RaftStatus;
 
 use raft::eraftpb::{ConfChangeV2, ConfState};

@@ -40,6 +40,7 @@ use super::commit_mark::MARK_INTERVAL_TICKS;
 mod conf_changes;
 mod handle;
 mod snapshot_points;
+pub use snapshot_points::DEFAULT_SNAPSHOT_BYTES;
 
 pub use handle::RaftHandle;
 
@@ -76,6 +77,8 @@ pub struct NodeConfig {
     pub heartbeat_ticks: usize,
     /// Applied entries between two snapshots (etcd's `--snapshot-count`).
     pub snapshot_count: u64,
+    /// Bytes of log entries between two snapshots, whatever their count.
+    pub snapshot_bytes: u64,
     /// Entries kept in the log behind a snapshot for slow followers.
     pub catch_up_entries: u64,
     /// Seed for election-timeout randomisation (seeded in simulation).

@@ -237,6 +237,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         election_ticks,
         heartbeat_ticks: 1,
         snapshot_count: config.snapshot_count,
+        snapshot_bytes: config.snapshot_bytes,
         catch_up_entries: config.catch_up_entries,
         seed: madsim::rand::random(),
     };

@@ -11,11 +11,11 @@ use raft::Storage;
 use tokio::sync::oneshot;
 
 /// Bytes of entries the in-memory raft log may gather past a snapshot point before the next
-/// point is taken, also before `--snapshot-count` entries: with 1 KiB values the count alone
-/// let it hold 100+ MB (a quarter of the member's memory at 1 M keys). A point costs the
-/// WAL's new base segment, and followers may still catch up from the log for
-/// `--experimental-snapshot-catchup-entries` behind it.
-const LOG_BYTES_PER_POINT: u64 = 48 << 20;
+/// point is taken, also before `--snapshot-count` entries (`NodeConfig::snapshot_bytes`):
+/// with 1 KiB values the count alone let it hold 100+ MB (a quarter of the member's memory at
+/// 1 M keys). A point costs the WAL's new base segment, and followers may still catch up
+/// from the log for `--experimental-snapshot-catchup-entries` behind it.
+pub const DEFAULT_SNAPSHOT_BYTES: u64 = 48 << 20;
 
 impl<O: Send + 'static> RaftNode<O> {
     /// Installs a snapshot from the leader: the applier restores the machine from its image
@@ -54,7 +54,7 @@ impl<O: Send + 'static> RaftNode<O> {
         Ok(())
     }
 
-    /// Every `snapshot_count` entries, or [`LOG_BYTES_PER_POINT`] bytes of them: once the
+    /// Every `snapshot_count` entries, or `snapshot_bytes` bytes of them: once the
     /// applier has flushed that far durably, records a snapshot point there (metadata only:
     /// the state itself is in the machine's backend) and compacts the raft log behind it, a
     /// step at each call.
@@ -62,8 +62,8 @@ impl<O: Send + 'static> RaftNode<O> {
         self.storage.compact_step()?;
         let point = self.apply.durable.min(self.handed_out);
         let by_count = point >= self.last_snapshot_index + self.config.snapshot_count;
-        let by_bytes =
-            self.log_bytes_since_point >= LOG_BYTES_PER_POINT && point > self.last_snapshot_index;
+        let by_bytes = self.log_bytes_since_point >= self.config.snapshot_bytes
+            && point > self.last_snapshot_index;
         if !by_count && !by_bytes {
             return Ok(());
         }
@@ -80,7 +80,12 @@ impl<O: Send + 'static> RaftNode<O> {
         self.last_snapshot_index = point;
         self.log_bytes_since_point = 0;
         self.durable.mark_committed(self.durable_commit)?;
-        tracing::info!(index = point, "saved snapshot point and compacted raft log");
+        let rule = if by_count { "entries" } else { "bytes" };
+        tracing::info!(
+            index = point,
+            rule,
+            "saved snapshot point and compacted raft log"
+        );
         Ok(())
     }
 }
