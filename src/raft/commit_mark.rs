@@ -162,11 +162,17 @@ fn decode(buf: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn mark_round_trips_and_only_moves_forward() {
+    /// An empty member directory (dropped with the returned guard).
+    fn fresh_disk() -> (tempfile::TempDir, Disk) {
         let dir = tempfile::tempdir().unwrap();
         let disk = Disk::new(dir.path());
         disk.create_dir_all("").unwrap();
+        (dir, disk)
+    }
+
+    #[test]
+    fn mark_round_trips_and_only_moves_forward() {
+        let (_dir, disk) = fresh_disk();
         let (mut mark, recorded) = CommitMark::open(disk.clone()).unwrap();
         assert_eq!(recorded, 0);
         mark.advance(42).unwrap();
@@ -178,9 +184,7 @@ mod tests {
 
     #[test]
     fn a_torn_slot_leaves_the_previous_mark() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = Disk::new(dir.path());
-        disk.create_dir_all("").unwrap();
+        let (_dir, disk) = fresh_disk();
         let (mut mark, _) = CommitMark::open(disk.clone()).unwrap();
         for commit in [5, 9, 12] {
             mark.advance(commit).unwrap();
@@ -214,9 +218,7 @@ mod tests {
 
     #[test]
     fn a_one_slot_mark_from_before_is_read_and_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = Disk::new(dir.path());
-        disk.create_dir_all("").unwrap();
+        let (_dir, disk) = fresh_disk();
         disk.write_atomic(MARK_FILE, &encode(33)).unwrap();
         let (mut mark, recorded) = CommitMark::open(disk.clone()).unwrap();
         assert_eq!(recorded, 33);
@@ -227,9 +229,7 @@ mod tests {
 
     #[test]
     fn a_damaged_mark_is_an_error_not_zero() {
-        let dir = tempfile::tempdir().unwrap();
-        let disk = Disk::new(dir.path());
-        disk.create_dir_all("").unwrap();
+        let (_dir, disk) = fresh_disk();
         let mut bytes = encode(9);
         bytes[5] ^= 1;
         disk.write_atomic(MARK_FILE, &bytes).unwrap();

@@ -44,6 +44,7 @@ impl<O: Send + 'static> RaftNode<O> {
         self.is_learner = meta.get_conf_state().learners.contains(&self.config.id);
         self.storage.install_snapshot(snapshot)?;
         self.last_snapshot_index = meta.index;
+        self.log_bytes_since_point = 0;
         self.handed_out = self.handed_out.max(meta.index);
         self.raw.raft.raft_log.applied = self.raw.raft.raft_log.applied.max(meta.index);
         tracing::info!(
