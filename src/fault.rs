@@ -68,11 +68,15 @@ pub enum Bug {
     /// A txn is checked for its ops' permissions but not its compares', so a user learns the
     /// value of a key it may not read through a compare's outcome.
     AuthSkipsTxnCompare,
+    /// A leader stopped cleanly asks raft to hand leadership over but does not wait for the
+    /// move, so raft stops before the transferee is told to campaign, and the others wait out
+    /// an election timeout with no leader.
+    HandOffNoWait,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 22] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -94,6 +98,7 @@ impl Bug {
         Bug::ConfChangeSkipQuorum,
         Bug::VoteTwice,
         Bug::AuthSkipsTxnCompare,
+        Bug::HandOffNoWait,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -120,6 +125,7 @@ impl Bug {
             Bug::ConfChangeSkipQuorum => "conf-change-skip-quorum",
             Bug::VoteTwice => "vote-twice",
             Bug::AuthSkipsTxnCompare => "auth-skips-txn-compare",
+            Bug::HandOffNoWait => "hand-off-no-wait",
         }
     }
 

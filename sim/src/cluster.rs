@@ -23,7 +23,7 @@ use detcd::server::core::ServerCore;
 use madsim::rand::Rng;
 use madsim::runtime::{Handle, NodeHandle};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +37,8 @@ thread_local! {
     static SUPERVISED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     /// Members that refused to start from damaged durable state, with the error.
     static REFUSED: RefCell<BTreeMap<usize, String>> = const { RefCell::new(BTreeMap::new()) };
+    /// Members the harness is stopping cleanly: their raft stop is not a failure to supervise.
+    static STOPPING: RefCell<BTreeSet<usize>> = const { RefCell::new(BTreeSet::new()) };
 }
 
 /// How often the supervisor looks for stopped members.
@@ -80,7 +82,9 @@ async fn run_member(i: usize, config: ServerConfig) {
             CORES.with(|c| c.borrow_mut().insert(i, member.core.clone()));
             let reason = member.core.raft.stopped().await;
             CORES.with(|c| c.borrow_mut().remove(&i));
-            if reason == detcd::raft::RaftError::Removed.to_string() {
+            if STOPPING.with(|s| s.borrow_mut().remove(&i)) {
+                // Stopped cleanly by the harness, which ends the process.
+            } else if reason == detcd::raft::RaftError::Removed.to_string() {
                 // Removed from the cluster: it stays down, as etcd exits for good.
                 REFUSED.with(|r| r.borrow_mut().insert(i, reason));
             } else {
@@ -185,6 +189,8 @@ impl SimCluster {
         CORES.with(|c| c.borrow_mut().clear());
         STOPPED.with(|s| s.borrow_mut().clear());
         REFUSED.with(|r| r.borrow_mut().clear());
+        STOPPING.with(|s| s.borrow_mut().clear());
+        crate::clean_stop::reset();
         SUPERVISED.with(|l| l.borrow_mut().clear());
         let handle = Handle::current();
         let initial: BTreeMap<String, Vec<String>> = (0..n)
@@ -326,12 +332,41 @@ impl SimCluster {
     /// Kills member `i` and crashes its disk: unsynced writes are lost, and with `tear` the
     /// last one may survive partially.
     pub fn kill(&self, i: usize, tear: Option<u64>) {
+        self.take_down(i, Some(tear));
+    }
+
+    /// Stops member `i` as SIGTERM stops detcd ([`ServerCore::stop_cleanly`]: leadership handed
+    /// off, raft stopped cleanly), then ends its process without crashing its disk: what it
+    /// wrote survives, synced or not, as after a process exit. Returns the member leadership
+    /// was handed to, if it moved.
+    pub async fn stop_cleanly(&self, i: usize) -> Option<u64> {
+        let core = self.core(i)?;
+        let (node, recent) = {
+            let m = self.members();
+            if !m.running[i] {
+                return None;
+            }
+            (m.nodes[i].clone(), m.config(i).election_timeout)
+        };
+        STOPPING.with(|s| s.borrow_mut().insert(i));
+        let moved = node
+            .spawn(async move { core.stop_cleanly(recent).await })
+            .await;
+        STOPPING.with(|s| s.borrow_mut().remove(&i));
+        self.take_down(i, None);
+        moved.ok().flatten()
+    }
+
+    /// Ends member `i`'s process; with `crash`, its disk is crashed too (with that tear).
+    fn take_down(&self, i: usize, crash: Option<Option<u64>>) {
         let mut m = self.members();
         if !m.running[i] {
             return;
         }
         self.handle.kill(m.nodes[i].id());
-        detcd::io::crash(&m.config(i).data_dir.join("member"), tear);
+        if let Some(tear) = crash {
+            detcd::io::crash(&m.config(i).data_dir.join("member"), tear);
+        }
         CORES.with(|c| c.borrow_mut().remove(&i));
         STOPPED.with(|s| s.borrow_mut().remove(&i));
         m.running[i] = false;

@@ -4,12 +4,13 @@
 //! applied, held for a while, and healed before the next, so the cluster sees every kind of
 //! trouble the issue lists: symmetric partitions (random halves, isolated leader), one-way link
 //! cuts, packet loss, delay spikes, kill + restart of one member (often the leader) with a torn
-//! disk, two members down at once, rolling restarts, and paused members (a frozen process that
-//! later resumes with stale beliefs), failing disks (writes or fsyncs failing with EIO or ENOSPC:
-//! the member must stop rather than acknowledge, and is restarted by the supervisor), and a
-//! flipped bit in a member's synced WAL or snapshot data (the member must refuse to start from
-//! it; at most once per run, and only with 3 or 5 members, so a quorum stays). A single-member
-//! cluster gets only the faults that need no second member. Everything is healed afterwards.
+//! disk, two members down at once, rolling restarts (clean stops that hand leadership off, or
+//! kills), paused members (a frozen process that later resumes with stale beliefs), failing
+//! disks (writes or fsyncs failing with EIO or ENOSPC: the member must stop rather than
+//! acknowledge, and is restarted by the supervisor), and a flipped bit in a member's synced WAL
+//! or snapshot data (the member must refuse to start from it; at most once per run, and only
+//! with 3 or 5 members, so a quorum stays). A single-member cluster gets only the faults that
+//! need no second member. Everything is healed afterwards.
 
 use crate::cluster::SimCluster;
 use crate::trace::Trace;
@@ -34,7 +35,7 @@ pub enum Fault {
     KillRestart { leader: bool, member: usize },
     /// Kill two members at once, restart both later.
     KillTwo(usize, usize),
-    /// Restart every member in turn.
+    /// Restart every member in turn: stopped cleanly (SIGTERM) or killed.
     RollingRestart,
     /// Freeze a member (the leader if `leader`), like a long GC or VM pause, then let it run on
     /// with whatever it believed before.
@@ -262,8 +263,15 @@ pub async fn run_step(cluster: &SimCluster, step: &Step, trace: &mut Trace) {
             cluster.restart(*member);
         }
         Fault::RollingRestart => {
+            // As operators do it (SIGTERM, which hands leadership off), or as a power cycle of
+            // each machine in turn: the hold's parity picks, so that schedules stay as drawn.
+            let clean = step.hold.as_millis().is_multiple_of(2);
             for i in 0..n {
-                cluster.kill(i, tear());
+                if clean {
+                    crate::clean_stop::stop(cluster, i, trace).await;
+                } else {
+                    cluster.kill(i, tear());
+                }
                 tokio::time::sleep(step.hold / 4).await;
                 cluster.restart(i);
                 tokio::time::sleep(Duration::from_millis(1500)).await;

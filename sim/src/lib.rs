@@ -14,6 +14,7 @@ mod absence;
 pub mod auth_phase;
 mod backups;
 pub mod checkers;
+mod clean_stop;
 pub mod cluster;
 pub mod compaction;
 pub mod coordination;

@@ -262,3 +262,13 @@ fn a_txn_compare_read_without_permission_is_caught() {
         SeedOptions::new(0).chaos,
     );
 }
+
+#[test]
+fn a_hand_off_that_does_not_wait_is_caught() {
+    assert_caught_within(
+        Bug::HandOffNoWait,
+        &["hand-off"],
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
+}

@@ -72,8 +72,7 @@ async fn main() -> ExitCode {
         }
         _ = detcd::io::signal::interrupted() => {
             tracing::info!("received a stop signal; shutting down");
-            member.core.hand_off_leadership(recently_heard).await;
-            raft.stop().await;
+            member.core.stop_cleanly(recently_heard).await;
             ExitCode::SUCCESS
         }
         (done, _, _) = futures::future::select_all(member.tasks) => match done {
