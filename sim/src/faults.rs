@@ -8,8 +8,9 @@
 //! kills), paused members (a frozen process that later resumes with stale beliefs), failing
 //! disks (writes or fsyncs failing with EIO or ENOSPC: the member must stop rather than
 //! acknowledge, and is restarted by the supervisor), and a flipped bit in a member's synced WAL
-//! or snapshot data (the member must refuse to start from it; at most once per run, and only
-//! with 3 or 5 members, so a quorum stays). A single-member cluster gets only the faults that
+//! or snapshot data (the member must refuse to start from a damaged WAL, and start from the
+//! WAL's copy of a damaged snapshot file; at most once per run, and only with 3 or 5 members,
+//! so a quorum stays). A single-member cluster gets only the faults that
 //! need no second member. Everything is healed afterwards.
 
 use crate::cluster::SimCluster;

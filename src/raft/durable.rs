@@ -2,11 +2,17 @@
 //! and the snapshot files, and how a restarted member rebuilds its raft log from them.
 //!
 //! WAL record kinds: `ENTRY` (an `eraftpb::Entry`), `HARD_STATE` (an `eraftpb::HardState`),
-//! `SNAPSHOT` (index + term of a snapshot the log continues from). Recovery replays them in order:
-//! an entry at index `i` replaces any entries at `i` and after (a new leader overwrote an
-//! uncommitted tail), the last hard state wins, and entries at or below the newest snapshot are
-//! dropped. After a snapshot the WAL is rotated into one self-contained segment (snapshot marker,
-//! hard state, the entries past the snapshot), so old segments can be deleted.
+//! `SNAPSHOT` (index + term of a snapshot the log continues from, then the snapshot itself:
+//! metadata with the conf state, no data). Recovery replays them in order: an entry at index `i`
+//! replaces any entries at `i` and after (a new leader overwrote an uncommitted tail), the last
+//! hard state wins, and entries at or below the newest snapshot are dropped. After a snapshot the
+//! WAL is rotated into one self-contained segment (snapshot marker, hard state, the entries past
+//! the snapshot), so old segments can be deleted.
+//!
+//! The newest snapshot is the newer of the newest valid snapshot file and the WAL's newest
+//! marker: the segment is self-contained, so a damaged or missing newest snapshot file (renamed
+//! `.broken` by [`SnapshotStore`]) does not cost the member its log. Markers written before the
+//! snapshot went into them (16 bytes) only name the point, and need the file.
 
 use super::commit_mark::CommitMark;
 use super::RaftError;
@@ -124,11 +130,12 @@ impl DurableLog {
         tail: &[Entry],
     ) -> Result<(), RaftError> {
         let meta = snap.get_metadata();
-        self.snapshots
-            .save(meta.index, meta.term, &snap.write_to_bytes()?)?;
-        let mut marker = Vec::with_capacity(16);
+        let encoded = snap.write_to_bytes()?;
+        self.snapshots.save(meta.index, meta.term, &encoded)?;
+        let mut marker = Vec::with_capacity(16 + encoded.len());
         marker.extend_from_slice(&meta.index.to_le_bytes());
         marker.extend_from_slice(&meta.term.to_le_bytes());
+        marker.extend_from_slice(&encoded);
         let mut records = vec![
             Record::new(SNAPSHOT, marker),
             Record::new(HARD_STATE, hs.write_to_bytes()?),
@@ -152,6 +159,7 @@ fn replay(
 ) -> Result<Recovered, RaftError> {
     let mut hard_state = HardState::default();
     let mut entries: Vec<Entry> = Vec::new();
+    let mut snapshot = snapshot;
     for r in records {
         match r.kind {
             ENTRY => {
@@ -175,7 +183,14 @@ fn replay(
                 entries.push(e);
             }
             HARD_STATE => hard_state = HardState::parse_from_bytes(&r.payload)?,
-            SNAPSHOT => {}
+            SNAPSHOT => {
+                if let Some(marked) = marker_snapshot(&r.payload)? {
+                    let known = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
+                    if marked.get_metadata().index > known {
+                        snapshot = Some(marked);
+                    }
+                }
+            }
             other => {
                 return Err(RaftError::Corrupt(format!(
                     "unknown WAL record kind {other}"
@@ -204,6 +219,14 @@ fn replay(
         hard_state,
         entries,
     })
+}
+
+/// The snapshot a WAL marker carries (None for a marker from before snapshots went into them).
+fn marker_snapshot(payload: &[u8]) -> Result<Option<Snapshot>, RaftError> {
+    match payload.get(16..) {
+        Some(encoded) if !encoded.is_empty() => Ok(Some(Snapshot::parse_from_bytes(encoded)?)),
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -267,5 +290,47 @@ mod tests {
         let idx: Vec<u64> = rec.entries.iter().map(|e| e.index).collect();
         assert_eq!(idx, vec![9, 10, 11]);
         assert_eq!(rec.hard_state.commit, 9);
+    }
+
+    #[test]
+    fn a_damaged_newest_snapshot_file_is_replaced_by_the_wal_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path());
+        let (mut log, _) = DurableLog::open(disk.clone()).unwrap();
+        let all: Vec<Entry> = (1..=12).map(|i| entry(i, 1)).collect();
+        log.append_entries(&all).unwrap();
+        log.sync().unwrap();
+        let hs = HardState {
+            commit: 11,
+            ..Default::default()
+        };
+        for index in [4, 8] {
+            let mut snap = Snapshot::default();
+            snap.mut_metadata().index = index;
+            snap.mut_metadata().term = 1;
+            snap.mut_metadata().mut_conf_state().voters = vec![1, 2, index];
+            log.save_snapshot(&snap, &hs, &all[index as usize..])
+                .unwrap();
+        }
+        drop(log);
+        let newest = dir
+            .path()
+            .join("snap")
+            .join(format!("{:016x}-{:016x}.snap", 1, 8));
+        let mut bytes = std::fs::read(&newest).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        std::fs::write(&newest, bytes).unwrap();
+
+        let (_, rec) = DurableLog::open(disk).unwrap();
+        let snapshot = rec.snapshot.expect("the marker's snapshot");
+        assert_eq!(snapshot.get_metadata().index, 8);
+        assert_eq!(
+            snapshot.get_metadata().get_conf_state().voters,
+            vec![1, 2, 8]
+        );
+        let idx: Vec<u64> = rec.entries.iter().map(|e| e.index).collect();
+        assert_eq!(idx, vec![9, 10, 11, 12]);
+        assert_eq!(rec.hard_state.commit, 11);
     }
 }
