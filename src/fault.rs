@@ -72,11 +72,15 @@ pub enum Bug {
     /// move, so raft stops before the transferee is told to campaign, and the others wait out
     /// an election timeout with no leader.
     HandOffNoWait,
+    /// Recovery ignores the snapshot a WAL base segment carries, so a member whose newest
+    /// snapshot file is damaged finds its log starting after the snapshot it still has and
+    /// refuses to start.
+    IgnoreWalSnapshot,
 }
 
 impl Bug {
     /// Every bug, for listing and parsing.
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 23] = [
         Bug::StaleRead,
         Bug::AckBeforeFsync,
         Bug::WatchDropsEvent,
@@ -99,6 +103,7 @@ impl Bug {
         Bug::VoteTwice,
         Bug::AuthSkipsTxnCompare,
         Bug::HandOffNoWait,
+        Bug::IgnoreWalSnapshot,
     ];
 
     /// The name `scripts/sim.sh --inject-bug` takes.
@@ -126,6 +131,7 @@ impl Bug {
             Bug::VoteTwice => "vote-twice",
             Bug::AuthSkipsTxnCompare => "auth-skips-txn-compare",
             Bug::HandOffNoWait => "hand-off-no-wait",
+            Bug::IgnoreWalSnapshot => "ignore-wal-snapshot",
         }
     }
 

@@ -190,7 +190,7 @@ impl SimCluster {
         STOPPED.with(|s| s.borrow_mut().clear());
         REFUSED.with(|r| r.borrow_mut().clear());
         STOPPING.with(|s| s.borrow_mut().clear());
-        crate::clean_stop::reset();
+        crate::fault_checks::reset();
         SUPERVISED.with(|l| l.borrow_mut().clear());
         let handle = Handle::current();
         let initial: BTreeMap<String, Vec<String>> = (0..n)

@@ -261,7 +261,8 @@ pub async fn run_step(cluster: &SimCluster, step: &Step, trace: &mut Trace) {
                 .or_else(|| detcd::io::flip_bit(&root, "wal", *seed));
             trace.event(format!("flipped a bit of m{}: {flipped:?}", member + 1));
             tokio::time::sleep(step.hold).await;
-            cluster.restart(*member);
+            let file = flipped.as_ref().map(|(file, _)| file.as_str());
+            crate::fault_checks::restart_after_flip(cluster, *member, file).await;
         }
         Fault::RollingRestart => {
             // As operators do it (SIGTERM, which hands leadership off), or as a power cycle of
@@ -269,7 +270,7 @@ pub async fn run_step(cluster: &SimCluster, step: &Step, trace: &mut Trace) {
             let clean = step.hold.as_millis().is_multiple_of(2);
             for i in 0..n {
                 if clean {
-                    crate::clean_stop::stop(cluster, i, trace).await;
+                    crate::fault_checks::stop_cleanly(cluster, i, trace).await;
                 } else {
                     cluster.kill(i, tear());
                 }

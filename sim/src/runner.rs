@@ -434,7 +434,7 @@ pub async fn simulate(options: SeedOptions) -> Outcomes {
     if let Err(e) = elections::check_one_leader_per_term() {
         failures.push(format!("election: {e}"));
     }
-    failures.extend(crate::clean_stop::take_failures());
+    failures.extend(crate::fault_checks::take_failures());
     if let Some(reference) = states.first() {
         let caught_up = |logs: &[SharedWatchLog]| {
             logs.iter().all(|l| {

@@ -272,3 +272,13 @@ fn a_hand_off_that_does_not_wait_is_caught() {
         SeedOptions::new(0).chaos,
     );
 }
+
+#[test]
+fn recovery_ignoring_the_wal_snapshot_is_caught() {
+    assert_caught_within(
+        Bug::IgnoreWalSnapshot,
+        &["snapshot file"],
+        WIDE_BUDGET,
+        SeedOptions::new(0).chaos,
+    );
+}

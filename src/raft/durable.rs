@@ -223,6 +223,10 @@ fn replay(
 
 /// The snapshot a WAL marker carries (None for a marker from before snapshots went into them).
 fn marker_snapshot(payload: &[u8]) -> Result<Option<Snapshot>, RaftError> {
+    #[cfg(madsim)]
+    if crate::fault::active(crate::fault::Bug::IgnoreWalSnapshot) {
+        return Ok(None);
+    }
     match payload.get(16..) {
         Some(encoded) if !encoded.is_empty() => Ok(Some(Snapshot::parse_from_bytes(encoded)?)),
         _ => Ok(None),

@@ -12,7 +12,9 @@
 //!   that point.
 //! - **Join** (no table, `--initial-cluster-state existing`): the table and the cluster id are
 //!   fetched from a peer in `--initial-cluster` (`MemberList` on its peer port); this member must
-//!   already be in it (added by `MemberAdd`). Its raft log starts empty, with no configuration:
+//!   already be in it (added by `MemberAdd`), unstarted, or under the id of its member id record
+//!   ([`super::member_id_record`]) if it had joined before and went down before anything reached
+//!   its log. Its raft log starts empty, with no configuration:
 //!   since every cluster's log starts after [`BOOTSTRAP_INDEX`], the leader cannot replicate
 //!   from index 1 and sends a snapshot first (raft-rs's advice for adding members), so the new
 //!   member learns the configuration and the state together.
@@ -47,11 +49,12 @@ pub struct Identity {
 }
 
 /// Finds this member's identity; `stored` is the backend's member table, `fresh_log` whether
-/// the WAL is empty.
+/// the WAL is empty, `recorded` the id in the member id record (used when joining).
 pub async fn identify(
     config: &ServerConfig,
     stored: Option<&Membership>,
     fresh_log: bool,
+    recorded: Option<u64>,
     dialer: &Dialer,
 ) -> Result<Identity, StartError> {
     let bootstrap = Membership::bootstrap(&config.initial_cluster, &config.token);
@@ -90,7 +93,7 @@ pub async fn identify(
             joining: false,
         });
     }
-    let (me, membership) = fetch_membership(config, dialer).await?;
+    let (me, membership) = fetch_membership(config, recorded, dialer).await?;
     Ok(Identity {
         me,
         membership,
@@ -113,10 +116,21 @@ fn unstarted_with(table: &Membership, peer_urls: &[String]) -> Option<u64> {
         .map(|m| m.id)
 }
 
+/// `recorded`, if `table` lists it with `peer_urls`.
+fn recorded_in(table: &Membership, recorded: Option<u64>, peer_urls: &[String]) -> Option<u64> {
+    recorded.filter(|id| {
+        (table.members.get(id))
+            .is_some_and(|m| super::membership::same_urls(&m.peer_urls, peer_urls))
+    })
+}
+
 /// Asks the peers of `--initial-cluster` (other than this member) for the member table until one
-/// answers with a table that lists this member, not started yet; returns its id and the table.
+/// answers with a table that lists this member: by the `recorded` id with these peer URLs (a
+/// member that went down right after joining, before anything reached its log, may have
+/// published its name already), or else unstarted; returns its id and the table.
 async fn fetch_membership(
     config: &ServerConfig,
+    recorded: Option<u64>,
     dialer: &Dialer,
 ) -> Result<(u64, Membership), StartError> {
     let own = &config.advertise_peer_urls;
@@ -134,16 +148,18 @@ async fn fetch_membership(
             let reply = ask_members(dialer, url).await;
             answered |= reply.is_ok();
             match reply {
-                Ok(table) => match unstarted_with(&table, own) {
-                    Some(me) => {
-                        let members = table.members.len();
-                        tracing::info!(peer = %url, members, "fetched the cluster's member table");
-                        return Ok((me, table));
+                Ok(table) => {
+                    match recorded_in(&table, recorded, own).or(unstarted_with(&table, own)) {
+                        Some(me) => {
+                            let members = table.members.len();
+                            tracing::info!(peer = %url, members, "fetched the cluster's member table");
+                            return Ok((me, table));
+                        }
+                        None => {
+                            tracing::warn!(peer = %url, "the peer's member table does not list this member as added")
+                        }
                     }
-                    None => {
-                        tracing::warn!(peer = %url, "the peer's member table does not list this member as added")
-                    }
-                },
+                }
                 Err(e) => {
                     tracing::warn!(peer = %url, error = %e, "could not fetch the member table")
                 }
@@ -217,4 +233,42 @@ pub fn write_bootstrap_point(
     recovered.snapshot = Some(snapshot);
     recovered.hard_state = hard_state;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, name: &str, url: &str) -> (u64, Member) {
+        let member = Member {
+            id,
+            name: name.into(),
+            peer_urls: vec![url.into()],
+            ..Default::default()
+        };
+        (id, member)
+    }
+
+    /// A joiner killed after publishing its name rejoins under its recorded id; without a
+    /// record, only an unstarted entry with its URLs is taken (never a removed member's).
+    #[test]
+    fn a_rejoining_member_is_found_by_its_recorded_id() {
+        let own = vec!["http://10.0.0.1:2380".to_string()];
+        let table = Membership {
+            members: [
+                member(7, "m1", "http://10.0.0.1:2380"),
+                member(8, "m2", "http://10.0.0.2:2380"),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        assert_eq!(recorded_in(&table, Some(7), &own), Some(7));
+        assert_eq!(recorded_in(&table, Some(8), &own), None, "other URLs");
+        assert_eq!(recorded_in(&table, Some(9), &own), None, "not listed");
+        assert_eq!(recorded_in(&table, None, &own), None);
+        assert_eq!(unstarted_with(&table, &own), None, "started: could be a removed one");
+        let mut fresh = table.clone();
+        fresh.members.insert(9, member(9, "", "http://10.0.0.1:2380").1);
+        assert_eq!(unstarted_with(&fresh, &own), Some(9));
+    }
 }

@@ -28,6 +28,7 @@ pub mod listen;
 pub mod lock;
 pub mod lock_rank;
 pub mod maintenance;
+pub mod member_id_record;
 pub mod membership;
 pub mod range;
 pub mod recipe;
@@ -166,14 +167,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningMember, StartError> {
         consistent_index = loaded.consistent_index,
         "rebuilt the key index"
     );
+    let recorded = member_id_record::read(&disk);
     let identity = bootstrap::identify(
         &config,
         loaded.membership.as_ref(),
         recovered.is_empty(),
+        recorded,
         &dialer,
     )
     .await?;
     let me = identity.me;
+    if recorded != Some(me) {
+        member_id_record::write(&disk, me)?;
+    }
     let cid = identity.membership.cluster_id;
     if !identity.joining {
         if recovered.is_empty() {

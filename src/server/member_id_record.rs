@@ -1,0 +1,84 @@
+//! The member id record: `member/member.id`, this member's own raft id, written once, before its
+//! raft log holds anything (etcd keeps the same fact in its WAL's metadata).
+//!
+//! A member that joins can publish its name to the cluster (a proposal the leader commits)
+//! before anything reaches its own log; if it goes down then, its data dir holds nothing but
+//! this record, and the cluster lists it as started, so it cannot be told apart by its peer
+//! URLs from a removed member that had the same URLs. The record lets it rejoin as itself
+//! (`bootstrap`). Layout: `b"DMID"`, the id (u64 LE), CRC32 of the preceding 12 bytes. A record
+//! that does not decode is ignored, with a warning: the member then joins as one not started
+//! yet, as before the record existed.
+
+use crate::io::{Disk, DiskError};
+
+/// File name of the record, relative to the member directory.
+pub const RECORD_FILE: &str = "member.id";
+const MAGIC: &[u8; 4] = b"DMID";
+const LEN: usize = 16;
+
+/// The recorded id, if a valid record exists.
+pub fn read(disk: &Disk) -> Option<u64> {
+    if !disk.exists(RECORD_FILE) {
+        return None;
+    }
+    let bytes = match disk.read(RECORD_FILE) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the member id record; ignoring it");
+            return None;
+        }
+    };
+    let decoded = decode(&bytes);
+    if decoded.is_none() {
+        tracing::warn!(
+            len = bytes.len(),
+            "the member id record is damaged; ignoring it"
+        );
+    }
+    decoded
+}
+
+/// Writes the record durably (atomically replacing any older one).
+pub fn write(disk: &Disk, id: u64) -> Result<(), DiskError> {
+    disk.write_atomic(RECORD_FILE, &encode(id))
+}
+
+fn encode(id: u64) -> [u8; LEN] {
+    let mut out = [0u8; LEN];
+    out[..4].copy_from_slice(MAGIC);
+    out[4..12].copy_from_slice(&id.to_le_bytes());
+    let crc = crc32fast::hash(&out[..12]);
+    out[12..].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() != LEN || &bytes[..4] != MAGIC {
+        return None;
+    }
+    let crc = u32::from_le_bytes(bytes[12..].try_into().ok()?);
+    if crc32fast::hash(&bytes[..12]) != crc {
+        return None;
+    }
+    Some(u64::from_le_bytes(bytes[4..12].try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_id_reads_back_and_damage_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path());
+        assert_eq!(read(&disk), None);
+        write(&disk, 0x8e9e_05c5_2164_694d).unwrap();
+        assert_eq!(read(&disk), Some(0x8e9e_05c5_2164_694d));
+        let mut bytes = std::fs::read(dir.path().join(RECORD_FILE)).unwrap();
+        bytes[6] ^= 1;
+        std::fs::write(dir.path().join(RECORD_FILE), &bytes).unwrap();
+        assert_eq!(read(&disk), None);
+        std::fs::write(dir.path().join(RECORD_FILE), &bytes[..10]).unwrap();
+        assert_eq!(read(&disk), None);
+    }
+}
