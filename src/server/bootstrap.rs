@@ -266,9 +266,15 @@ mod tests {
         assert_eq!(recorded_in(&table, Some(8), &own), None, "other URLs");
         assert_eq!(recorded_in(&table, Some(9), &own), None, "not listed");
         assert_eq!(recorded_in(&table, None, &own), None);
-        assert_eq!(unstarted_with(&table, &own), None, "started: could be a removed one");
+        assert_eq!(
+            unstarted_with(&table, &own),
+            None,
+            "started: could be a removed one"
+        );
         let mut fresh = table.clone();
-        fresh.members.insert(9, member(9, "", "http://10.0.0.1:2380").1);
+        fresh
+            .members
+            .insert(9, member(9, "", "http://10.0.0.1:2380").1);
         assert_eq!(unstarted_with(&fresh, &own), Some(9));
     }
 }
