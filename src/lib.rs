@@ -8,7 +8,8 @@
 //!          auth on every call (callers from tokens or certificates, reads checked where
 //!          served, writes at apply),
 //!          etcd-format snapshots (the backend as etcd's buckets, restore into a data dir),
-//!          membership (etcd's rules for conf changes, bootstrap / join / restart identity),
+//!          membership (etcd's rules for conf changes, bootstrap / join / restart identity,
+//!          the member id record),
 //!          leadership moves (MoveLeader, the hand-off of a leader stopped cleanly),
 //!          the client connections' HTTP/2 `:authority` normalisation, TLS on the listeners
 //!          (rustls; certificates from the flags, generated, or reloaded when rotated)
@@ -27,8 +28,9 @@
 //!   ↓
 //! storage  WAL segments and snapshot files (records, CRCs, torn-tail recovery), the paged
 //!          backend (redb) holding history, leases, members and the consistent index, and
-//!          backend dumps (a whole backend as one checksummed chunk stream), and bbolt's
-//!          file format (etcd's), written and read page by page
+//!          backend dumps (a whole backend as one checksummed chunk stream), bbolt's
+//!          file format (etcd's), written and read page by page, and sealed words (one
+//!          checksummed u64: the commit mark's slots, the member id record)
 //!   ↓
 //! io       the only module that touches files (std in production, a crash-modelling
 //!          in-memory disk in simulation), and the worker that takes disk work off a task

@@ -22,7 +22,7 @@
 //! previous mark. A one-slot file (the format before) is read as such and rewritten with two.
 
 use crate::io::{Disk, RandomFile, Worker};
-use crate::storage::StorageError;
+use crate::storage::{sealed_u64, StorageError};
 use std::sync::{Arc, Mutex};
 
 /// File name of the mark, relative to the member directory.
@@ -30,7 +30,7 @@ pub const MARK_FILE: &str = "commit.mark";
 /// Ticks between two refreshes of the mark while the commit index moves.
 pub const MARK_INTERVAL_TICKS: u64 = 5;
 const MAGIC: &[u8; 4] = b"DMRK";
-const SLOT_LEN: usize = 16;
+const SLOT_LEN: usize = sealed_u64::SEALED_LEN;
 
 /// Reads and writes the commit mark of one member.
 pub struct CommitMark {
@@ -139,23 +139,11 @@ fn lock(slots: &Mutex<MarkSlots>) -> std::sync::MutexGuard<'_, MarkSlots> {
 }
 
 fn encode(commit: u64) -> [u8; SLOT_LEN] {
-    let mut buf = [0u8; SLOT_LEN];
-    buf[..4].copy_from_slice(MAGIC);
-    buf[4..12].copy_from_slice(&commit.to_le_bytes());
-    let crc = crc32fast::hash(&buf[..12]);
-    buf[12..].copy_from_slice(&crc.to_le_bytes());
-    buf
+    sealed_u64::seal(MAGIC, commit)
 }
 
 fn decode(buf: &[u8]) -> Option<u64> {
-    if buf.len() != SLOT_LEN || &buf[..4] != MAGIC {
-        return None;
-    }
-    let crc = u32::from_le_bytes(buf[12..16].try_into().ok()?);
-    if crc != crc32fast::hash(&buf[..12]) {
-        return None;
-    }
-    Some(u64::from_le_bytes(buf[4..12].try_into().ok()?))
+    sealed_u64::unseal(MAGIC, buf)
 }
 
 #[cfg(test)]

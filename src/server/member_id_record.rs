@@ -5,16 +5,16 @@
 //! before anything reaches its own log; if it goes down then, its data dir holds nothing but
 //! this record, and the cluster lists it as started, so it cannot be told apart by its peer
 //! URLs from a removed member that had the same URLs. The record lets it rejoin as itself
-//! (`bootstrap`). Layout: `b"DMID"`, the id (u64 LE), CRC32 of the preceding 12 bytes. A record
+//! (`bootstrap`). Layout: the id sealed under `b"DMID"` ([`sealed_u64`]). A record
 //! that does not decode is ignored, with a warning: the member then joins as one not started
 //! yet, as before the record existed.
 
 use crate::io::{Disk, DiskError};
+use crate::storage::sealed_u64;
 
 /// File name of the record, relative to the member directory.
 pub const RECORD_FILE: &str = "member.id";
 const MAGIC: &[u8; 4] = b"DMID";
-const LEN: usize = 16;
 
 /// The recorded id, if a valid record exists.
 pub fn read(disk: &Disk) -> Option<u64> {
@@ -28,7 +28,7 @@ pub fn read(disk: &Disk) -> Option<u64> {
             return None;
         }
     };
-    let decoded = decode(&bytes);
+    let decoded = sealed_u64::unseal(MAGIC, &bytes);
     if decoded.is_none() {
         tracing::warn!(
             len = bytes.len(),
@@ -40,27 +40,7 @@ pub fn read(disk: &Disk) -> Option<u64> {
 
 /// Writes the record durably (atomically replacing any older one).
 pub fn write(disk: &Disk, id: u64) -> Result<(), DiskError> {
-    disk.write_atomic(RECORD_FILE, &encode(id))
-}
-
-fn encode(id: u64) -> [u8; LEN] {
-    let mut out = [0u8; LEN];
-    out[..4].copy_from_slice(MAGIC);
-    out[4..12].copy_from_slice(&id.to_le_bytes());
-    let crc = crc32fast::hash(&out[..12]);
-    out[12..].copy_from_slice(&crc.to_le_bytes());
-    out
-}
-
-fn decode(bytes: &[u8]) -> Option<u64> {
-    if bytes.len() != LEN || &bytes[..4] != MAGIC {
-        return None;
-    }
-    let crc = u32::from_le_bytes(bytes[12..].try_into().ok()?);
-    if crc32fast::hash(&bytes[..12]) != crc {
-        return None;
-    }
-    Some(u64::from_le_bytes(bytes[4..12].try_into().ok()?))
+    disk.write_atomic(RECORD_FILE, &sealed_u64::seal(MAGIC, id))
 }
 
 #[cfg(test)]

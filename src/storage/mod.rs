@@ -9,6 +9,8 @@
 //!   ([`Backend`]).
 //! * `dump`: a backend's whole content as one checksummed stream of chunks, for raft
 //!   snapshots sent to other members.
+//! * `sealed_u64`: one u64 with a magic tag and a CRC in 16 bytes (small records of one
+//!   value: the commit mark's slots, the member id record).
 //! * `bolt`: bbolt's file format (etcd's backend and snapshot files), written from sorted
 //!   buckets as a chunk stream and read page by page.
 //!
@@ -26,6 +28,7 @@ pub mod backend;
 pub mod bolt;
 pub mod dump;
 pub mod record;
+pub mod sealed_u64;
 pub mod snapshot;
 pub mod wal;
 
