@@ -4,6 +4,8 @@
 //! durable image in `SimFile::synced` and, while writes are unsynced, an [`Unsynced`] overlay:
 //! the content reads see plus the ordered log of writes and length changes since the last sync.
 //! * [`RandomFile::sync`] replays the log onto the durable image (O(bytes written)).
+//! * Opening a file that was appended to and not synced turns its pending bytes into an
+//!   unsynced write, so reads see them (as through the page cache) and a crash drops them.
 //! * A crash drops the overlay; when this file is the tear target, a seeded-random prefix of the
 //!   log reaches the durable image first (the disk wrote some of the queued writes, in order).
 //! * Injected faults: a write or length change fails while writes fail; a failing sync drops
@@ -68,6 +70,17 @@ impl SimFile {
         }
     }
 
+    /// Turns appended bytes not yet synced into an unsynced write, so that reads through a
+    /// random handle see them (as through the page cache) and a crash still drops them.
+    fn adopt_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let offset = self.view().len() as u64;
+        let data = std::mem::take(&mut self.pending);
+        self.change(Change::Write { offset, data });
+    }
+
     fn change(&mut self, change: Change) {
         let synced = &self.synced;
         let u = self.unsynced.get_or_insert_with(|| {
@@ -103,6 +116,7 @@ impl Disk {
             }
         };
         let file = st.inodes.get_mut(&inode).expect("linked inode exists");
+        file.adopt_pending();
         file.opened += 1;
         let owner = file.opened;
         Ok(RandomFile {

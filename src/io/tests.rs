@@ -92,6 +92,34 @@ fn append_sync_truncate() {
     assert_eq!(disk.read("log").unwrap(), b"abc\x07z");
 }
 
+/// Appended bytes, synced or not, read back through a random-access handle, as through the
+/// page cache; in simulation a crash still drops the unsynced ones.
+#[test]
+fn appended_bytes_read_back_at_offsets_before_a_sync() {
+    let (_t, disk) = disk();
+    disk.create_dir_all("").unwrap();
+    let mut f = disk.open_append("image").unwrap();
+    f.append(b"synced.").unwrap();
+    f.sync().unwrap();
+    f.append(b"pending").unwrap();
+    drop(f);
+    let r = disk.open_random("image").unwrap();
+    assert_eq!(r.len().unwrap(), 14);
+    let mut out = [0u8; 10];
+    r.read_at(4, &mut out).unwrap();
+    assert_eq!(&out, b"ed.pending");
+    #[cfg(madsim)]
+    {
+        super::crash(disk.root(), None);
+        let r = disk.open_random("image").unwrap();
+        assert_eq!(
+            r.len().unwrap(),
+            7,
+            "the unsynced bytes are lost in a crash"
+        );
+    }
+}
+
 #[cfg(not(madsim))]
 #[test]
 fn temporaries_are_hidden_and_removable() {

@@ -317,14 +317,11 @@ mod tests {
                 .unwrap();
         }
         drop(log);
-        let newest = dir
-            .path()
-            .join("snap")
-            .join(format!("{:016x}-{:016x}.snap", 1, 8));
-        let mut bytes = std::fs::read(&newest).unwrap();
+        let newest = format!("snap/{:016x}-{:016x}.snap", 1, 8);
+        let mut bytes = disk.read(&newest).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x10;
-        std::fs::write(&newest, bytes).unwrap();
+        disk.write_atomic(&newest, &bytes).unwrap();
 
         let (_, rec) = DurableLog::open(disk).unwrap();
         let snapshot = rec.snapshot.expect("the marker's snapshot");

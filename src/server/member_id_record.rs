@@ -50,15 +50,16 @@ mod tests {
     #[test]
     fn a_written_id_reads_back_and_damage_reads_as_none() {
         let dir = tempfile::tempdir().unwrap();
-        let disk = Disk::new(dir.path());
+        let disk = Disk::new(dir.path().join("member"));
+        disk.create_dir_all("").unwrap();
         assert_eq!(read(&disk), None);
         write(&disk, 0x8e9e_05c5_2164_694d).unwrap();
         assert_eq!(read(&disk), Some(0x8e9e_05c5_2164_694d));
-        let mut bytes = std::fs::read(dir.path().join(RECORD_FILE)).unwrap();
+        let mut bytes = disk.read(RECORD_FILE).unwrap();
         bytes[6] ^= 1;
-        std::fs::write(dir.path().join(RECORD_FILE), &bytes).unwrap();
+        disk.write_atomic(RECORD_FILE, &bytes).unwrap();
         assert_eq!(read(&disk), None);
-        std::fs::write(dir.path().join(RECORD_FILE), &bytes[..10]).unwrap();
+        disk.write_atomic(RECORD_FILE, &bytes[..10]).unwrap();
         assert_eq!(read(&disk), None);
     }
 }
