@@ -107,14 +107,7 @@ fn a_damaged_snapshot_file_is_recovered_from_the_wal() {
     let mut c = Cluster::start_with(1, &["--snapshot-count", "10"]);
     let acked = write_keys(&c);
     assert!(c.terminate(0).success());
-    let dir = c.data_dir(0).join("member").join("snap");
-    let mut snaps: Vec<_> = std::fs::read_dir(&dir)
-        .expect("snap dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
-        .collect();
-    snaps.sort();
-    let newest = snaps.pop().expect("a snapshot file");
+    let newest = newest_file(&c, "snap", "snap");
     let mut bytes = std::fs::read(&newest).expect("read snapshot");
     let last = bytes.len() - 1;
     bytes[last] ^= 0x08;
@@ -131,15 +124,18 @@ fn a_damaged_snapshot_file_is_recovered_from_the_wal() {
     ok(&c.endpoint(0), &["put", "after", "1"]);
 }
 
-fn last_wal_segment(c: &Cluster) -> std::path::PathBuf {
-    let dir = c.data_dir(0).join("member").join("wal");
-    let mut segments: Vec<_> = std::fs::read_dir(&dir)
-        .expect("wal dir")
+/// The newest (by name) file with extension `ext` in `member/<dir>` of member 0.
+fn newest_file(c: &Cluster, dir: &str, ext: &str) -> std::path::PathBuf {
+    let dir = c.data_dir(0).join("member").join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("member dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
-    segments.sort();
-    segments.pop().expect("a WAL segment")
+    files.sort();
+    files
+        .pop()
+        .unwrap_or_else(|| panic!("no .{ext} file in {}", dir.display()))
 }
 
 /// Writes, stops cleanly, shortens the WAL to `cut(len)` bytes, and requires the restart to
@@ -148,7 +144,7 @@ fn refuses_to_start_after_cut(cut: impl Fn(u64) -> u64) {
     let mut c = Cluster::start(1);
     write_keys(&c);
     assert!(c.terminate(0).success());
-    let segment = last_wal_segment(&c);
+    let segment = newest_file(&c, "wal", "wal");
     let len = std::fs::metadata(&segment).expect("segment").len();
     let file = std::fs::OpenOptions::new()
         .write(true)

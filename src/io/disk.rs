@@ -164,9 +164,10 @@ impl Disk {
 
     /// Shrinks file `rel` a step at a time, then unlinks it, without a directory fsync. Under a
     /// write load, unlinking two 100 MB WAL segments at once (even on a thread of its own)
-    /// stalled every client 35–50 ms; in steps of [`SHRINK_STEP`] bytes with a short pause between
-    /// them the stall was gone (max latency 34–40 ms before, 14–16 ms after). A crash part way leaves a shorter file or the
-    /// file itself, both obsolete, so the removal need not be durable.
+    /// stalled every client 35–50 ms; in steps of [`SHRINK_STEP`] bytes with a short pause
+    /// between them the stall was gone (max latency 34–40 ms before, 14–16 ms after). A crash
+    /// part way leaves a shorter file or the file itself, both obsolete, so the removal need
+    /// not be durable.
     fn shrink_and_remove(&self, rel: &str) -> Result<(), DiskError> {
         const OP: &str = "remove";
         let path = self.resolve(OP, rel)?;

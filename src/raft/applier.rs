@@ -102,8 +102,7 @@ const BATCH: usize = 512;
 
 /// Most applied entries the backend holds without an fsync (fewer with a small
 /// `--snapshot-count`: a quarter of it): bounds the WAL replay after a crash and the stall of
-/// one durable flush,
-/// which delays every reply behind it. redb writes a non-durable commit's pages only at the
+/// one durable flush, which delays every reply behind it. redb writes a non-durable commit's pages only at the
 /// next durable one, so a flush writes and syncs all of them: for entries of 1 KiB, 10 000
 /// took ~24 ms (14 MB), 2 500 take ~6 ms (3.6 MB), about etcd's commit every 100 ms at 25 000
 /// puts/s.
